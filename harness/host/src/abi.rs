@@ -1,0 +1,201 @@
+//! The `redpanda_transform` module: batches in, records out.
+
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+
+use wasmtime::Result;
+use wasmtime::{Caller, Linker};
+
+use crate::state::{guest_range, memory_and_state, put, HostState};
+use crate::vm::Output;
+
+const MODULE: &str = "redpanda_transform";
+
+/// Return codes of the ABI.
+const NO_RECORD: i32 = -1;
+const OUTSIDE_BATCH: i32 = -1;
+const BUFFER_TOO_SMALL: i32 = -2;
+const MALFORMED: i32 = -2;
+const UNKNOWN_TOPIC: i32 = -3;
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    // Both versions are no-ops: importing one tells which ABI the module speaks.
+    linker.func_wrap(MODULE, "check_abi_version_1", || {})?;
+    linker.func_wrap(MODULE, "check_abi_version_2", || {})?;
+    linker.func_wrap_async(
+        MODULE,
+        "read_batch_header",
+        |caller: Caller<'_, HostState>,
+         ptrs: (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)| {
+            Box::new(HostState::read_batch_header(caller, ptrs))
+        },
+    )?;
+    linker.func_wrap(MODULE, "read_next_record", HostState::read_next_record)?;
+    linker.func_wrap(
+        MODULE,
+        "write_record",
+        |caller: Caller<'_, HostState>, buf: i32, len: i32| {
+            HostState::write_record(caller, buf, len, None)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "write_record_with_options",
+        |caller: Caller<'_, HostState>, buf: i32, len: i32, opts: i32, opts_len: i32| {
+            HostState::write_record(caller, buf, len, Some((opts, opts_len)))
+        },
+    )?;
+    Ok(())
+}
+
+impl HostState {
+    /// Ends the current batch, if any, and blocks until the next one.
+    async fn read_batch_header(
+        mut caller: Caller<'_, HostState>,
+        ptrs: (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32),
+    ) -> Result<i32> {
+        let shared = caller.data().shared.clone();
+        if caller.data_mut().batch.take().is_some() {
+            let outputs = std::mem::take(&mut caller.data_mut().outputs);
+            shared.exchange.lock().expect("exchange lock").done = Some(outputs);
+        }
+        let batch = poll_fn(|_| {
+            let mut exchange = shared.exchange.lock().expect("exchange lock");
+            match exchange.inbox.take() {
+                Some(batch) => {
+                    exchange.parked = false;
+                    Poll::Ready(batch)
+                }
+                None => {
+                    exchange.parked = true;
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let fuel = caller.data().fuel_per_record;
+        caller.set_fuel(fuel)?;
+        let header = batch.header();
+        let (memory, state) = memory_and_state(&mut caller)?;
+        let (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9) = ptrs;
+        put(memory, p0, header.base_offset.to_le_bytes())?;
+        put(memory, p1, header.record_count.to_le_bytes())?;
+        put(memory, p2, header.partition_leader_epoch.to_le_bytes())?;
+        put(memory, p3, header.attributes.to_le_bytes())?;
+        put(memory, p4, header.last_offset_delta.to_le_bytes())?;
+        put(memory, p5, header.base_timestamp.to_le_bytes())?;
+        put(memory, p6, header.max_timestamp.to_le_bytes())?;
+        put(memory, p7, header.producer_id.to_le_bytes())?;
+        put(memory, p8, header.producer_epoch.to_le_bytes())?;
+        put(memory, p9, header.base_sequence.to_le_bytes())?;
+        state.next_record = 0;
+        state.batch = Some(batch);
+        Ok(header.max_payload as i32)
+    }
+
+    fn read_next_record(
+        mut caller: Caller<'_, HostState>,
+        attr_ptr: i32,
+        ts_ptr: i32,
+        offset_ptr: i32,
+        buf: i32,
+        len: i32,
+    ) -> Result<i32> {
+        let (memory, state) = memory_and_state(&mut caller)?;
+        let Some(batch) = &state.batch else {
+            return Ok(NO_RECORD);
+        };
+        let Some(record) = batch.records.get(state.next_record) else {
+            return Ok(NO_RECORD);
+        };
+        if record.payload.len() > len as u32 as usize {
+            return Ok(BUFFER_TOO_SMALL);
+        }
+        let range = guest_range(memory, buf, record.payload.len())?;
+        memory[range].copy_from_slice(&record.payload);
+        put(memory, attr_ptr, [0u8])?;
+        put(memory, ts_ptr, record.timestamp_ms.to_le_bytes())?;
+        put(memory, offset_ptr, record.offset.to_le_bytes())?;
+        state.next_record += 1;
+        state.wasi.now_ms = record.timestamp_ms;
+        state
+            .shared
+            .current_offset
+            .store(record.offset, Ordering::Relaxed);
+        let written = record.payload.len() as i32;
+        let fuel = state.fuel_per_record;
+        caller.set_fuel(fuel)?;
+        Ok(written)
+    }
+
+    fn write_record(
+        mut caller: Caller<'_, HostState>,
+        buf: i32,
+        len: i32,
+        options: Option<(i32, i32)>,
+    ) -> Result<i32> {
+        let (memory, state) = memory_and_state(&mut caller)?;
+        if state.batch.is_none() {
+            return Ok(OUTSIDE_BATCH);
+        }
+        let payload = &memory[guest_range(memory, buf, len as u32 as usize)?];
+        if record_payload::decode_record(payload).is_err() {
+            return Ok(MALFORMED);
+        }
+        let topic = match options {
+            None => 0,
+            Some((ptr, opts_len)) => {
+                let opts = &memory[guest_range(memory, ptr, opts_len as u32 as usize)?];
+                match parse_options(opts) {
+                    Err(()) => return Ok(MALFORMED),
+                    Ok(None) => 0,
+                    Ok(Some(name)) => match state
+                        .output_topics
+                        .iter()
+                        .position(|t| t.as_bytes() == name)
+                    {
+                        Some(i) => i,
+                        None => return Ok(UNKNOWN_TOPIC),
+                    },
+                }
+            }
+        };
+        state.outputs.push(Output {
+            topic,
+            payload: payload.to_vec(),
+        });
+        Ok(len)
+    }
+}
+
+/// Write options: empty, or `0x01`, a varint-sized topic name, nothing after.
+fn parse_options(opts: &[u8]) -> Result<Option<&[u8]>, ()> {
+    match opts.split_first() {
+        None => Ok(None),
+        Some((0x01, rest)) => match record_payload::read_sized(rest) {
+            Ok((Some(name), read)) if read == rest.len() => Ok(Some(name)),
+            _ => Err(()),
+        },
+        Some(_) => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options;
+
+    #[test]
+    fn options_buffer() {
+        let mut opts = vec![0x01];
+        record_payload::write_sized(&mut opts, Some(b"events"));
+        assert_eq!(parse_options(&opts), Ok(Some(&b"events"[..])));
+        assert_eq!(parse_options(&[]), Ok(None));
+        let mut trailing = opts.clone();
+        trailing.push(0);
+        assert_eq!(parse_options(&trailing), Err(()));
+        assert_eq!(parse_options(&opts[..opts.len() - 1]), Err(()));
+        assert_eq!(parse_options(&[0x02, 0]), Err(()));
+        assert_eq!(parse_options(&[0x01, 0x01]), Err(()), "a null topic name");
+    }
+}

@@ -1,0 +1,95 @@
+//! Redpanda's data-transform host contract on wasmtime (DESIGN.md, "Redpanda's
+//! host contract"), so that the very `.wasm` files deployed with `rpk
+//! transform deploy` run here with the same imports, return codes, limits
+//! and failures.
+//!
+//! Shaped like wasmtime's embedding examples: one [`Host`] holds the `Engine`
+//! and a `Linker` whose host functions are small methods on the `Store`'s
+//! [`state::HostState`]; a [`Vm`] is one instance fed batch by batch.
+
+mod abi;
+mod state;
+mod validate;
+mod vm;
+mod wasi;
+
+use std::sync::Arc;
+
+use wasmtime::Result;
+use wasmtime::{Config, Engine, Linker};
+
+pub use state::{LogLine, LogStream, Logger};
+pub use validate::{AbiVersion, DeployError, Transform};
+pub use vm::{Batch, Failure, Output, Record, Vm};
+
+/// Redpanda's defaults (`data_transforms_per_function_memory_limit`, fuel
+/// per record, output topics, binary size); each can be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub fuel_per_record: u64,
+    pub max_output_topics: usize,
+    pub max_module_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 2 << 20,
+            // 3 s of CPU at Redpanda's estimate of 2·10⁹ fuel units a second.
+            fuel_per_record: 3 * 2_000_000_000,
+            max_output_topics: 8,
+            max_module_bytes: 10 << 20,
+        }
+    }
+}
+
+/// What a transform is deployed as: its name, topics and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformSpec {
+    pub name: String,
+    pub input_topic: String,
+    pub output_topics: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl TransformSpec {
+    /// The environment the guest sees: the user's variables, then the
+    /// topics as Redpanda names them.
+    pub fn environ(&self) -> Vec<String> {
+        let mut vars: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        vars.push(format!("REDPANDA_INPUT_TOPIC={}", self.input_topic));
+        for (i, topic) in self.output_topics.iter().enumerate() {
+            vars.push(format!("REDPANDA_OUTPUT_TOPIC_{i}={topic}"));
+        }
+        vars
+    }
+}
+
+/// The engine and the linker with every host function; cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    engine: Engine,
+    linker: Arc<Linker<state::HostState>>,
+    limits: Limits,
+}
+
+impl Host {
+    pub fn new(limits: Limits) -> Result<Host> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        abi::add_to_linker(&mut linker)?;
+        wasi::add_to_linker(&mut linker)?;
+        Ok(Host {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}

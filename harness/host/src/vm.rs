@@ -1,0 +1,241 @@
+//! One transform instance, fed batch by batch.
+//!
+//! The guest's `_start` loops forever, blocking in `read_batch_header`. The
+//! host runs it as a wasmtime async call that it polls by hand: the call
+//! parks when the guest asks for a batch it does not have yet, and each
+//! [`Vm::process`] hands one batch over and polls until the guest parks
+//! again, which is the moment the batch is finished. One thread, no locks
+//! held across calls, nothing scheduled behind the driver's back.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use wasmtime::{Store, Trap};
+
+use crate::state::{HostState, Shared};
+use crate::wasi::WasiState;
+use crate::{Host, Limits, Logger, Transform, TransformSpec};
+
+/// An input record, its payload already in the ABI's format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Consecutive records of one partition, as Redpanda hands them over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub records: Vec<Record>,
+}
+
+pub(crate) struct Header {
+    pub base_offset: i64,
+    pub record_count: i32,
+    pub partition_leader_epoch: i32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub max_payload: usize,
+}
+
+impl Batch {
+    pub(crate) fn header(&self) -> Header {
+        let first = self
+            .records
+            .first()
+            .expect("empty batches are never delivered");
+        let last = self
+            .records
+            .last()
+            .expect("empty batches are never delivered");
+        Header {
+            base_offset: first.offset,
+            record_count: self.records.len() as i32,
+            partition_leader_epoch: 1,
+            attributes: 0,
+            last_offset_delta: (last.offset - first.offset) as i32,
+            base_timestamp: first.timestamp_ms,
+            max_timestamp: self
+                .records
+                .iter()
+                .map(|r| r.timestamp_ms)
+                .max()
+                .unwrap_or(0),
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            max_payload: self
+                .records
+                .iter()
+                .map(|r| r.payload.len())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A record the guest wrote: output topic index and payload (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub topic: usize,
+    pub payload: Vec<u8>,
+}
+
+/// Why a VM stopped: Redpanda would fail the transform here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// Offset of the input record being processed, if any had been read.
+    pub offset: Option<i64>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "at input offset {offset}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+type Run = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+
+pub struct Vm {
+    shared: Arc<Shared>,
+    run: Run,
+    limits: Limits,
+    failed: Option<Failure>,
+}
+
+impl Vm {
+    /// Instantiates the transform and runs `_start` until it asks for its
+    /// first batch. Failing here is failing at deploy.
+    pub fn start(
+        host: &Host,
+        transform: &Transform,
+        spec: &TransformSpec,
+        logger: Logger,
+    ) -> Result<Vm, Failure> {
+        let limits = host.limits;
+        if spec.output_topics.is_empty() || spec.output_topics.len() > limits.max_output_topics {
+            return Err(Failure {
+                message: format!(
+                    "a transform has 1 to {} output topics; {} given",
+                    limits.max_output_topics,
+                    spec.output_topics.len()
+                ),
+                offset: None,
+            });
+        }
+        let shared = Arc::new(Shared::default());
+        shared.current_offset.store(-1, Ordering::Relaxed);
+        let state = HostState {
+            name: spec.name.clone(),
+            memory: None,
+            shared: shared.clone(),
+            batch: None,
+            next_record: 0,
+            outputs: Vec::new(),
+            output_topics: spec.output_topics.clone(),
+            fuel_per_record: limits.fuel_per_record,
+            memory_limit: limits.memory_bytes,
+            wasi: WasiState::new(vec![spec.name.clone()], spec.environ(), logger),
+        };
+        let mut store = Store::new(&host.engine, state);
+        store.limiter(|state| state);
+        store
+            .set_fuel(limits.fuel_per_record)
+            .expect("fuel is enabled on the engine");
+        let pre = transform.pre.clone();
+        let run: Run = Box::pin(async move {
+            let instance = pre.instantiate_async(&mut store).await?;
+            store.data_mut().memory = instance.get_memory(&mut store, "memory");
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            let result = start.call_async(&mut store, ()).await;
+            let state = store.data_mut();
+            state.wasi.flush_logs(&state.name);
+            result
+        });
+        let mut vm = Vm {
+            shared,
+            run,
+            limits,
+            failed: None,
+        };
+        vm.resume()?;
+        Ok(vm)
+    }
+
+    /// Runs one batch to its end and returns what the guest wrote, in order.
+    pub fn process(&mut self, batch: Arc<Batch>) -> Result<Vec<Output>, Failure> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        assert!(
+            !batch.records.is_empty(),
+            "empty batches are never delivered"
+        );
+        self.shared.exchange.lock().expect("exchange lock").inbox = Some(batch);
+        self.resume()?;
+        Ok(self
+            .shared
+            .exchange
+            .lock()
+            .expect("exchange lock")
+            .done
+            .take()
+            .unwrap_or_default())
+    }
+
+    /// Polls the guest until it parks waiting for a batch.
+    fn resume(&mut self) -> Result<(), Failure> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let outcome = match self.run.as_mut().poll(&mut cx) {
+            Poll::Pending if self.shared.exchange.lock().expect("exchange lock").parked => {
+                return Ok(())
+            }
+            Poll::Pending => {
+                "the transform is blocked on something other than its input".to_string()
+            }
+            Poll::Ready(Ok(())) => {
+                "the transform's `_start` returned: it must process batches forever".to_string()
+            }
+            Poll::Ready(Err(e)) => self.explain(e),
+        };
+        let offset = self.shared.current_offset.load(Ordering::Relaxed);
+        let failure = Failure {
+            message: outcome,
+            offset: (offset >= 0).then_some(offset),
+        };
+        self.failed = Some(failure.clone());
+        Err(failure)
+    }
+
+    fn explain(&self, e: wasmtime::Error) -> String {
+        let refused = self.shared.refused_memory.load(Ordering::Relaxed);
+        if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+            format!(
+                "the transform used all of its fuel ({} units) on one record: an endless loop, or work far too heavy for one record",
+                self.limits.fuel_per_record
+            )
+        } else if refused > 0 {
+            format!(
+                "the transform ran out of memory: it asked for {refused} bytes, over the limit of {} bytes ({e:#})",
+                self.limits.memory_bytes
+            )
+        } else {
+            format!("{e:?}")
+        }
+    }
+}

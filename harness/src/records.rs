@@ -1,0 +1,203 @@
+//! The harness's file format for records: one JSON object a line.
+//!
+//! In: `{"partition":0,"key":"…","value":…,"headers":{"k":"v"},"timestamp":ms}`;
+//! `value` is a string, `null` (a tombstone) or any JSON value, which is then
+//! written compactly; every field but `value` is optional.
+//! Out: `{"topic":…,"partition":…,"key":…,"value":"…","headers":{…}}`.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context, Result};
+use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRecord {
+    /// 1-based line in the input, for error messages.
+    pub line: usize,
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub timestamp_ms: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputLine<'a> {
+    #[serde(default)]
+    partition: i32,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(default)]
+    headers: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    timestamp: i64,
+}
+
+impl InputRecord {
+    pub fn parse(line: usize, text: &str) -> Result<InputRecord> {
+        let input: InputLine =
+            serde_json::from_str(text).with_context(|| format!("input line {line}"))?;
+        if input.partition < 0 {
+            bail!(
+                "input line {line}: partition {} is negative",
+                input.partition
+            );
+        }
+        let raw = input.value.get();
+        let value = match serde_json::from_str::<serde_json::Value>(raw)? {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.into_bytes()),
+            other => Some(serde_json::to_vec(&other)?),
+        };
+        let mut headers = Vec::new();
+        for (k, v) in input.headers {
+            let v = match v {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.into_bytes()),
+                other => {
+                    bail!("input line {line}: header `{k}` must be a string or null, not {other}")
+                }
+            };
+            headers.push((k.into_bytes(), v));
+        }
+        Ok(InputRecord {
+            line,
+            partition: input.partition,
+            key: input.key.map(String::into_bytes),
+            value,
+            headers,
+            timestamp_ms: input.timestamp,
+        })
+    }
+
+    /// The record in the ABI's payload format.
+    pub fn payload(&self) -> Vec<u8> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| BorrowedHeader::new(k, v.as_deref()))
+            .collect();
+        let record =
+            BorrowedRecord::new_with_headers(self.key.as_deref(), self.value.as_deref(), headers);
+        let mut out = Vec::new();
+        encode_record(&record, &mut out);
+        out
+    }
+}
+
+/// Reads every record; blank lines are skipped.
+pub fn read_input(reader: impl BufRead) -> Result<Vec<InputRecord>> {
+    let mut records = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading input line {}", i + 1))?;
+        if !line.trim().is_empty() {
+            records.push(InputRecord::parse(i + 1, &line)?);
+        }
+    }
+    Ok(records)
+}
+
+/// One output record as a line of the output format.
+#[derive(Debug, Serialize)]
+pub struct OutputLine<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    #[serde(serialize_with = "ordered_map")]
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl<'a> OutputLine<'a> {
+    pub fn new(topic: &'a str, partition: i32, payload: &[u8]) -> OutputLine<'a> {
+        let record = decode_record(payload).expect("the host validated every output payload");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        OutputLine {
+            topic,
+            partition,
+            key: record.key().map(text),
+            value: record.value().map(text),
+            headers: record
+                .headers()
+                .iter()
+                .map(|h| (text(h.key()), h.value().map(text)))
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an output line always serialises")
+    }
+}
+
+fn ordered_map<S: Serializer>(
+    headers: &[(String, Option<String>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(headers.len()))?;
+    for (k, v) in headers {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_may_be_strings_json_or_null() {
+        let r = InputRecord::parse(
+            1,
+            r#"{"value":{"b":1, "a":[1, 2]},"key":"k","headers":{"h":"v","n":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.value.as_deref(), Some(&br#"{"b":1,"a":[1,2]}"#[..]));
+        assert_eq!(
+            r.headers,
+            [(b"h".to_vec(), Some(b"v".to_vec())), (b"n".to_vec(), None)]
+        );
+        let r =
+            InputRecord::parse(2, r#"{"value":"{not json","partition":3,"timestamp":5}"#).unwrap();
+        assert_eq!(
+            (r.value.as_deref(), r.partition, r.timestamp_ms, r.key),
+            (Some(&b"{not json"[..]), 3, 5, None)
+        );
+        assert_eq!(
+            InputRecord::parse(3, r#"{"value":null}"#).unwrap().value,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_their_line() {
+        let e = InputRecord::parse(7, r#"{"key":"k"}"#).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("input line 7: missing field `value`"),
+            "{e:#}"
+        );
+        let e = InputRecord::parse(8, r#"{"value":1,"partiton":1}"#).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown field `partiton`"),
+            "{e:#}"
+        );
+        let e = InputRecord::parse(9, r#"{"value":1,"headers":{"h":1}}"#).unwrap_err();
+        assert!(e.to_string().contains("header `h`"), "{e}");
+    }
+
+    #[test]
+    fn output_lines_keep_header_order() {
+        let input = InputRecord::parse(1, r#"{"value":"v","headers":{"z":"1","a":null}}"#).unwrap();
+        let line = OutputLine::new("t", 2, &input.payload());
+        assert_eq!(
+            line.to_json(),
+            r#"{"topic":"t","partition":2,"key":null,"value":"v","headers":{"z":"1","a":null}}"#
+        );
+    }
+}

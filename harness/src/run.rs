@@ -1,0 +1,107 @@
+//! `harness run`: records from a file through a transform, outputs as lines.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
+
+use crate::records::{InputRecord, OutputLine};
+use crate::runtime::{batch_ranges, Runtime};
+
+pub struct RunOptions {
+    pub batch_size: usize,
+    /// Partitions of every topic; by default one more than the highest
+    /// partition in the input.
+    pub partitions: Option<i32>,
+}
+
+/// Offsets count from 0 in each partition, in input order.
+pub fn run(
+    host: &Host,
+    transform: &Transform,
+    spec: TransformSpec,
+    records: &[InputRecord],
+    options: &RunOptions,
+    logger: Logger,
+    mut emit: impl FnMut(&OutputLine<'_>),
+) -> Result<()> {
+    if options.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let highest = records.iter().max_by_key(|r| r.partition);
+    let partitions = options
+        .partitions
+        .unwrap_or(highest.map_or(1, |r| r.partition + 1));
+    if partitions < 1 {
+        bail!("--partitions must be at least 1");
+    }
+    if let Some(r) = highest.filter(|r| r.partition >= partitions) {
+        bail!(
+            "input line {}: partition {}, but the topics have {partitions} partitions (--partitions)",
+            r.line,
+            r.partition
+        );
+    }
+    let mut runtime = Runtime::start(host, transform, spec, partitions, logger)
+        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+    let mut next_offset = vec![0i64; partitions as usize];
+    let record_partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
+    for (partition, range) in batch_ranges(&record_partitions, options.batch_size) {
+        let inputs = &records[range];
+        let first_offset = next_offset[partition as usize];
+        let batch = Batch {
+            records: inputs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Record {
+                    offset: first_offset + i as i64,
+                    timestamp_ms: r.timestamp_ms,
+                    payload: r.payload(),
+                })
+                .collect(),
+        };
+        next_offset[partition as usize] += inputs.len() as i64;
+        match runtime.process(partition, Arc::new(batch)) {
+            Ok(outputs) => {
+                for out in outputs {
+                    let topic = &runtime.spec().output_topics[out.topic];
+                    emit(&OutputLine::new(topic, out.partition, &out.payload));
+                }
+            }
+            Err(failure) => {
+                let culprit = failure
+                    .offset
+                    .and_then(|o| inputs.get((o - first_offset) as usize));
+                return Err(match culprit {
+                    Some(r) => anyhow!(
+                        "the transform failed on input line {} (partition {partition}, offset {}, key {}, value {}): {}",
+                        r.line,
+                        failure.offset.unwrap_or_default(),
+                        show(r.key.as_deref()),
+                        show(r.value.as_deref()),
+                        failure.message
+                    ),
+                    None => anyhow!(
+                        "the transform failed in a batch of partition {partition} before reading a record: {}",
+                        failure.message
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show(bytes: Option<&[u8]>) -> String {
+    match bytes {
+        None => "null".into(),
+        Some(b) => {
+            let text = String::from_utf8_lossy(b);
+            let short: String = text.chars().take(200).collect();
+            format!(
+                "{short:?}{}",
+                if short.len() < text.len() { "…" } else { "" }
+            )
+        }
+    }
+}

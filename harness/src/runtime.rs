@@ -1,0 +1,86 @@
+//! A hosted transform over partitioned topics: batches in, records routed to
+//! output topics and partitions out, as Redpanda does it.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use transform_host::{Batch, Failure, Host, Logger, Output, Transform, TransformSpec, Vm};
+
+pub struct Runtime {
+    vm: Vm,
+    spec: TransformSpec,
+    partitions: i32,
+}
+
+/// An output record with its topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    pub topic: usize,
+    pub partition: i32,
+    pub payload: Vec<u8>,
+}
+
+impl Runtime {
+    /// One VM for every partition of the input topic, as Redpanda runs one
+    /// per core for all the partitions it leads there.
+    pub fn start(
+        host: &Host,
+        transform: &Transform,
+        spec: TransformSpec,
+        partitions: i32,
+        logger: Logger,
+    ) -> Result<Runtime, Failure> {
+        let vm = Vm::start(host, transform, &spec, logger)?;
+        Ok(Runtime {
+            vm,
+            spec,
+            partitions,
+        })
+    }
+
+    pub fn spec(&self) -> &TransformSpec {
+        &self.spec
+    }
+
+    /// Runs a batch of input partition `partition`; each output goes to the
+    /// same partition number of its topic (modulo its partition count).
+    pub fn process(&mut self, partition: i32, batch: Arc<Batch>) -> Result<Vec<Produced>, Failure> {
+        let outputs = self.vm.process(batch)?;
+        let partition = partition.rem_euclid(self.partitions);
+        Ok(outputs
+            .into_iter()
+            .map(|Output { topic, payload }| Produced {
+                topic,
+                partition,
+                payload,
+            })
+            .collect())
+    }
+}
+
+/// Splits records into batches: consecutive records of one partition, at
+/// most `max` each.
+pub fn batch_ranges(partitions: &[i32], max: usize) -> Vec<(i32, Range<usize>)> {
+    let mut out: Vec<(i32, Range<usize>)> = Vec::new();
+    for (i, &p) in partitions.iter().enumerate() {
+        match out.last_mut() {
+            Some((last, range)) if *last == p && range.len() < max => range.end = i + 1,
+            _ => out.push((p, i..i + 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_ranges;
+
+    #[test]
+    fn batches_are_consecutive_runs_of_a_partition() {
+        assert_eq!(
+            batch_ranges(&[0, 0, 0, 1, 1, 0], 2),
+            [(0, 0..2), (0, 2..3), (1, 3..5), (0, 5..6)]
+        );
+        assert!(batch_ranges(&[], 5).is_empty());
+    }
+}

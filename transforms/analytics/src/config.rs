@@ -1,0 +1,157 @@
+//! The transforms' settings, read from the environment Redpanda gives them
+//! (`env:` in transform.yaml, or `--var` on deploy).
+
+use std::collections::BTreeMap;
+
+use crate::money::decimal_to_micros;
+use crate::time::parse_duration_ms;
+
+pub const DEFAULT_WINDOW_MS: i64 = 60_000;
+pub const DEFAULT_LATENESS_MS: i64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Campaign {
+    /// Display name, from `CAMPAIGN_<ID>_NAME`.
+    pub name: Option<String>,
+    /// Target cost per acquisition, from `CAMPAIGN_<ID>_TARGET_CPA` (units).
+    pub target_cpa_micros: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Tumbling window size, `WINDOW_SIZE` (default `1m`).
+    pub window_ms: i64,
+    /// How far behind the newest event time a window stays open,
+    /// `ALLOWED_LATENESS` (default `10s`).
+    pub lateness_ms: i64,
+    /// Campaign metadata by normalised campaign id.
+    pub campaigns: BTreeMap<String, Campaign>,
+    /// Extra channel aliases, `CHANNEL_ALIASES=fb=facebook_ads,ig=facebook_ads`.
+    pub channel_aliases: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            window_ms: DEFAULT_WINDOW_MS,
+            lateness_ms: DEFAULT_LATENESS_MS,
+            campaigns: BTreeMap::new(),
+            channel_aliases: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the settings from `KEY=VALUE` pairs; unrelated variables are ignored.
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Config, String>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = Config::default();
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            match key {
+                "WINDOW_SIZE" => {
+                    config.window_ms = positive_duration(key, value)?;
+                }
+                "ALLOWED_LATENESS" => {
+                    config.lateness_ms = parse_duration_ms(value)
+                        .ok_or_else(|| format!("{key}={value}: expected a duration like 10s"))?;
+                }
+                "CHANNEL_ALIASES" => {
+                    for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+                        let (alias, channel) = pair
+                            .split_once('=')
+                            .ok_or_else(|| format!("{key}: `{pair}` is not alias=channel"))?;
+                        config
+                            .channel_aliases
+                            .insert(normalise(alias), normalise(channel));
+                    }
+                }
+                _ => {
+                    if let Some(id) = campaign_key(key, "_TARGET_CPA") {
+                        let micros =
+                            decimal_to_micros(value).map_err(|e| format!("{key}={value}: {e}"))?;
+                        config.campaign(id).target_cpa_micros = Some(micros);
+                    } else if let Some(id) = campaign_key(key, "_NAME") {
+                        config.campaign(id).name = Some(value.trim().to_string());
+                    }
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    fn campaign(&mut self, id: String) -> &mut Campaign {
+        self.campaigns.entry(id).or_default()
+    }
+}
+
+fn positive_duration(key: &str, value: &str) -> Result<i64, String> {
+    match parse_duration_ms(value) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err(format!(
+            "{key}={value}: expected a positive duration like 1m, 30s or 1h"
+        )),
+    }
+}
+
+/// `CAMPAIGN_SPRING_SALE_TARGET_CPA` → `spring_sale`.
+fn campaign_key(key: &str, suffix: &str) -> Option<String> {
+    let id = key.strip_prefix("CAMPAIGN_")?.strip_suffix(suffix)?;
+    (!id.is_empty()).then(|| id.to_ascii_lowercase())
+}
+
+/// Names compare trimmed, lower case, with spaces and dashes as underscores.
+pub fn normalise(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| match c {
+            ' ' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_variables() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.window_ms, 60_000);
+    }
+
+    #[test]
+    fn reads_campaigns_windows_and_aliases() {
+        let c = Config::from_vars([
+            ("WINDOW_SIZE", "5m"),
+            ("ALLOWED_LATENESS", "0s"),
+            ("CAMPAIGN_SPRING_SALE_TARGET_CPA", "12.50"),
+            ("CAMPAIGN_SPRING_SALE_NAME", " Spring Sale "),
+            ("CHANNEL_ALIASES", "IG=Facebook Ads, snap=snapchat"),
+            ("REDPANDA_INPUT_TOPIC", "logs"),
+        ])
+        .unwrap();
+        assert_eq!(c.window_ms, 300_000);
+        assert_eq!(c.lateness_ms, 0);
+        let spring = &c.campaigns["spring_sale"];
+        assert_eq!(spring.target_cpa_micros, Some(12_500_000));
+        assert_eq!(spring.name.as_deref(), Some("Spring Sale"));
+        assert_eq!(c.channel_aliases["ig"], "facebook_ads");
+        assert_eq!(c.channel_aliases["snap"], "snapchat");
+    }
+
+    #[test]
+    fn explains_bad_values() {
+        let e = Config::from_vars([("WINDOW_SIZE", "0s")]).unwrap_err();
+        assert!(e.contains("WINDOW_SIZE=0s"), "{e}");
+        let e = Config::from_vars([("CAMPAIGN_X_TARGET_CPA", "-3")]).unwrap_err();
+        assert!(e.contains("negative"), "{e}");
+        let e = Config::from_vars([("CHANNEL_ALIASES", "fb")]).unwrap_err();
+        assert!(e.contains("alias=channel"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The marketing pipeline's logic as plain Rust: the event model, enrichment
+//! and window panes. No I/O: it compiles natively for tests and benchmarks
+//! and to `wasm32-wasip1` inside the transforms.
+
+pub mod config;
+pub mod event;
+pub mod money;
+pub mod pane;
+pub mod pipeline;
+pub mod time;
+
+pub use config::Config;
+pub use event::{enrich, Event, EventRef, Kind, Rejection};
+pub use pane::{Contribution, Counters, Pane, PaneBuilder};
+pub use pipeline::{pane_record, Aggregator, Pipeline, Routed};

@@ -1,0 +1,358 @@
+//! Window panes: what one input batch contributed to one (campaign, channel,
+//! window). See DESIGN.md, "Exactness": a transform keeps no contribution
+//! un-emitted across batches, so a re-read batch re-emits the same panes and
+//! the consumer keeps each once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::event::Kind;
+use crate::money::{ratio, to_units};
+use crate::time::{format_utc, window_start};
+
+/// Keys beyond this many stop keeping their lateness watermark between
+/// batches: memory stays bounded whatever the key cardinality.
+pub const MAX_TRACKED_KEYS: usize = 10_000;
+
+/// Additive counters of a window; panes and merged windows both carry them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub impressions: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub spend_micros: i64,
+    pub late_records: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.impressions += other.impressions;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+        self.spend_micros += other.spend_micros;
+        self.late_records += other.late_records;
+    }
+
+    pub fn count(&mut self, kind: Kind, cost_micros: i64) {
+        match kind {
+            Kind::Impression => self.impressions += 1,
+            Kind::Click => self.clicks += 1,
+            Kind::Conversion => self.conversions += 1,
+        }
+        self.spend_micros += cost_micros;
+    }
+
+    pub fn spend(&self) -> f64 {
+        to_units(self.spend_micros)
+    }
+    pub fn cpc(&self) -> f64 {
+        ratio(self.spend(), self.clicks as f64)
+    }
+    pub fn cpa(&self) -> f64 {
+        ratio(self.spend(), self.conversions as f64)
+    }
+    pub fn ctr(&self) -> f64 {
+        ratio(self.clicks as f64, self.impressions as f64)
+    }
+    pub fn cvr(&self) -> f64 {
+        ratio(self.conversions as f64, self.clicks as f64)
+    }
+}
+
+/// One `results` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pane {
+    pub campaign: String,
+    pub channel: String,
+    /// Window start, `2025-08-17T14:46:00Z`.
+    pub window: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub spend: f64,
+    pub spend_micros: i64,
+    #[serde(rename = "CPC")]
+    pub cpc: f64,
+    #[serde(rename = "CPA")]
+    pub cpa: f64,
+    #[serde(rename = "CTR")]
+    pub ctr: f64,
+    #[serde(rename = "CVR")]
+    pub cvr: f64,
+    /// Offsets of the first and last input record counted here: with the
+    /// results partition, campaign, channel and window, the pane's identity.
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: u64,
+    pub max_event_ts_ms: i64,
+    pub late_records: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpa_micros: Option<i64>,
+}
+
+impl Pane {
+    pub fn counters(&self) -> Counters {
+        Counters {
+            impressions: self.impressions,
+            clicks: self.clicks,
+            conversions: self.conversions,
+            spend_micros: self.spend_micros,
+            late_records: self.late_records,
+        }
+    }
+
+    /// `campaign|channel`, the key of its `results` record.
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.campaign, self.channel)
+    }
+}
+
+/// What one record adds to a pane.
+#[derive(Debug, Clone, Copy)]
+pub struct Contribution<'a> {
+    pub offset: i64,
+    pub campaign: &'a str,
+    pub channel: &'a str,
+    pub kind: Kind,
+    pub ts_ms: i64,
+    pub cost_micros: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    window_start: i64,
+    counters: Counters,
+    first_offset: i64,
+    last_offset: i64,
+    records: u64,
+    max_event_ts_ms: i64,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    campaign: String,
+    channel: String,
+    /// Largest event time seen for this key. Every key lives in one
+    /// partition, so this never runs ahead of its partition's watermark,
+    /// however batches of several partitions interleave in one VM.
+    max_ts_ms: i64,
+    open: Vec<Open>,
+}
+
+/// Collects the panes of the current batch.
+#[derive(Debug)]
+pub struct PaneBuilder {
+    window_ms: i64,
+    lateness_ms: i64,
+    keys: BTreeMap<String, KeyState>,
+    key_buf: String,
+}
+
+impl PaneBuilder {
+    pub fn new(config: &Config) -> PaneBuilder {
+        PaneBuilder {
+            window_ms: config.window_ms,
+            lateness_ms: config.lateness_ms,
+            keys: BTreeMap::new(),
+            key_buf: String::new(),
+        }
+    }
+
+    pub fn add(&mut self, c: Contribution<'_>) {
+        self.key_buf.clear();
+        self.key_buf.push_str(c.campaign);
+        self.key_buf.push('|');
+        self.key_buf.push_str(c.channel);
+        let state = match self.keys.get_mut(self.key_buf.as_str()) {
+            Some(state) => state,
+            None => self
+                .keys
+                .entry(self.key_buf.clone())
+                .or_insert_with(|| KeyState {
+                    campaign: c.campaign.to_string(),
+                    channel: c.channel.to_string(),
+                    max_ts_ms: i64::MIN,
+                    open: Vec::new(),
+                }),
+        };
+        let start = window_start(c.ts_ms, self.window_ms);
+        let late = state.max_ts_ms != i64::MIN
+            && start + self.window_ms <= state.max_ts_ms.saturating_sub(self.lateness_ms);
+        state.max_ts_ms = state.max_ts_ms.max(c.ts_ms);
+        let pane = match state.open.iter_mut().position(|p| p.window_start == start) {
+            Some(i) => &mut state.open[i],
+            None => {
+                state.open.push(Open {
+                    window_start: start,
+                    counters: Counters::default(),
+                    first_offset: c.offset,
+                    last_offset: c.offset,
+                    records: 0,
+                    max_event_ts_ms: c.ts_ms,
+                });
+                state.open.last_mut().expect("just pushed")
+            }
+        };
+        pane.counters.count(c.kind, c.cost_micros);
+        pane.counters.late_records += u64::from(late);
+        pane.records += 1;
+        pane.first_offset = pane.first_offset.min(c.offset);
+        pane.last_offset = pane.last_offset.max(c.offset);
+        pane.max_event_ts_ms = pane.max_event_ts_ms.max(c.ts_ms);
+    }
+
+    /// Ends the batch: every pane it touched, ordered by key and window.
+    pub fn finish_batch(&mut self, config: &Config) -> Vec<Pane> {
+        let mut panes = Vec::new();
+        for state in self.keys.values_mut() {
+            state.open.sort_by_key(|p| p.window_start);
+            let meta = config.campaigns.get(&state.campaign);
+            for open in state.open.drain(..) {
+                let c = open.counters;
+                panes.push(Pane {
+                    campaign: state.campaign.clone(),
+                    channel: state.channel.clone(),
+                    window: format_utc(open.window_start),
+                    window_start: open.window_start,
+                    window_end: open.window_start + self.window_ms,
+                    impressions: c.impressions,
+                    clicks: c.clicks,
+                    conversions: c.conversions,
+                    spend: c.spend(),
+                    spend_micros: c.spend_micros,
+                    cpc: c.cpc(),
+                    cpa: c.cpa(),
+                    ctr: c.ctr(),
+                    cvr: c.cvr(),
+                    first_offset: open.first_offset,
+                    last_offset: open.last_offset,
+                    records: open.records,
+                    max_event_ts_ms: open.max_event_ts_ms,
+                    late_records: c.late_records,
+                    campaign_name: meta.and_then(|m| m.name.clone()),
+                    target_cpa_micros: meta.and_then(|m| m.target_cpa_micros),
+                });
+            }
+        }
+        if self.keys.len() > MAX_TRACKED_KEYS {
+            self.keys.clear();
+        }
+        panes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(b: &mut PaneBuilder, offset: i64, channel: &str, kind: Kind, ts_ms: i64, cost: i64) {
+        b.add(Contribution {
+            offset,
+            campaign: "c",
+            channel,
+            kind,
+            ts_ms,
+            cost_micros: cost,
+        });
+    }
+
+    #[test]
+    fn one_pane_per_key_and_window_per_batch() {
+        let config = Config::default();
+        let mut b = PaneBuilder::new(&config);
+        add(&mut b, 10, "email", Kind::Click, 61_000, 1_500_000);
+        add(&mut b, 11, "email", Kind::Impression, 1_000, 0);
+        add(&mut b, 12, "email", Kind::Conversion, 62_000, 5_000_000);
+        add(&mut b, 13, "tiktok", Kind::Click, 62_000, 700_000);
+        let panes = b.finish_batch(&config);
+        let summary: Vec<_> = panes
+            .iter()
+            .map(|p| {
+                (
+                    p.channel.as_str(),
+                    p.window_start,
+                    p.records,
+                    p.first_offset,
+                    p.last_offset,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("email", 0, 1, 11, 11),
+                ("email", 60_000, 2, 10, 12),
+                ("tiktok", 60_000, 1, 13, 13)
+            ]
+        );
+        let p = &panes[1];
+        assert_eq!((p.clicks, p.conversions, p.spend_micros), (1, 1, 6_500_000));
+        assert_eq!(p.cpa, 6.5);
+        assert_eq!(p.cvr, 1.0);
+        assert_eq!(p.ctr, 0.0, "no impressions: a zero denominator gives 0");
+        assert_eq!(p.window, "1970-01-01T00:01:00Z");
+        assert!(
+            b.finish_batch(&config).is_empty(),
+            "nothing is kept across batches"
+        );
+    }
+
+    #[test]
+    fn late_records_are_counted_and_marked() {
+        let config = Config::from_vars([("ALLOWED_LATENESS", "5s")]).unwrap();
+        let mut b = PaneBuilder::new(&config);
+        add(&mut b, 0, "email", Kind::Click, 59_000, 1);
+        add(&mut b, 1, "email", Kind::Click, 64_000, 1);
+        // Window [0, 60s) closes once the key's time passes 65s.
+        add(&mut b, 2, "email", Kind::Click, 30_000, 1);
+        add(&mut b, 3, "email", Kind::Click, 66_000, 1);
+        add(&mut b, 4, "email", Kind::Click, 30_000, 1);
+        // Another key's time does not close this key's windows.
+        add(&mut b, 5, "tiktok", Kind::Click, 1_000, 1);
+        let panes = b.finish_batch(&config);
+        let late: Vec<_> = panes
+            .iter()
+            .map(|p| (p.channel.as_str(), p.window_start, p.clicks, p.late_records))
+            .collect();
+        assert_eq!(
+            late,
+            [
+                ("email", 0, 3, 1),
+                ("email", 60_000, 2, 0),
+                ("tiktok", 0, 1, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn panes_roundtrip_through_json_with_the_seed_fields() {
+        let config = Config::from_vars([("CAMPAIGN_C_TARGET_CPA", "4")]).unwrap();
+        let mut b = PaneBuilder::new(&config);
+        add(&mut b, 0, "email", Kind::Conversion, 0, 5_000_000);
+        let pane = b.finish_batch(&config).remove(0);
+        let json = serde_json::to_value(&pane).unwrap();
+        for field in [
+            "campaign",
+            "channel",
+            "window",
+            "clicks",
+            "conversions",
+            "spend",
+            "CPC",
+            "CPA",
+            "CTR",
+            "CVR",
+        ] {
+            assert!(json.get(field).is_some(), "{field} missing from {json}");
+        }
+        assert_eq!(json["target_cpa_micros"], 4_000_000);
+        let back: Pane = serde_json::from_value(json).unwrap();
+        assert_eq!(back, pane);
+    }
+}

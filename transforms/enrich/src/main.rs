@@ -1,0 +1,39 @@
+//! Standalone enrichment for users who chain topics: valid events to the
+//! first output topic (`events`), invalid records to the second (`logs.dlq`).
+
+use analytics::enrich;
+use redpanda_transform_sdk::{
+    on_record_written, BorrowedRecord, RecordWriter, WriteError, WriteEvent, WriteOptions,
+};
+use transform_guest::{config_from_env, dead_letter, output_topic};
+
+fn main() {
+    let config = config_from_env();
+    let Some(dlq) = output_topic(1) else {
+        eprintln!("enrich needs two output topics, in order: events, logs.dlq");
+        std::process::exit(1)
+    };
+    let mut value = Vec::with_capacity(512);
+    let value = std::cell::RefCell::new(&mut value);
+    on_record_written(
+        |event: WriteEvent, out: &mut RecordWriter| -> Result<(), WriteError> {
+            let record = event.record.as_ref();
+            match enrich(record.value(), &config) {
+                Ok(enriched) => {
+                    let mut value = value.borrow_mut();
+                    enriched.write_json(&mut value);
+                    let key = enriched.key();
+                    out.write(BorrowedRecord::new_with_headers(
+                        Some(key.as_bytes()),
+                        Some(&value),
+                        record.headers().to_vec(),
+                    ))
+                }
+                Err(why) => out.write_with_options(
+                    dead_letter(record, &why.0, "enrich"),
+                    WriteOptions::to_topic(&dlq),
+                ),
+            }
+        },
+    )
+}
