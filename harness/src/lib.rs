@@ -8,9 +8,42 @@ pub mod runtime;
 pub mod spec;
 pub mod synthetic;
 
+use std::path::Path;
 use std::sync::Arc;
 
-use transform_host::{LogLine, LogStream, Logger};
+use anyhow::{bail, Context, Result};
+use transform_host::{Host, LogLine, LogStream, Logger, Transform};
+
+/// Reads and validates a module: a path, or a transform built into the
+/// harness (`@pipeline`, `@enrich`, `@aggregate`). Also returns the default
+/// transform name: the built-in's, or the file's stem.
+pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
+    let (bytes, name) = match wasm {
+        "@pipeline" => (
+            transform_artifacts::PIPELINE.to_vec(),
+            "marketing-pipeline".to_string(),
+        ),
+        "@enrich" => (transform_artifacts::ENRICH.to_vec(), "enrich".to_string()),
+        "@aggregate" => (
+            transform_artifacts::AGGREGATE.to_vec(),
+            "aggregate".to_string(),
+        ),
+        path if path.starts_with('@') => {
+            bail!("unknown built-in transform {path}: use @pipeline, @enrich or @aggregate")
+        }
+        path => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+            let stem = Path::new(path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            (bytes, stem.unwrap_or_else(|| "transform".into()))
+        }
+    };
+    let transform = host
+        .load(&bytes)
+        .with_context(|| format!("{wasm} would be refused at deploy"))?;
+    Ok((transform, name))
+}
 
 /// Transform log lines on our stderr, as Redpanda puts them in its log.
 pub fn stderr_logger() -> Logger {

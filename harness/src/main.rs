@@ -5,14 +5,14 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harness::bench::bench;
 use harness::records::read_input;
 use harness::run::{run, RunOptions};
 use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
-use harness::stderr_logger;
-use transform_host::{Host, Limits, Transform};
+use harness::{load_module as load, stderr_logger};
+use transform_host::{Host, Limits};
 
 #[derive(Parser)]
 #[command(
@@ -119,35 +119,6 @@ impl LimitArgs {
         })
         .map_err(|e| anyhow::anyhow!("cannot set up wasmtime: {e:#}"))
     }
-}
-
-/// Reads and validates a module; its name is the file's stem.
-fn load(host: &Host, wasm: &str) -> Result<(Transform, String)> {
-    let (bytes, name) = match wasm {
-        "@pipeline" => (
-            transform_artifacts::PIPELINE.to_vec(),
-            "marketing-pipeline".to_string(),
-        ),
-        "@enrich" => (transform_artifacts::ENRICH.to_vec(), "enrich".to_string()),
-        "@aggregate" => (
-            transform_artifacts::AGGREGATE.to_vec(),
-            "aggregate".to_string(),
-        ),
-        path if path.starts_with('@') => {
-            bail!("unknown built-in transform {path}: use @pipeline, @enrich or @aggregate")
-        }
-        path => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            let stem = Path::new(path)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned());
-            (bytes, stem.unwrap_or_else(|| "transform".into()))
-        }
-    };
-    let transform = host
-        .load(&bytes)
-        .with_context(|| format!("{wasm} would be refused at deploy"))?;
-    Ok((transform, name))
 }
 
 fn main() -> ExitCode {

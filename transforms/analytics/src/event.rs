@@ -102,6 +102,12 @@ pub fn enrich<'a>(value: Option<&'a [u8]>, config: &'a Config) -> Result<Event<'
     let Some(value) = value else {
         return reject("record has no value");
     };
+    // serde would also take a JSON array for the struct, with a baffling message.
+    if value.trim_ascii_start().first() != Some(&b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
+    {
+        return reject("event is not a JSON object");
+    }
     let raw: RawEvent<'a> = match serde_json::from_slice(value) {
         Ok(raw) => raw,
         Err(e) => return reject(format!("invalid JSON: {e}")),

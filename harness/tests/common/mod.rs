@@ -1,0 +1,152 @@
+//! Helpers shared by the harness's integration tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use harness::records::{read_input, InputRecord};
+use harness::run::{run, RunOptions};
+use harness::spec::{resolve, Overrides, TransformYaml};
+use transform_host::{Host, Limits, Logger, TransformSpec};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn read_fixture(name: &str) -> Vec<InputRecord> {
+    let file = std::fs::File::open(fixture(name)).unwrap();
+    read_input(std::io::BufReader::new(file)).unwrap()
+}
+
+pub fn host() -> Host {
+    Host::new(Limits::default()).unwrap()
+}
+
+/// The deployment of the repository's transform.yaml.
+pub fn pipeline_spec() -> TransformSpec {
+    let yaml =
+        TransformYaml::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
+            .unwrap();
+    resolve(Some(yaml), Overrides::default(), "x").unwrap()
+}
+
+/// The same deployment with other topics, for the standalone stages.
+pub fn spec_with_topics(name: &str, input: &str, outputs: &[&str]) -> TransformSpec {
+    TransformSpec {
+        name: name.into(),
+        input_topic: input.into(),
+        output_topics: outputs.iter().map(|t| t.to_string()).collect(),
+        ..pipeline_spec()
+    }
+}
+
+/// An output record, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Out {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+/// Log lines of the transform, collected.
+pub fn collecting_logger() -> (Logger, Arc<std::sync::Mutex<Vec<String>>>) {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let logger: Logger = Arc::new(move |l: transform_host::LogLine<'_>| {
+        sink.lock().unwrap().push(l.line.to_string());
+    });
+    (logger, lines)
+}
+
+pub fn run_module(
+    wasm: &str,
+    spec: TransformSpec,
+    records: &[InputRecord],
+    batch_size: usize,
+) -> Vec<Out> {
+    let host = host();
+    let (transform, _) = harness::load_module(&host, wasm).unwrap();
+    let mut outs = Vec::new();
+    let (logger, _) = collecting_logger();
+    run(
+        &host,
+        &transform,
+        spec,
+        records,
+        &RunOptions {
+            batch_size,
+            partitions: None,
+        },
+        logger,
+        |line| {
+            outs.push(Out {
+                topic: line.topic.to_string(),
+                partition: line.partition,
+                key: line.key.clone(),
+                value: line.value.clone(),
+                headers: line.headers.clone(),
+            })
+        },
+    )
+    .unwrap();
+    outs
+}
+
+/// Output records as text a reviewer can read: topic, partition, key and
+/// headers on one line, then the value (pretty when it is JSON).
+pub fn render(outs: &[Out]) -> String {
+    let mut text = String::new();
+    for o in outs {
+        let headers: Vec<String> = o
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        text.push_str(&format!(
+            "── {}[{}] key={:?} headers=[{}]\n",
+            o.topic,
+            o.partition,
+            o.key,
+            headers.join(", ")
+        ));
+        let value = match o
+            .value
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(json)) => serde_json::to_string_pretty(&json).unwrap(),
+            _ => format!("{:?}", o.value),
+        };
+        text.push_str(&value);
+        text.push('\n');
+    }
+    text
+}
+
+/// Input records back in the harness's input format, from outputs of one topic.
+pub fn as_inputs(outs: &[Out], topic: &str) -> Vec<InputRecord> {
+    outs.iter()
+        .filter(|o| o.topic == topic)
+        .enumerate()
+        .map(|(i, o)| InputRecord {
+            line: i + 1,
+            partition: o.partition,
+            key: o.key.clone().map(String::into_bytes),
+            value: o.value.clone().map(String::into_bytes),
+            headers: o
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone().into_bytes(), v.clone().map(String::into_bytes)))
+                .collect(),
+            timestamp_ms: 0,
+        })
+        .collect()
+}
+
+pub fn json(o: &Out) -> serde_json::Value {
+    serde_json::from_str(o.value.as_deref().unwrap()).unwrap()
+}
