@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use transform_host::{Host, LogLine, LogStream, Logger, Transform};
 
 /// Reads and validates a module: a path, or a transform built into the
-/// harness (`@pipeline`, `@enrich`, `@aggregate`). Also returns the default
+/// harness (`@pipeline`, `@enrich`, `@aggregate`, `@tee`). Also returns the default
 /// transform name: the built-in's, or the file's stem.
 pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
     let (bytes, name) = match wasm {

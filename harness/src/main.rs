@@ -22,7 +22,7 @@ use transform_host::{Host, Limits};
     long_about = "Run Redpanda data transforms (.wasm) outside Redpanda, with Redpanda's host contract: \
 the same ABI, WASI subset, memory limit, fuel and deploy-time checks.\n\n\
 WASM is a path to a .wasm file, or one of the transforms built into the harness: \
-@pipeline (the deployable transform of transform.yaml), @enrich, @aggregate."
+@pipeline (the deployable transform of transform.yaml), @enrich, @aggregate, and @tee (every record to every output topic)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Check a module as `rpk transform deploy` would, without running it.
     Validate {
-        /// The .wasm file, or @pipeline, @enrich, @aggregate.
+        /// The .wasm file, or @pipeline, @enrich, @aggregate, @tee.
         wasm: String,
         #[command(flatten)]
         limits: LimitArgs,
@@ -46,7 +46,7 @@ Output: {\"topic\":…,\"partition\":…,\"key\":…,\"value\":\"…\",\"headers
 Transform logs go to stderr. A failing transform names the input line that caused it and the \
 command exits with status 1.")]
     Run {
-        /// The .wasm file, or @pipeline, @enrich, @aggregate.
+        /// The .wasm file, or @pipeline, @enrich, @aggregate, @tee.
         wasm: String,
         /// Input records, one JSON object a line; `-` for stdin.
         #[arg(long, short)]

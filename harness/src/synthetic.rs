@@ -14,14 +14,14 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -39,7 +39,7 @@ pub fn synthetic_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
             };
             format!(
                 r#"{{"event_id":"{i:08x}-0000-4000-8000-{:012x}","ts":"{}","user_id":"u{}","campaign_id":"{}","channel":"{}","event":"{event}","cost":{}.{:06}}}"#,
-                rng.next() & 0xffff_ffff_ffff,
+                rng.next_u64() & 0xffff_ffff_ffff,
                 format_naive(ts_ms),
                 rng.below(100_000),
                 CAMPAIGNS[rng.below(3) as usize],

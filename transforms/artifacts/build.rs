@@ -10,6 +10,7 @@ const TRANSFORMS: &[(&str, &str, &str)] = &[
     ("PIPELINE_WASM", "marketing-pipeline", "marketing-pipeline"),
     ("ENRICH_WASM", "enrich-transform", "enrich"),
     ("AGGREGATE_WASM", "aggregate-transform", "aggregate"),
+    ("TEE_WASM", "tee-transform", "tee"),
 ];
 
 const SOURCES: &[&str] = &[
@@ -19,6 +20,7 @@ const SOURCES: &[&str] = &[
     "transforms/pipeline",
     "transforms/enrich",
     "transforms/aggregate",
+    "transforms/tee",
     "Cargo.lock",
     "rust-toolchain.toml",
 ];

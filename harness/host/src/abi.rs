@@ -103,17 +103,22 @@ impl HostState {
         len: i32,
     ) -> Result<i32> {
         let (memory, state) = memory_and_state(&mut caller)?;
+        // Redpanda translates every pointer argument before the call, so a
+        // bad one traps even when there is no record to copy.
+        let buf = guest_range(memory, buf, len as u32 as usize)?;
+        for (ptr, size) in [(attr_ptr, 1), (ts_ptr, 8), (offset_ptr, 8)] {
+            guest_range(memory, ptr, size)?;
+        }
         let Some(batch) = &state.batch else {
             return Ok(NO_RECORD);
         };
         let Some(record) = batch.records.get(state.next_record) else {
             return Ok(NO_RECORD);
         };
-        if record.payload.len() > len as u32 as usize {
+        if record.payload.len() > buf.len() {
             return Ok(BUFFER_TOO_SMALL);
         }
-        let range = guest_range(memory, buf, record.payload.len())?;
-        memory[range].copy_from_slice(&record.payload);
+        memory[buf.start..buf.start + record.payload.len()].copy_from_slice(&record.payload);
         put(memory, attr_ptr, [0u8])?;
         put(memory, ts_ptr, record.timestamp_ms.to_le_bytes())?;
         put(memory, offset_ptr, record.offset.to_le_bytes())?;
@@ -136,30 +141,33 @@ impl HostState {
         options: Option<(i32, i32)>,
     ) -> Result<i32> {
         let (memory, state) = memory_and_state(&mut caller)?;
+        let payload = &memory[guest_range(memory, buf, len as u32 as usize)?];
+        let opts = match options {
+            Some((ptr, opts_len)) => {
+                Some(&memory[guest_range(memory, ptr, opts_len as u32 as usize)?])
+            }
+            None => None,
+        };
         if state.batch.is_none() {
             return Ok(OUTSIDE_BATCH);
         }
-        let payload = &memory[guest_range(memory, buf, len as u32 as usize)?];
         if record_payload::decode_record(payload).is_err() {
             return Ok(MALFORMED);
         }
-        let topic = match options {
+        let topic = match opts {
             None => 0,
-            Some((ptr, opts_len)) => {
-                let opts = &memory[guest_range(memory, ptr, opts_len as u32 as usize)?];
-                match parse_options(opts) {
-                    Err(()) => return Ok(MALFORMED),
-                    Ok(None) => 0,
-                    Ok(Some(name)) => match state
-                        .output_topics
-                        .iter()
-                        .position(|t| t.as_bytes() == name)
-                    {
-                        Some(i) => i,
-                        None => return Ok(UNKNOWN_TOPIC),
-                    },
-                }
-            }
+            Some(opts) => match parse_options(opts) {
+                Err(()) => return Ok(MALFORMED),
+                Ok(None) => 0,
+                Ok(Some(name)) => match state
+                    .output_topics
+                    .iter()
+                    .position(|t| t.as_bytes() == name)
+                {
+                    Some(i) => i,
+                    None => return Ok(UNKNOWN_TOPIC),
+                },
+            },
         };
         state.outputs.push(Output {
             topic,

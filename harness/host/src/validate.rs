@@ -21,6 +21,16 @@ pub struct Transform {
     pub initial_memory_bytes: u64,
 }
 
+impl std::fmt::Debug for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transform")
+            .field("abi", &self.abi)
+            .field("size_bytes", &self.size_bytes)
+            .field("initial_memory_bytes", &self.initial_memory_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployError(pub String);
 

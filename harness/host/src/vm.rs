@@ -118,6 +118,14 @@ pub struct Vm {
     failed: Option<Failure>,
 }
 
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Vm {
     /// Instantiates the transform and runs `_start` until it asks for its
     /// first batch. Failing here is failing at deploy.

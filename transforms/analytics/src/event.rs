@@ -304,7 +304,8 @@ mod tests {
     #[test]
     fn says_why_a_record_is_rejected() {
         assert!(err("{not json").starts_with("invalid JSON"));
-        assert!(err("[1,2]").starts_with("invalid JSON"));
+        assert_eq!(err("[1,2]"), "event is not a JSON object");
+        assert_eq!(err("\"text\""), "event is not a JSON object");
         let base =
             r#""ts":"2025-08-17T14:46:04","user_id":"u","campaign_id":"c","channel":"email""#;
         assert_eq!(

@@ -7,6 +7,8 @@ pub const PIPELINE: &[u8] = include_bytes!(env!("PIPELINE_WASM"));
 pub const ENRICH: &[u8] = include_bytes!(env!("ENRICH_WASM"));
 /// Standalone aggregate: events -> results.
 pub const AGGREGATE: &[u8] = include_bytes!(env!("AGGREGATE_WASM"));
+/// The SDK alone: every record to every output topic, untouched.
+pub const TEE: &[u8] = include_bytes!(env!("TEE_WASM"));
 
 /// Where the built files are, for `rpk transform deploy --file`.
 pub const PIPELINE_PATH: &str = env!("PIPELINE_WASM");

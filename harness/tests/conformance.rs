@@ -1,0 +1,458 @@
+//! The host against Redpanda's contract (DESIGN.md): modules built with the
+//! official SDK, and small hand-written modules that hit each return code,
+//! each trap and each deploy-time refusal.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::collecting_logger;
+use record_payload::decode_record;
+use transform_host::{Batch, Failure, Host, Limits, Output, Record, TransformSpec, Vm};
+
+/// Imports and helpers every test module shares; `{abi}` is the ABI check
+/// function and `{body}` the test's own `_start` and data.
+const PRELUDE: &str = r#"
+(module
+  (import "redpanda_transform" "{abi}" (func $check))
+  (import "redpanda_transform" "read_batch_header"
+    (func $read_batch_header (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "redpanda_transform" "read_next_record"
+    (func $read_next_record (param i32 i32 i32 i32 i32) (result i32)))
+  (import "redpanda_transform" "write_record" (func $write_record (param i32 i32) (result i32)))
+  (import "redpanda_transform" "write_record_with_options"
+    (func $write_record_with_options (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; The batch header's ten out-parameters, 8 bytes apart from 256.
+  (func $next_batch (result i32)
+    (call $read_batch_header (i32.const 256) (i32.const 264) (i32.const 272) (i32.const 280)
+      (i32.const 288) (i32.const 296) (i32.const 304) (i32.const 312) (i32.const 320) (i32.const 328)))
+  ;; Reads a record into buf; attributes, timestamp and offset land at 336, 344, 352.
+  (func $read (param $buf i32) (param $len i32) (result i32)
+    (call $read_next_record (i32.const 336) (i32.const 344) (i32.const 352) (local.get $buf) (local.get $len)))
+  ;; Writes a record to the first output topic whose value is $code, 4 bytes
+  ;; little-endian: key null (01), value length 4 (08), no headers (00).
+  (func $report (param $code i32)
+    (i32.store8 (i32.const 16) (i32.const 0x01))
+    (i32.store8 (i32.const 17) (i32.const 0x08))
+    (i32.store (i32.const 18) (local.get $code))
+    (i32.store8 (i32.const 22) (i32.const 0x00))
+    (if (i32.ne (call $write_record (i32.const 16) (i32.const 7)) (i32.const 7)) (then unreachable)))
+  {body}
+)
+"#;
+
+fn module(abi: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(PRELUDE.replace("{abi}", abi).replace("{body}", body)).unwrap()
+}
+
+fn spec(outputs: &[&str]) -> TransformSpec {
+    TransformSpec {
+        name: "conformance".into(),
+        input_topic: "in".into(),
+        output_topics: outputs.iter().map(|t| t.to_string()).collect(),
+        env: vec![("GREETING".into(), "hi".into())],
+    }
+}
+
+/// A batch of records whose values are the given strings, offsets from `first`.
+fn batch(first: i64, values: &[&str]) -> Arc<Batch> {
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut payload = Vec::new();
+            let record = record_payload::BorrowedRecord::new(Some(b"k"), Some(v.as_bytes()));
+            record_payload::encode_record(&record, &mut payload);
+            Record {
+                offset: first + i as i64,
+                timestamp_ms: 1_700_000_000_000 + i as i64,
+                payload,
+            }
+        })
+        .collect();
+    Arc::new(Batch { records })
+}
+
+fn start(host: &Host, wasm: &[u8], outputs: &[&str]) -> Result<Vm, Failure> {
+    let transform = host.load(wasm).expect("a valid module");
+    Vm::start(host, &transform, &spec(outputs), collecting_logger().0)
+}
+
+/// The codes a test module reported, in order: 4-byte values on the first topic.
+fn reports(outputs: &[Output]) -> Vec<i32> {
+    outputs
+        .iter()
+        .filter(|o| o.topic == 0)
+        .filter_map(|o| {
+            let value = decode_record(&o.payload).unwrap().value()?.to_vec();
+            Some(i32::from_le_bytes(value.try_into().ok()?))
+        })
+        .collect()
+}
+
+fn host() -> Host {
+    Host::new(Limits::default()).unwrap()
+}
+
+#[test]
+fn read_next_record_reports_a_short_buffer_then_the_end_of_the_batch() {
+    for abi in ["check_abi_version_1", "check_abi_version_2"] {
+        let wasm = module(
+            abi,
+            r#"(func (export "_start")
+                 (loop $batches
+                   (call $report (call $next_batch))
+                   (call $report (call $read (i32.const 1024) (i32.const 0)))
+                   (call $report (call $read (i32.const 1024) (i32.const 4096)))
+                   (call $report (i32.load (i32.const 352)))
+                   (call $report (call $read (i32.const 1024) (i32.const 4096)))
+                   (br $batches)))"#,
+        );
+        let host = host();
+        let mut vm = start(&host, &wasm, &["out"]).unwrap();
+        let payload_len = batch(0, &["hello"]).records[0].payload.len() as i32;
+        for first in [0, 7] {
+            let out = vm.process(batch(first, &["hello"])).unwrap();
+            // largest payload, short buffer, the record, its offset, no more records
+            assert_eq!(
+                reports(&out),
+                [payload_len, -2, payload_len, first as i32, -1],
+                "{abi}"
+            );
+        }
+    }
+}
+
+#[test]
+fn writes_return_their_length_or_the_contract_codes() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(global $early (mut i32) (i32.const 0))
+           ;; a record with a null key, value "x" and no headers
+           (data (i32.const 400) "\01\02x\00")
+           (data (i32.const 500) "\01\06nop")
+           (data (i32.const 520) "\02")
+           (data (i32.const 540) "\01\0csecond")
+           (data (i32.const 560) "\01\0csecond!")
+           (func (export "_start")
+             (global.set $early (call $write_record (i32.const 400) (i32.const 4)))
+             (loop $batches
+               (drop (call $next_batch))
+               (call $report (global.get $early))
+               (call $report (call $write_record_with_options (i32.const 400) (i32.const 4) (i32.const 500) (i32.const 5)))
+               (call $report (call $write_record_with_options (i32.const 400) (i32.const 4) (i32.const 520) (i32.const 1)))
+               (call $report (call $write_record_with_options (i32.const 400) (i32.const 4) (i32.const 560) (i32.const 9)))
+               (call $report (call $write_record (i32.const 400) (i32.const 3)))
+               (call $report (call $write_record_with_options (i32.const 400) (i32.const 4) (i32.const 540) (i32.const 8)))
+               (call $report (call $write_record_with_options (i32.const 400) (i32.const 4) (i32.const 540) (i32.const 0)))
+               (br $batches)))"#,
+    );
+    let host = host();
+    let mut vm = start(&host, &wasm, &["first", "second"]).unwrap();
+    let out = vm.process(batch(0, &["a"])).unwrap();
+    // outside a batch, unknown topic, bad options, bytes after the topic,
+    // malformed payload, to "second", empty options = the first topic
+    assert_eq!(reports(&out), [-1, -3, -2, -2, -2, 4, 4]);
+    let second: Vec<_> = out.iter().filter(|o| o.topic == 1).collect();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        decode_record(&second[0].payload).unwrap().value(),
+        Some(&b"x"[..])
+    );
+    let first_x = out
+        .iter()
+        .filter(|o| o.topic == 0 && o.payload == second[0].payload);
+    assert_eq!(first_x.count(), 1, "empty options write to the first topic");
+}
+
+#[test]
+fn an_out_of_bounds_pointer_traps_and_names_the_record() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (loop $batches
+               (drop (call $next_batch))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               (drop (call $read (i32.const 65530) (i32.const 4096)))
+               (br $batches)))"#,
+    );
+    let host = host();
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let failure = vm.process(batch(40, &["a", "b"])).unwrap_err();
+    assert!(
+        failure.message.contains("out of bounds"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        failure.offset,
+        Some(40),
+        "the last record the guest was given"
+    );
+    // A failed VM stays failed; the host runs other VMs as before.
+    assert!(vm.process(batch(42, &["c"])).is_err());
+    let mut other = start(&host, transform_artifacts::TEE, &["out"]).unwrap();
+    assert_eq!(other.process(batch(0, &["a"])).unwrap().len(), 1);
+}
+
+#[test]
+fn memory_growth_past_the_limit_kills_the_transform() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (loop $batches
+               (drop (call $next_batch))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               ;; 2 MiB more than the one page it has
+               (if (i32.eq (memory.grow (i32.const 32)) (i32.const -1)) (then unreachable))
+               (br $batches)))"#,
+    );
+    let host = host();
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let failure = vm.process(batch(0, &["a"])).unwrap_err();
+    assert!(
+        failure.message.contains("ran out of memory"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("2097152"), "{}", failure.message);
+    // Under a higher limit the same module grows and runs.
+    let roomy = Host::new(Limits {
+        memory_bytes: 4 << 20,
+        ..Limits::default()
+    })
+    .unwrap();
+    let mut vm = start(&roomy, &wasm, &["out"]).unwrap();
+    vm.process(batch(0, &["a"])).unwrap();
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (drop (call $next_batch))
+             (drop (call $read (i32.const 1024) (i32.const 4096)))
+             (loop $forever (br $forever)))"#,
+    );
+    let host = Host::new(Limits {
+        fuel_per_record: 50_000_000,
+        ..Limits::default()
+    })
+    .unwrap();
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let failure = vm.process(batch(3, &["a"])).unwrap_err();
+    assert!(failure.message.contains("fuel"), "{}", failure.message);
+    assert_eq!(failure.offset, Some(3));
+}
+
+#[test]
+fn fuel_is_per_record_not_per_vm() {
+    // Each record burns a few thousand units; the total is far over the limit.
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start") (local $i i32)
+             (loop $batches
+               (drop (call $next_batch))
+               (block $done
+                 (loop $records
+                   (br_if $done (i32.lt_s (call $read (i32.const 1024) (i32.const 4096)) (i32.const 0)))
+                   (local.set $i (i32.const 2000))
+                   (loop $spin (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $spin (local.get $i)))
+                   (br $records)))
+               (br $batches)))"#,
+    );
+    let host = Host::new(Limits {
+        fuel_per_record: 20_000,
+        ..Limits::default()
+    })
+    .unwrap();
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let values = vec!["v"; 100];
+    for first in 0..5 {
+        vm.process(batch(first * 100, &values)).unwrap();
+    }
+}
+
+#[test]
+fn proc_exit_fails_the_transform() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (drop (call $next_batch))
+             (drop (call $read (i32.const 1024) (i32.const 4096)))
+             (call $proc_exit (i32.const 3)))"#,
+    );
+    let host = host();
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let failure = vm.process(batch(9, &["a"])).unwrap_err();
+    assert!(
+        failure.message.contains("proc_exit with code 3"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(failure.offset, Some(9));
+}
+
+#[test]
+fn returning_from_start_fails_at_deploy() {
+    let wasm = module("check_abi_version_2", r#"(func (export "_start"))"#);
+    let failure = start(&host(), &wasm, &["out"]).unwrap_err();
+    assert!(failure.message.contains("returned"), "{}", failure.message);
+}
+
+#[test]
+fn wasi_is_redpandas_virtual_subset() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(data (i32.const 600) "hello\nworld")
+           (func (export "_start")
+             ;; iovec at 640: 11 bytes at 600
+             (i32.store (i32.const 640) (i32.const 600))
+             (i32.store (i32.const 644) (i32.const 11))
+             (loop $batches
+               (drop (call $next_batch))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               (drop (call $fd_write (i32.const 1) (i32.const 640) (i32.const 1) (i32.const 648)))
+               (call $report (i32.load (i32.const 648)))
+               (drop (call $random_get (i32.const 700) (i32.const 4)))
+               (call $report (i32.load (i32.const 700)))
+               ;; realtime clock: the record's timestamp, in ns
+               (drop (call $clock_time_get (i32.const 0) (i64.const 0) (i32.const 720)))
+               (call $report (i32.wrap_i64 (i64.div_u (i64.load (i32.const 720)) (i64.const 1000000000))))
+               ;; monotonic: 1 ms per call
+               (drop (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 720)))
+               (drop (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 728)))
+               (call $report (i32.wrap_i64 (i64.sub (i64.load (i32.const 728)) (i64.load (i32.const 720)))))
+               (br $batches)))"#,
+    );
+    let host = host();
+    let transform = host.load(&wasm).unwrap();
+    let (logger, lines) = collecting_logger();
+    let mut vm = Vm::start(&host, &transform, &spec(&["out"]), logger).unwrap();
+    let out = vm.process(batch(0, &["a"])).unwrap();
+    assert_eq!(reports(&out), [11, 0x09090909, 1_700_000_000, 1_000_000]);
+    // A complete line is logged at once; the rest waits for its newline.
+    assert_eq!(*lines.lock().unwrap(), ["hello"]);
+}
+
+#[test]
+fn modules_redpanda_would_refuse_are_refused_with_the_reason() {
+    let host = host();
+    let refused = |wat: &str| {
+        host.load(&wat::parse_str(wat).unwrap())
+            .unwrap_err()
+            .to_string()
+    };
+    let abi = r#"(import "redpanda_transform" "check_abi_version_2" (func))"#;
+    let no_memory = refused(&format!(r#"(module {abi} (func (export "_start")))"#));
+    assert!(no_memory.contains("memory"), "{no_memory}");
+    let no_start = refused(&format!(r#"(module {abi} (memory (export "memory") 1))"#));
+    assert!(no_start.contains("_start"), "{no_start}");
+    let bad_start = refused(&format!(
+        r#"(module {abi} (memory (export "memory") 1) (func (export "_start") (param i32)))"#
+    ));
+    assert!(bad_start.contains("_start"), "{bad_start}");
+    let no_abi = refused(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
+    assert!(no_abi.contains("check_abi_version"), "{no_abi}");
+    let too_big = refused(&format!(
+        r#"(module {abi} (memory (export "memory") 64) (func (export "_start")))"#
+    ));
+    assert!(too_big.contains("memory"), "{too_big}");
+    let unknown_import = refused(&format!(
+        r#"(module {abi} (import "env" "mystery" (func)) (memory (export "memory") 1) (func (export "_start")))"#
+    ));
+    assert!(unknown_import.contains("mystery"), "{unknown_import}");
+    let garbage = host.load(b"\0asm not really").unwrap_err().to_string();
+    assert!(
+        garbage.contains("not a valid WebAssembly module"),
+        "{garbage}"
+    );
+    let small = Host::new(Limits {
+        max_module_bytes: 1000,
+        ..Limits::default()
+    })
+    .unwrap();
+    let oversized = small
+        .load(transform_artifacts::TEE)
+        .unwrap_err()
+        .to_string();
+    assert!(oversized.contains("1000"), "{oversized}");
+}
+
+#[test]
+fn too_many_output_topics_are_refused() {
+    let topics: Vec<String> = (0..9).map(|i| format!("t{i}")).collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let failure = start(&host(), transform_artifacts::TEE, &topics).unwrap_err();
+    assert!(
+        failure.message.contains("1 to 8 output topics"),
+        "{}",
+        failure.message
+    );
+}
+
+/// A module built with the official SDK alone: every record, untouched, to
+/// each output topic, found through `REDPANDA_OUTPUT_TOPIC_N`.
+#[test]
+fn an_sdk_module_copies_records_to_every_output_topic() {
+    let host = host();
+    let mut vm = start(&host, transform_artifacts::TEE, &["a", "b", "c"]).unwrap();
+    for first in [0, 2] {
+        let input = batch(first, &["one", "two"]);
+        let out = vm.process(input.clone()).unwrap();
+        let expected: Vec<(usize, Vec<u8>)> = input
+            .records
+            .iter()
+            .flat_map(|r| (0..3).map(|t| (t, r.payload.clone())))
+            .collect();
+        let got: Vec<(usize, Vec<u8>)> = out.into_iter().map(|o| (o.topic, o.payload)).collect();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn the_cli_names_the_input_line_that_killed_the_transform() {
+    let wasm = module(
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (loop $batches
+               (drop (call $next_batch))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               (call $report (i32.const 1))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               unreachable))"#,
+    );
+    let dir = std::env::temp_dir().join(format!("harness-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module_path = dir.join("trap.wasm");
+    std::fs::write(&module_path, wasm).unwrap();
+    let input = dir.join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\":\"fine\"}\n\n{\"key\":\"boom\",\"value\":{\"n\":2}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "run",
+            module_path.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ])
+        .args(["--input-topic", "in", "--output-topic", "out"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("input line 3"), "{stderr}");
+    assert!(stderr.contains("offset 1"), "{stderr}");
+    assert!(stderr.contains(r#"key "boom""#), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
