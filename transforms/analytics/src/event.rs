@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::{normalise, Config};
+use crate::json::JsonObject;
 use crate::money::{decimal_to_micros, to_units};
 use crate::time::{parse_timestamp_ms, window_start, MAX_TS_MS, MIN_TS_MS};
 
@@ -64,9 +65,8 @@ struct RawEvent<'a> {
 
 /// An `events` record: the raw fields normalised, plus what the rest of the
 /// pipeline needs so that it never parses a timestamp or a decimal again.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Cow<'a, str>>,
     pub ts: Cow<'a, str>,
     pub ts_ms: i64,
@@ -79,9 +79,7 @@ pub struct Event<'a> {
     pub event: Kind,
     pub cost: f64,
     pub cost_micros: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_cpa_micros: Option<i64>,
 }
 
@@ -93,7 +91,28 @@ impl Event<'_> {
 
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.clear();
-        serde_json::to_writer(out, self).expect("an event always serialises");
+        let mut json = JsonObject::new(out);
+        if let Some(id) = &self.event_id {
+            json.str("event_id", id);
+        }
+        json.str("ts", &self.ts)
+            .i64("ts_ms", self.ts_ms)
+            .i64("window_start", self.window_start)
+            .i64("window_end", self.window_end)
+            .str("user_id", &self.user_id)
+            .str("campaign_id", &self.campaign_id)
+            .str("channel", &self.channel)
+            .str("channel_group", self.channel_group)
+            .value("event", &self.event)
+            .value("cost", &self.cost)
+            .i64("cost_micros", self.cost_micros);
+        if let Some(name) = self.campaign_name {
+            json.str("campaign_name", name);
+        }
+        if let Some(cpa) = self.target_cpa_micros {
+            json.i64("target_cpa_micros", cpa);
+        }
+        json.end();
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod event;
+mod json;
 pub mod money;
 pub mod pane;
 pub mod pipeline;
