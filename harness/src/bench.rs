@@ -10,7 +10,6 @@ use record_payload::{encode_record, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
 use crate::runtime::Runtime;
-use crate::synthetic::synthetic_events;
 
 pub struct BenchReport {
     pub events: usize,
@@ -42,7 +41,16 @@ pub fn bench(
     rounds: usize,
     logger: Logger,
 ) -> Result<BenchReport> {
-    let values = synthetic_events(events, 42);
+    let mut stream = generator::Stream::new(
+        generator::Profile::default(),
+        42,
+        generator::Clock::Simulated {
+            next_ms: 1_755_439_200_000,
+        },
+    );
+    let values: Vec<Vec<u8>> = (0..events)
+        .map(|_| stream.next_event().value.into_bytes())
+        .collect();
     let batches: Vec<Arc<Batch>> = values
         .chunks(batch_size.max(1))
         .enumerate()

@@ -6,7 +6,6 @@ pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod spec;
-pub mod synthetic;
 
 use std::path::Path;
 use std::sync::Arc;

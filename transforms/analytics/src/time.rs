@@ -114,24 +114,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `2025-08-17T14:46:00Z`: how windows are named in `results`.
 pub fn format_utc(ms: i64) -> String {
-    format!("{}Z", format_seconds(ms))
+    let mut s = format_seconds(ms);
+    s.push('Z');
+    s
 }
 
 /// `2025-08-17T14:46:04.169000`: the seed's naive UTC timestamps.
 pub fn format_naive(ms: i64) -> String {
-    format!("{}.{:03}000", format_seconds(ms), ms.rem_euclid(1000))
+    let mut s = format_seconds(ms);
+    s.push('.');
+    push_digits(&mut s, ms.rem_euclid(1000), 3);
+    s.push_str("000");
+    s
 }
 
+// Digits by hand: the generator formats a timestamp per event, and
+// `format!` would be most of its cost.
 fn format_seconds(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    let mut s = String::with_capacity(27);
+    for (value, width, sep) in [
+        (y, 4, '-'),
+        (i64::from(mo), 2, '-'),
+        (i64::from(d), 2, 'T'),
+        (sod / 3600, 2, ':'),
+        (sod % 3600 / 60, 2, ':'),
+    ] {
+        push_digits(&mut s, value, width);
+        s.push(sep);
+    }
+    push_digits(&mut s, sod % 60, 2);
+    s
+}
+
+/// `value` zero-padded to at least `width` digits (`value` ≥ 0).
+fn push_digits(s: &mut String, value: i64, width: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value);
+    for _ in digits.len()..width {
+        s.push('0');
+    }
+    s.push_str(digits);
 }
 
 /// Parses a duration such as `1m`, `30s`, `500ms`, `2h` or `1d` into milliseconds.

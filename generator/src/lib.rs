@@ -1,0 +1,90 @@
+//! The generator: a reproducible stream of seed-shaped ad events for `logs`,
+//! the exact totals of what it generated, and sinks to send it to.
+
+pub mod rng;
+pub mod sink;
+pub mod stream;
+pub mod truth;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+pub use sink::{FileSink, LogRecord, Sink};
+pub use stream::{partition_for, Clock, Event, Profile, Stream};
+pub use truth::{Totals, Truth, TruthFile, WindowTotals};
+
+/// How much and how fast.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Events a second; `None` for as fast as the sink takes them.
+    pub rate: Option<f64>,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub partitions: i32,
+}
+
+/// Progress, for a live line or a final summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub sent: u64,
+    pub invalid: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    pub fn rate(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Sends the stream to the sink until the plan is done or `stop` says so;
+/// every event is also added to `truth`. `report` is called about every
+/// 200 ms.
+pub fn generate(
+    stream: &mut Stream,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+    truth: &mut Truth,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&Progress),
+) -> Result<Progress> {
+    let start = Instant::now();
+    let mut progress = Progress::default();
+    let mut last_report = start;
+    while plan.count.is_none_or(|n| progress.sent < n)
+        && plan.duration.is_none_or(|d| start.elapsed() < d)
+    {
+        if stop() {
+            break;
+        }
+        if let Some(rate) = plan.rate {
+            let due = start + Duration::from_secs_f64(progress.sent as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep((due - now).min(Duration::from_millis(100)));
+                continue;
+            }
+        }
+        let event = stream.next_event();
+        sink.send(&LogRecord {
+            partition: partition_for(event.key.as_bytes(), plan.partitions),
+            key: &event.key,
+            value: &event.value,
+            timestamp_ms: event.ts_ms,
+        })?;
+        truth.add(&event);
+        progress.sent += 1;
+        progress.invalid += u64::from(event.counted.is_none());
+        if progress.sent % 256 == 0 && last_report.elapsed() >= Duration::from_millis(200) {
+            last_report = Instant::now();
+            progress.elapsed = start.elapsed();
+            report(&progress);
+        }
+    }
+    progress.failed = sink.flush()?;
+    progress.elapsed = start.elapsed();
+    report(&progress);
+    Ok(progress)
+}

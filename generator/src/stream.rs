@@ -1,0 +1,315 @@
+//! The event stream: seed-shaped ad events, reproducible from a seed, with
+//! an optional share of malformed ones of several kinds.
+
+use analytics::time::format_naive;
+
+use crate::rng::Rng;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub campaigns: Vec<String>,
+    pub channels: Vec<String>,
+    /// Relative weights of impression, click, conversion.
+    pub weights: [u32; 3],
+    /// Cost ranges in cents, inclusive: clicks, conversions. Impressions are free.
+    pub click_cents: (u64, u64),
+    pub conversion_cents: (u64, u64),
+    /// Share of malformed events, 0 to 1.
+    pub invalid_ratio: f64,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            campaigns: ["brand_awareness", "spring_sale", "retargeting"]
+                .map(String::from)
+                .to_vec(),
+            channels: ["email", "facebook_ads", "google_ads", "tiktok"]
+                .map(String::from)
+                .to_vec(),
+            weights: [80, 15, 5],
+            click_cents: (50, 200),
+            conversion_cents: (500, 2000),
+            invalid_ratio: 0.0,
+        }
+    }
+}
+
+pub const KINDS: [&str; 3] = ["impression", "click", "conversion"];
+
+/// Where event time comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// Now, for live streams.
+    Wall,
+    /// From a start time, advancing a random 0–132 ms per event (about 15
+    /// events a simulated second, as the seed) whatever the real rate: the
+    /// stream is then the same byte for byte at any rate.
+    Simulated { next_ms: i64 },
+}
+
+/// A valid event's contribution to the totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub campaign: usize,
+    pub channel: usize,
+    pub kind: usize,
+    pub cost_micros: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `campaign|channel`, so that every aggregation key lives in one partition.
+    pub key: String,
+    pub value: String,
+    pub ts_ms: i64,
+    /// `None` for a malformed event, which must end in the dead-letter topic.
+    pub counted: Option<Counted>,
+}
+
+pub struct Stream {
+    rng: Rng,
+    profile: Profile,
+    clock: Clock,
+    invalid_per_million: u64,
+}
+
+impl Stream {
+    pub fn new(profile: Profile, seed: u64, clock: Clock) -> Stream {
+        Stream {
+            rng: Rng::new(seed),
+            invalid_per_million: (profile.invalid_ratio.clamp(0.0, 1.0) * 1e6).round() as u64,
+            profile,
+            clock,
+        }
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        match &mut self.clock {
+            Clock::Wall => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            Clock::Simulated { next_ms } => {
+                let now = *next_ms;
+                *next_ms += self.rng.below(133) as i64;
+                now
+            }
+        }
+    }
+
+    pub fn next_event(&mut self) -> Event {
+        let ts_ms = self.now_ms();
+        let campaign = self.rng.below(self.profile.campaigns.len() as u64) as usize;
+        let channel = self.rng.below(self.profile.channels.len() as u64) as usize;
+        let kind = self.rng.weighted(&self.profile.weights);
+        let cents = match kind {
+            0 => 0,
+            1 => self
+                .rng
+                .between(self.profile.click_cents.0, self.profile.click_cents.1),
+            _ => self.rng.between(
+                self.profile.conversion_cents.0,
+                self.profile.conversion_cents.1,
+            ),
+        };
+        let (event_id, user_id) = (self.rng.uuid(), self.rng.uuid());
+        let (c, ch) = (
+            &self.profile.campaigns[campaign],
+            &self.profile.channels[channel],
+        );
+        let key = [c.as_str(), "|", ch.as_str()].concat();
+        let fields = Fields {
+            event_id: &event_id,
+            ts: &format_naive(ts_ms),
+            user_id: &user_id,
+            campaign: c,
+            channel: ch,
+            event: KINDS[kind],
+            cost: &cost_text(cents),
+        };
+        if self.rng.below(1_000_000) < self.invalid_per_million {
+            let value = match self.rng.below(5) {
+                0 => fields.json()[..40].to_string(),
+                1 => Fields {
+                    user_id: "",
+                    ..fields
+                }
+                .json()
+                .replace(r#""user_id":"","#, ""),
+                2 => Fields {
+                    cost: &["-", &cost_text(cents + 1)].concat(),
+                    ..fields
+                }
+                .json(),
+                3 => Fields {
+                    event: "purchase",
+                    ..fields
+                }
+                .json(),
+                _ => Fields {
+                    ts: "not-a-time",
+                    ..fields
+                }
+                .json(),
+            };
+            return Event {
+                key,
+                value,
+                ts_ms,
+                counted: None,
+            };
+        }
+        Event {
+            key,
+            value: fields.json(),
+            ts_ms,
+            counted: Some(Counted {
+                campaign,
+                channel,
+                kind,
+                cost_micros: cents as i64 * 10_000,
+            }),
+        }
+    }
+}
+
+/// Cents as a decimal with two places: `1.25`.
+fn cost_text(cents: u64) -> String {
+    let mut s = itoa::Buffer::new().format(cents / 100).to_string();
+    s.push('.');
+    s.push(char::from(b'0' + (cents % 100 / 10) as u8));
+    s.push(char::from(b'0' + (cents % 10) as u8));
+    s
+}
+
+#[derive(Clone, Copy)]
+struct Fields<'a> {
+    event_id: &'a str,
+    ts: &'a str,
+    user_id: &'a str,
+    campaign: &'a str,
+    channel: &'a str,
+    event: &'a str,
+    cost: &'a str,
+}
+
+impl Fields<'_> {
+    /// The seed's schema plus an id. Our names and values need no escaping.
+    fn json(&self) -> String {
+        let mut s = String::with_capacity(256);
+        for (prefix, value) in [
+            (r#"{"event_id":""#, self.event_id),
+            (r#"","ts":""#, self.ts),
+            (r#"","user_id":""#, self.user_id),
+            (r#"","campaign_id":""#, self.campaign),
+            (r#"","channel":""#, self.channel),
+            (r#"","event":""#, self.event),
+            (r#"","cost":"#, self.cost),
+        ] {
+            s.push_str(prefix);
+            s.push_str(value);
+        }
+        s.push('}');
+        s
+    }
+}
+
+/// Kafka's default partitioner for keyed records (murmur2, as the Java
+/// client), so that other producers of `logs` agree with ours.
+pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % partitions as u32) as i32
+}
+
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes(c.try_into().expect("chunks of 4"));
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, &b) in rest.iter().enumerate().rev() {
+            h ^= u32::from(b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        // Values from Kafka's own UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc") as i32, 479470107);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_stream() {
+        let run = |seed| {
+            let mut s = Stream::new(
+                Profile::default(),
+                seed,
+                Clock::Simulated {
+                    next_ms: 1_755_439_200_000,
+                },
+            );
+            (0..50).map(|_| s.next_event()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn events_follow_the_seed_shape() {
+        let profile = Profile {
+            invalid_ratio: 0.1,
+            ..Profile::default()
+        };
+        let mut s = Stream::new(
+            profile,
+            1,
+            Clock::Simulated {
+                next_ms: 1_755_439_200_000,
+            },
+        );
+        let events: Vec<Event> = (0..20_000).map(|_| s.next_event()).collect();
+        let invalid = events.iter().filter(|e| e.counted.is_none()).count();
+        assert!((1_700..2_300).contains(&invalid), "{invalid}");
+        let mut kinds = [0usize; 3];
+        for e in events.iter().filter_map(|e| e.counted) {
+            kinds[e.kind] += 1;
+            let range = match e.kind {
+                0 => 0..=0,
+                1 => 500_000..=2_000_000,
+                _ => 5_000_000..=20_000_000,
+            };
+            assert!(range.contains(&e.cost_micros));
+        }
+        let valid = (events.len() - invalid) as f64;
+        for (count, share) in kinds.iter().zip([0.80, 0.15, 0.05]) {
+            assert!((*count as f64 / valid - share).abs() < 0.02, "{kinds:?}");
+        }
+        for pair in events.windows(2) {
+            assert!(pair[1].ts_ms >= pair[0].ts_ms);
+        }
+    }
+}

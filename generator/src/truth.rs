@@ -1,0 +1,92 @@
+//! The exact totals of what was generated, per (campaign, channel, window),
+//! in integer micro-units: the ground truth the pipeline is checked against.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stream::{Event, Profile};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub impressions: i64,
+    pub clicks: i64,
+    pub conversions: i64,
+    pub spend_micros: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowTotals {
+    pub campaign: String,
+    pub channel: String,
+    pub window_start: i64,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// What the `--truth` file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TruthFile {
+    pub window_ms: i64,
+    pub events: u64,
+    /// Malformed events: exactly these reach `logs.dlq`.
+    pub invalid: u64,
+    pub windows: Vec<WindowTotals>,
+}
+
+pub struct Truth {
+    window_ms: i64,
+    events: u64,
+    invalid: u64,
+    totals: BTreeMap<(usize, usize, i64), Totals>,
+}
+
+impl Truth {
+    pub fn new(window_ms: i64) -> Truth {
+        Truth {
+            window_ms,
+            events: 0,
+            invalid: 0,
+            totals: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, event: &Event) {
+        self.events += 1;
+        let Some(c) = event.counted else {
+            self.invalid += 1;
+            return;
+        };
+        let window = event.ts_ms.div_euclid(self.window_ms) * self.window_ms;
+        let t = self
+            .totals
+            .entry((c.campaign, c.channel, window))
+            .or_default();
+        match c.kind {
+            0 => t.impressions += 1,
+            1 => t.clicks += 1,
+            _ => t.conversions += 1,
+        }
+        t.spend_micros += c.cost_micros;
+    }
+
+    pub fn file(&self, profile: &Profile) -> TruthFile {
+        TruthFile {
+            window_ms: self.window_ms,
+            events: self.events,
+            invalid: self.invalid,
+            windows: self
+                .totals
+                .iter()
+                .map(
+                    |(&(campaign, channel, window_start), &totals)| WindowTotals {
+                        campaign: profile.campaigns[campaign].clone(),
+                        channel: profile.channels[channel].clone(),
+                        window_start,
+                        totals,
+                    },
+                )
+                .collect(),
+        }
+    }
+}
