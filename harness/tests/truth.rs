@@ -9,6 +9,25 @@ use std::collections::BTreeMap;
 use generator::{partition_for, Clock, Profile, Stream, Totals, Truth};
 use harness::records::InputRecord;
 
+/// `n` events of the stream as input records, keyed and partitioned as the
+/// generator sends them; each is also added to `truth`.
+fn records(stream: &mut Stream, n: usize, partitions: i32, truth: &mut Truth) -> Vec<InputRecord> {
+    (0..n)
+        .map(|i| {
+            let event = stream.next_event();
+            truth.add(&event);
+            InputRecord {
+                line: i + 1,
+                partition: partition_for(event.key.as_bytes(), partitions),
+                key: Some(event.key.into_bytes()),
+                value: Some(event.value.into_bytes()),
+                headers: Vec::new(),
+                timestamp_ms: event.ts_ms,
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn panes_equal_the_generators_truth() {
     let profile = Profile {
@@ -23,20 +42,7 @@ fn panes_equal_the_generators_truth() {
         },
     );
     let mut truth = Truth::new(60_000);
-    let records: Vec<InputRecord> = (0..20_000)
-        .map(|i| {
-            let event = stream.next_event();
-            truth.add(&event);
-            InputRecord {
-                line: i + 1,
-                partition: partition_for(event.key.as_bytes(), 4),
-                key: Some(event.key.into_bytes()),
-                value: Some(event.value.into_bytes()),
-                headers: Vec::new(),
-                timestamp_ms: event.ts_ms,
-            }
-        })
-        .collect();
+    let records = records(&mut stream, 20_000, 4, &mut truth);
     let outs = common::run_module("@pipeline", common::pipeline_spec(), &records, 64);
     let mut panes: BTreeMap<(String, String, i64), Totals> = BTreeMap::new();
     for pane in outs
@@ -66,4 +72,29 @@ fn panes_equal_the_generators_truth() {
     let dead = outs.iter().filter(|o| o.topic == "logs.dlq").count() as u64;
     assert_eq!(dead, expected.invalid);
     assert!(dead > 0);
+}
+
+/// Hundreds of keys over many windows stay within Redpanda's default 2 MiB
+/// of linear memory (the harness enforces it; growing past it kills the VM).
+#[test]
+fn hundreds_of_keys_fit_in_the_default_memory_limit() {
+    let profile = Profile {
+        campaigns: (0..150).map(|i| format!("campaign_{i}")).collect(),
+        ..Profile::default()
+    };
+    let mut stream = Stream::new(
+        profile,
+        11,
+        Clock::Simulated {
+            next_ms: 1_755_439_200_000,
+        },
+    );
+    let records = records(&mut stream, 60_000, 2, &mut Truth::new(60_000));
+    let outs = common::run_module("@pipeline", common::pipeline_spec(), &records, 500);
+    let keys: std::collections::BTreeSet<_> = outs
+        .iter()
+        .filter(|o| o.topic == "results")
+        .map(|o| o.key.clone())
+        .collect();
+    assert!(keys.len() >= 590, "{} keys", keys.len());
 }
