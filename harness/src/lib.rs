@@ -28,7 +28,7 @@ pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
             "aggregate".to_string(),
         ),
         path if path.starts_with('@') => {
-            bail!("unknown built-in transform {path}: use @pipeline, @enrich or @aggregate")
+            bail!("unknown built-in transform {path}: use @pipeline, @enrich, @aggregate or @tee")
         }
         path => {
             let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;

@@ -242,8 +242,12 @@ impl Vm {
                 "the transform ran out of memory: it asked for {refused} bytes, over the limit of {} bytes ({e:#})",
                 self.limits.memory_bytes
             )
-        } else {
+        } else if e.downcast_ref::<Trap>().is_some() {
+            // A trap in guest code: its wasm backtrace says where.
             format!("{e:?}")
+        } else {
+            // A host function stopped it (proc_exit, a bad pointer): the reason is enough.
+            e.root_cause().to_string()
         }
     }
 }
