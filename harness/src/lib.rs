@@ -7,36 +7,48 @@ pub mod run;
 pub mod runtime;
 pub mod spec;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use transform_host::{Host, LogLine, LogStream, Logger, Transform};
 
+/// The transforms built into the harness: how the command line names
+/// them, the module, and the transform's default name.
+const BUILTINS: [(&str, &[u8], &str); 4] = [
+    (
+        "@pipeline",
+        transform_artifacts::PIPELINE,
+        "marketing-pipeline",
+    ),
+    ("@enrich", transform_artifacts::ENRICH, "enrich"),
+    ("@aggregate", transform_artifacts::AGGREGATE, "aggregate"),
+    ("@tee", transform_artifacts::TEE, "tee"),
+];
+
 /// Reads and validates a module: a path, or a transform built into the
-/// harness (`@pipeline`, `@enrich`, `@aggregate`, `@tee`). Also returns the default
-/// transform name: the built-in's, or the file's stem.
+/// harness (`@pipeline`, `@enrich`, `@aggregate`, `@tee`). Also returns the
+/// default transform name: the built-in's, or the file's stem.
 pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
-    let (bytes, name) = match wasm {
-        "@pipeline" => (
-            transform_artifacts::PIPELINE.to_vec(),
-            "marketing-pipeline".to_string(),
-        ),
-        "@enrich" => (transform_artifacts::ENRICH.to_vec(), "enrich".to_string()),
-        "@aggregate" => (
-            transform_artifacts::AGGREGATE.to_vec(),
-            "aggregate".to_string(),
-        ),
-        path if path.starts_with('@') => {
-            bail!("unknown built-in transform {path}: use @pipeline, @enrich, @aggregate or @tee")
-        }
-        path => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            let stem = Path::new(path)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned());
-            (bytes, stem.unwrap_or_else(|| "transform".into()))
-        }
+    let (bytes, name): (Cow<[u8]>, String) = if wasm.starts_with('@') {
+        let Some(&(_, bytes, name)) = BUILTINS.iter().find(|(n, ..)| *n == wasm) else {
+            let names: Vec<&str> = BUILTINS.iter().map(|(n, ..)| *n).collect();
+            bail!(
+                "unknown built-in transform {wasm}: use one of {}",
+                names.join(", ")
+            );
+        };
+        (Cow::Borrowed(bytes), name.to_string())
+    } else {
+        let bytes = std::fs::read(wasm).with_context(|| format!("reading {wasm}"))?;
+        let stem = Path::new(wasm)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        (
+            Cow::Owned(bytes),
+            stem.unwrap_or_else(|| "transform".into()),
+        )
     };
     let transform = host
         .load(&bytes)

@@ -417,6 +417,27 @@ fn an_sdk_module_copies_records_to_every_output_topic() {
 }
 
 #[test]
+fn every_built_in_loads_by_name() {
+    let host = host();
+    for (builtin, name) in [
+        ("@pipeline", "marketing-pipeline"),
+        ("@enrich", "enrich"),
+        ("@aggregate", "aggregate"),
+        ("@tee", "tee"),
+    ] {
+        let (_, default_name) = harness::load_module(&host, builtin).unwrap();
+        assert_eq!(default_name, name);
+    }
+    let unknown = harness::load_module(&host, "@nope")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("@pipeline, @enrich, @aggregate, @tee"),
+        "{unknown}"
+    );
+}
+
+#[test]
 fn the_cli_names_the_input_line_that_killed_the_transform() {
     let wasm = module(
         "check_abi_version_2",
