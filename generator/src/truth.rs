@@ -34,6 +34,22 @@ pub struct TruthFile {
     pub windows: Vec<WindowTotals>,
 }
 
+impl TruthFile {
+    /// The totals keyed by (campaign, channel, window start), for comparing
+    /// with panes merged by the same key.
+    pub fn by_window(&self) -> BTreeMap<(String, String, i64), Totals> {
+        self.windows
+            .iter()
+            .map(|w| {
+                (
+                    (w.campaign.clone(), w.channel.clone(), w.window_start),
+                    w.totals,
+                )
+            })
+            .collect()
+    }
+}
+
 pub struct Truth {
     window_ms: i64,
     events: u64,

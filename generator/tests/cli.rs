@@ -110,12 +110,7 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
         invalid > 50,
         "some malformed events were mixed in: {invalid}"
     );
-    let windows: BTreeMap<_, _> = truth
-        .windows
-        .into_iter()
-        .map(|w| ((w.campaign, w.channel, w.window_start), w.totals))
-        .collect();
-    assert_eq!(windows, recount);
+    assert_eq!(truth.by_window(), recount);
 }
 
 #[test]

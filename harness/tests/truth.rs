@@ -63,12 +63,7 @@ fn panes_equal_the_generators_truth() {
         t.spend_micros += pane["spend_micros"].as_i64().unwrap();
     }
     let expected = truth.file(&profile);
-    let truth_windows: BTreeMap<_, _> = expected
-        .windows
-        .into_iter()
-        .map(|w| ((w.campaign, w.channel, w.window_start), w.totals))
-        .collect();
-    assert_eq!(panes, truth_windows);
+    assert_eq!(panes, expected.by_window());
     let dead = outs.iter().filter(|o| o.topic == "logs.dlq").count() as u64;
     assert_eq!(dead, expected.invalid);
     assert!(dead > 0);
