@@ -4,8 +4,6 @@
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::time::{parse_duration_ms, parse_timestamp_ms};
@@ -156,7 +154,6 @@ fn run(cli: Cli) -> Result<()> {
         (None, Some(_)) => bail!("this build has no broker sink yet: use --output FILE"),
         (None, None) => bail!("say where the events go: --brokers HOST:PORT or --output FILE"),
     };
-    let stop = Arc::new(AtomicBool::new(false));
     let mut stream = Stream::new(profile.clone(), cli.seed, clock);
     let mut truth = Truth::new(window_ms);
     let live = !cli.quiet && std::io::stderr().is_terminal();
@@ -171,13 +168,13 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     };
-    let stopped = stop.clone();
     let progress = generate(
         &mut stream,
         &plan,
         sink.as_mut(),
         &mut truth,
-        &move || stopped.load(Ordering::Relaxed),
+        // The command runs until its plan is done or it is interrupted.
+        &|| false,
         &mut report,
     )?;
     if live {
