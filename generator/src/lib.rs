@@ -1,6 +1,7 @@
 //! The generator: a reproducible stream of seed-shaped ad events for `logs`,
 //! the exact totals of what it generated, and sinks to send it to.
 
+pub mod kafka;
 pub mod rng;
 pub mod sink;
 pub mod stream;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+pub use kafka::KafkaSink;
 pub use sink::{FileSink, LogRecord, Sink};
 pub use stream::{partition_for, Clock, Event, Profile, Stream};
 pub use truth::{Totals, Truth, TruthFile, WindowTotals};
@@ -80,10 +82,12 @@ pub fn generate(
         if progress.sent % 256 == 0 && last_report.elapsed() >= Duration::from_millis(200) {
             last_report = Instant::now();
             progress.elapsed = start.elapsed();
+            progress.failed = sink.failed();
             report(&progress);
         }
     }
-    progress.failed = sink.flush()?;
+    sink.flush()?;
+    progress.failed = sink.failed();
     progress.elapsed = start.elapsed();
     report(&progress);
     Ok(progress)

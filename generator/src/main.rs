@@ -4,12 +4,17 @@
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::time::{parse_duration_ms, parse_timestamp_ms};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use generator::{generate, Clock, FileSink, Plan, Profile, Progress, Sink, Stream, Truth};
+use generator::kafka::ensure_topic;
+use generator::{
+    generate, Clock, FileSink, KafkaSink, Plan, Profile, Progress, Sink, Stream, Truth,
+};
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +34,7 @@ struct Cli {
     brokers: Option<String>,
     #[arg(long, default_value = "logs")]
     topic: String,
-    /// Partitions: of the topic when it is created, and of the file records.
+    /// Partitions: of the topic when it is created (an existing topic keeps its own), and of the file records.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
     /// Events a second, or `max` for as fast as possible.
@@ -136,12 +141,8 @@ fn run(cli: Cli) -> Result<()> {
         invalid_ratio: cli.invalid_ratio,
         ..Profile::default()
     };
-    let plan = Plan {
-        rate,
-        count: cli.count,
-        duration,
-        partitions: cli.partitions,
-    };
+    let mut partitions = cli.partitions;
+    let live = !cli.quiet && std::io::stderr().is_terminal();
     let mut sink: Box<dyn Sink> = match (&cli.output, &cli.brokers) {
         (Some(path), _) if path.as_os_str() == "-" => {
             Box::new(FileSink::new(BufWriter::new(std::io::stdout().lock())))
@@ -151,12 +152,44 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("creating {}", path.display()))?;
             Box::new(FileSink::new(BufWriter::with_capacity(1 << 20, file)))
         }
-        (None, Some(_)) => bail!("this build has no broker sink yet: use --output FILE"),
+        (None, Some(brokers)) => {
+            partitions = ensure_topic(brokers, &cli.topic, cli.partitions)?;
+            if partitions != cli.partitions && !cli.quiet {
+                eprintln!(
+                    "topic {} exists with {partitions} partitions; using those",
+                    cli.topic
+                );
+            }
+            let mut sink = KafkaSink::new(brokers, &cli.topic)?;
+            let quiet = cli.quiet;
+            sink.waiting = Box::new(move |n| {
+                if !quiet {
+                    eprintln!("waiting for the broker to acknowledge {n} events…");
+                }
+            });
+            Box::new(sink)
+        }
         (None, None) => bail!("say where the events go: --brokers HOST:PORT or --output FILE"),
     };
+    let plan = Plan {
+        rate,
+        count: cli.count,
+        duration,
+        partitions,
+    };
+    // Ctrl-C stops the stream, then everything sent is flushed and the
+    // truth written; a second Ctrl-C gives up at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = stop.clone();
+    ctrlc::set_handler(move || {
+        if handler_stop.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: flushing what was sent (Ctrl-C again to quit at once)…");
+    })
+    .context("installing the Ctrl-C handler")?;
     let mut stream = Stream::new(profile.clone(), cli.seed, clock);
     let mut truth = Truth::new(window_ms);
-    let live = !cli.quiet && std::io::stderr().is_terminal();
     let mut report = |p: &Progress| {
         if live {
             eprint!(
@@ -173,8 +206,7 @@ fn run(cli: Cli) -> Result<()> {
         &plan,
         sink.as_mut(),
         &mut truth,
-        // The command runs until its plan is done or it is interrupted.
-        &|| false,
+        &|| stop.load(Ordering::Relaxed),
         &mut report,
     )?;
     if live {

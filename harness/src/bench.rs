@@ -75,8 +75,14 @@ pub fn bench(
     let (mut best_wasm, mut best_native) = (Duration::MAX, Duration::MAX);
     let mut outputs = 0;
     for _ in 0..rounds.max(1) {
-        let mut runtime = Runtime::start(host, transform, spec.clone(), 1, logger.clone())
-            .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        let mut runtime = Runtime::start(
+            host,
+            transform,
+            spec.clone(),
+            vec![1; spec.output_topics.len()],
+            logger.clone(),
+        )
+        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
         let start = Instant::now();
         let mut wasm_outputs = 0;
         for batch in &batches {

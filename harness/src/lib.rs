@@ -1,11 +1,15 @@
 //! The harness: hosts Redpanda data transforms outside Redpanda with the
 //! same contract (see `transform-host`), over records from files.
 
+pub mod batch_log;
 pub mod bench;
+pub mod bench_broker;
+pub mod bridge;
 pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod spec;
+pub mod tail;
 
 use std::borrow::Cow;
 use std::path::Path;

@@ -4,15 +4,20 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harness::bench::bench;
+use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
+use harness::bridge::{Bridge, BridgeOptions, StartFrom};
 use harness::records::read_input;
 use harness::run::{run, RunOptions};
 use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
 use harness::{load_module as load, stderr_logger};
-use transform_host::{Host, Limits};
+use transform_host::{Host, Limits, TransformSpec};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +67,67 @@ command exits with status 1.")]
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Host a transform against a Kafka-protocol broker until stopped (Ctrl-C).
+    #[command(
+        after_help = "Consumes the input topic as consumer group <name>, runs batches through one VM for \
+all partitions, produces to the output topics on the same partition number (mod their partition count), \
+and commits input offsets after the outputs are acknowledged. Missing output topics are created with the \
+input's partition count. Before each batch's outputs, the batch's offsets go to the topic \
+_harness.<name>.batches, so that after a crash (even kill -9) the restarted bridge re-runs exactly that \
+batch and writes none of its outputs twice. Run one bridge per transform."
+    )]
+    Bridge {
+        /// The .wasm file, or @pipeline, @enrich, @aggregate, @tee.
+        wasm: String,
+        /// Kafka bootstrap servers, HOST:PORT[,…].
+        #[arg(long)]
+        brokers: String,
+        #[command(flatten)]
+        deploy: DeployArgs,
+        /// Most records in one batch.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Where partitions with no committed offset start: `start` or `end` of the input topic.
+        #[arg(long, default_value = "start", value_parser = parse_start_from)]
+        from_offset: StartFrom,
+        /// How often acknowledged input offsets are committed, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        commit_interval_ms: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Measure the generator and the bridge on a broker against the broker alone, and latency.
+    #[command(
+        after_help = "Every run uses topics of its own, named bench-<time>-…; delete them afterwards \
+if the broker keeps data. Figures: the generator's events/s into a topic; the broker alone (one thread \
+consumes every event and produces it to another topic, acks=all); the bridge running the transform over \
+the same events; then, per --latency-rate, the generator at that rate with wall-clock event times and the \
+time from the newest event of each pane to the pane being read from results (p50, p99)."
+    )]
+    BenchBroker {
+        /// Kafka bootstrap servers, HOST:PORT[,…].
+        #[arg(long)]
+        brokers: String,
+        #[arg(long, default_value = "@pipeline")]
+        wasm: String,
+        /// Events for the throughput runs.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Rates for the latency runs, events a second; repeatable.
+        #[arg(long = "latency-rate", default_values_t = [1000.0, 20000.0])]
+        latency_rates: Vec<f64>,
+        /// Seconds each latency run lasts.
+        #[arg(long, default_value_t = 20)]
+        latency_seconds: u64,
+        #[arg(long, default_value = "transform.yaml")]
+        config: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Measure the pipeline transform in WASM against the same library natively.
     Bench {
         /// The pipeline module to measure.
@@ -98,6 +164,34 @@ struct DeployArgs {
     /// An environment variable for the transform, KEY=VALUE; repeatable.
     #[arg(long = "var", value_parser = parse_var)]
     vars: Vec<(String, String)>,
+}
+
+impl DeployArgs {
+    fn resolve(self, default_name: &str) -> Result<TransformSpec> {
+        let yaml = self
+            .config
+            .as_deref()
+            .map(TransformYaml::load)
+            .transpose()?;
+        resolve(
+            yaml,
+            Overrides {
+                name: self.name,
+                input_topic: self.input_topic,
+                output_topics: self.output_topics,
+                vars: self.vars,
+            },
+            default_name,
+        )
+    }
+}
+
+fn parse_start_from(s: &str) -> Result<StartFrom, String> {
+    match s {
+        "start" => Ok(StartFrom::Beginning),
+        "end" => Ok(StartFrom::End),
+        _ => Err(format!("`{s}`: use `start` or `end`")),
+    }
 }
 
 #[derive(Args)]
@@ -151,21 +245,7 @@ fn main_result() -> Result<()> {
         } => {
             let host = limits.host()?;
             let (transform, default_name) = load(&host, &wasm)?;
-            let yaml = deploy
-                .config
-                .as_deref()
-                .map(TransformYaml::load)
-                .transpose()?;
-            let spec = resolve(
-                yaml,
-                Overrides {
-                    name: deploy.name,
-                    input_topic: deploy.input_topic,
-                    output_topics: deploy.output_topics,
-                    vars: deploy.vars,
-                },
-                &default_name,
-            )?;
+            let spec = deploy.resolve(&default_name)?;
             let records = if input == Path::new("-") {
                 read_input(std::io::stdin().lock())?
             } else {
@@ -197,6 +277,118 @@ fn main_result() -> Result<()> {
                 return Err(e).context("writing output");
             }
             result
+        }
+        Command::Bridge {
+            wasm,
+            brokers,
+            deploy,
+            batch_size,
+            from_offset,
+            commit_interval_ms,
+            limits,
+        } => {
+            let host = limits.host()?;
+            let (transform, default_name) = load(&host, &wasm)?;
+            let spec = deploy.resolve(&default_name)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let handler_stop = stop.clone();
+            ctrlc::set_handler(move || {
+                if handler_stop.swap(true, Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+                eprintln!("stopping: finishing the batch in flight and committing (again to quit at once)…");
+            })
+            .context("installing the Ctrl-C handler")?;
+            eprintln!(
+                "bridging {} → [{}] → {} on {brokers} (group {})",
+                spec.input_topic,
+                spec.name,
+                spec.output_topics.join(", "),
+                spec.name
+            );
+            let mut bridge = Bridge::start(
+                &host,
+                &transform,
+                spec,
+                BridgeOptions {
+                    brokers,
+                    batch_size,
+                    from: from_offset,
+                    commit_interval: Duration::from_millis(commit_interval_ms),
+                },
+                stderr_logger(),
+            )?;
+            let started = Instant::now();
+            let mut last = (started, 0u64);
+            bridge.run(&stop, Duration::from_secs(5), &mut |p| {
+                let now = Instant::now();
+                let rate = (p.records_in - last.1) as f64 / (now - last.0).as_secs_f64();
+                last = (now, p.records_in);
+                eprintln!(
+                    "{} records in, {} out, {} batches; {rate:.0} records/s",
+                    p.records_in, p.records_out, p.batches
+                );
+            })?;
+            let p = bridge.progress;
+            eprintln!(
+                "stopped after {:.1} s: {} records in, {} out, {} batches",
+                started.elapsed().as_secs_f64(),
+                p.records_in,
+                p.records_out,
+                p.batches
+            );
+            Ok(())
+        }
+        Command::BenchBroker {
+            brokers,
+            wasm,
+            events,
+            partitions,
+            batch_size,
+            latency_rates,
+            latency_seconds,
+            config,
+            limits,
+        } => {
+            let host = limits.host()?;
+            let (transform, name) = load(&host, &wasm)?;
+            let spec = resolve(
+                Some(TransformYaml::load(&config)?),
+                Overrides::default(),
+                &name,
+            )?;
+            let bench = BrokerBench {
+                brokers,
+                events,
+                partitions,
+                batch_size,
+                latency_rates,
+                latency_seconds,
+            };
+            let report =
+                bench_broker(&host, &transform, &spec, &bench, stderr_logger(), &|line| {
+                    eprintln!("{line}")
+                })?;
+            println!(
+                "generator → broker:  {:>10.0} events/s",
+                per_sec(events, report.generator)
+            );
+            println!(
+                "broker alone (copy): {:>10.0} events/s",
+                per_sec(events, report.copy)
+            );
+            println!(
+                "bridge ({wasm}): {:>10.0} events/s  ({:.2}x the broker alone's time)",
+                per_sec(events, report.bridge),
+                report.bridge.as_secs_f64() / report.copy.as_secs_f64()
+            );
+            for l in &report.latencies {
+                println!(
+                    "latency at {:>6.0} events/s: p50 {} ms, p99 {} ms, max {} ms ({} panes)",
+                    l.rate, l.p50_ms, l.p99_ms, l.max_ms, l.panes
+                );
+            }
+            Ok(())
         }
         Command::Bench {
             wasm,

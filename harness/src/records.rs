@@ -147,6 +147,21 @@ fn ordered_map<S: Serializer>(
     map.end()
 }
 
+/// Bytes for a message: quoted text, at most 200 characters, or `null`.
+pub fn show(bytes: Option<&[u8]>) -> String {
+    match bytes {
+        None => "null".into(),
+        Some(b) => {
+            let text = String::from_utf8_lossy(b);
+            let short: String = text.chars().take(200).collect();
+            format!(
+                "{short:?}{}",
+                if short.len() < text.len() { "…" } else { "" }
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
-use crate::records::{InputRecord, OutputLine};
+use crate::records::{show, InputRecord, OutputLine};
 use crate::runtime::{batch_ranges, Runtime};
 
 pub struct RunOptions {
@@ -42,7 +42,8 @@ pub fn run(
             r.partition
         );
     }
-    let mut runtime = Runtime::start(host, transform, spec, partitions, logger)
+    let outputs = vec![partitions; spec.output_topics.len()];
+    let mut runtime = Runtime::start(host, transform, spec, outputs, logger)
         .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
     let mut next_offset = vec![0i64; partitions as usize];
     let record_partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
@@ -90,18 +91,4 @@ pub fn run(
         }
     }
     Ok(())
-}
-
-fn show(bytes: Option<&[u8]>) -> String {
-    match bytes {
-        None => "null".into(),
-        Some(b) => {
-            let text = String::from_utf8_lossy(b);
-            let short: String = text.chars().take(200).collect();
-            format!(
-                "{short:?}{}",
-                if short.len() < text.len() { "…" } else { "" }
-            )
-        }
-    }
 }

@@ -9,7 +9,8 @@ use transform_host::{Batch, Failure, Host, Logger, Output, Transform, TransformS
 pub struct Runtime {
     vm: Vm,
     spec: TransformSpec,
-    partitions: i32,
+    /// Partitions of each output topic.
+    output_partitions: Vec<i32>,
 }
 
 /// An output record with its topic and partition.
@@ -27,14 +28,15 @@ impl Runtime {
         host: &Host,
         transform: &Transform,
         spec: TransformSpec,
-        partitions: i32,
+        output_partitions: Vec<i32>,
         logger: Logger,
     ) -> Result<Runtime, Failure> {
+        assert_eq!(output_partitions.len(), spec.output_topics.len());
         let vm = Vm::start(host, transform, &spec, logger)?;
         Ok(Runtime {
             vm,
             spec,
-            partitions,
+            output_partitions,
         })
     }
 
@@ -46,12 +48,11 @@ impl Runtime {
     /// same partition number of its topic (modulo its partition count).
     pub fn process(&mut self, partition: i32, batch: Arc<Batch>) -> Result<Vec<Produced>, Failure> {
         let outputs = self.vm.process(batch)?;
-        let partition = partition.rem_euclid(self.partitions);
         Ok(outputs
             .into_iter()
             .map(|Output { topic, payload }| Produced {
                 topic,
-                partition,
+                partition: partition.rem_euclid(self.output_partitions[topic]),
                 payload,
             })
             .collect())

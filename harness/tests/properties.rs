@@ -113,7 +113,8 @@ fn through_wasm(
 ) -> (BTreeMap<Key, Totals>, usize) {
     let (host, transform) = pipeline();
     let (logger, _) = common::collecting_logger();
-    let mut runtime = Runtime::start(host, transform, common::pipeline_spec(), 3, logger).unwrap();
+    let mut runtime =
+        Runtime::start(host, transform, common::pipeline_spec(), vec![3; 3], logger).unwrap();
     let mut next_offset = [0i64; 3];
     let mut panes: BTreeMap<Key, Totals> = BTreeMap::new();
     let mut dead = 0;

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use generator::{partition_for, Clock, Profile, Stream, Totals, Truth};
+use generator::{partition_for, Clock, Profile, Stream, Truth};
 use harness::records::InputRecord;
 
 /// `n` events of the stream as input records, keyed and partitioned as the
@@ -44,26 +42,13 @@ fn panes_equal_the_generators_truth() {
     let mut truth = Truth::new(60_000);
     let records = records(&mut stream, 20_000, 4, &mut truth);
     let outs = common::run_module("@pipeline", common::pipeline_spec(), &records, 64);
-    let mut panes: BTreeMap<(String, String, i64), Totals> = BTreeMap::new();
-    for pane in outs
+    let panes: Vec<serde_json::Value> = outs
         .iter()
         .filter(|o| o.topic == "results")
         .map(common::json)
-    {
-        let t = panes
-            .entry((
-                pane["campaign"].as_str().unwrap().into(),
-                pane["channel"].as_str().unwrap().into(),
-                pane["window_start"].as_i64().unwrap(),
-            ))
-            .or_default();
-        t.impressions += pane["impressions"].as_i64().unwrap();
-        t.clicks += pane["clicks"].as_i64().unwrap();
-        t.conversions += pane["conversions"].as_i64().unwrap();
-        t.spend_micros += pane["spend_micros"].as_i64().unwrap();
-    }
+        .collect();
     let expected = truth.file(&profile);
-    assert_eq!(panes, expected.by_window());
+    assert_eq!(common::pane_totals(&panes), expected.by_window());
     let dead = outs.iter().filter(|o| o.topic == "logs.dlq").count() as u64;
     assert_eq!(dead, expected.invalid);
     assert!(dead > 0);

@@ -1,9 +1,11 @@
 //! Helpers shared by the harness's integration tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use generator::Totals;
 use harness::records::{read_input, InputRecord};
 use harness::run::{run, RunOptions};
 use harness::spec::{resolve, Overrides, TransformYaml};
@@ -149,4 +151,26 @@ pub fn as_inputs(outs: &[Out], topic: &str) -> Vec<InputRecord> {
 
 pub fn json(o: &Out) -> serde_json::Value {
     serde_json::from_str(o.value.as_deref().unwrap()).unwrap()
+}
+
+/// Panes summed per (campaign, channel, window start), as the truth file
+/// keys its totals.
+pub fn pane_totals<'a>(
+    panes: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> BTreeMap<(String, String, i64), Totals> {
+    let mut totals: BTreeMap<(String, String, i64), Totals> = BTreeMap::new();
+    for pane in panes {
+        let t = totals
+            .entry((
+                pane["campaign"].as_str().unwrap().into(),
+                pane["channel"].as_str().unwrap().into(),
+                pane["window_start"].as_i64().unwrap(),
+            ))
+            .or_default();
+        t.impressions += pane["impressions"].as_i64().unwrap();
+        t.clicks += pane["clicks"].as_i64().unwrap();
+        t.conversions += pane["conversions"].as_i64().unwrap();
+        t.spend_micros += pane["spend_micros"].as_i64().unwrap();
+    }
+    totals
 }

@@ -1,0 +1,543 @@
+//! `harness bridge`: hosts a transform against any Kafka-protocol broker, as
+//! Redpanda hosts it in the broker: one VM for all input partitions,
+//! outputs on the same partition number (mod), input offsets committed after
+//! the outputs are acknowledged.
+//!
+//! # Why results stay exact without broker transactions
+//!
+//! The results consumer keeps a pane once by its identity (partition,
+//! campaign, channel, window, first and last offset), so a re-run batch must
+//! be cut at exactly the same offsets as the first time; and `events` and
+//! `logs.dlq` have no identity at all, so a re-run must not write them twice.
+//! The bridge works one batch at a time:
+//!
+//! 1. the VM runs the batch (while the previous batch's outputs are still
+//!    on their way);
+//! 2. it waits until every earlier output is acknowledged;
+//! 3. it writes the batch's input offsets, and the end offset of every
+//!    output partition it writes to, to the batch log, and waits for that;
+//! 4. it sends the outputs.
+//!
+//! So at any moment at most one batch — the last one in the batch log —
+//! can have written part of its outputs, and everything before it is
+//! complete. After a crash, for each input partition whose last batch-log
+//! entry is not behind the committed offset, the bridge resumes at the
+//! entry's first offset, cuts its first batch at exactly the entry's last
+//! offset (so panes come out with the same identities), and skips, per
+//! output partition, as many outputs as were written since the recorded
+//! end. The VM emits a batch's outputs in a fixed order and number, so
+//! those are exactly the ones already there: nothing is written twice and
+//! nothing is skipped. Committed input offsets only shorten the re-read.
+//!
+//! This needs the bridge to be the only writer of its output partitions
+//! while it runs, as a transform is in Redpanda.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use generator::kafka::{client_config, ensure_topic, flush, partition_count, producer, send};
+use generator::kafka::{TrackedProducer, REQUEST_TIMEOUT};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
+use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
+
+use crate::batch_log::{self, BatchEntry, OutputEnd};
+use crate::records::show;
+use crate::runtime::Runtime;
+use crate::tail::{read_tail, retry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Beginning,
+    End,
+}
+
+pub struct BridgeOptions {
+    pub brokers: String,
+    /// Most records in one batch.
+    pub batch_size: usize,
+    /// Where a partition with no committed offset starts.
+    pub from: StartFrom,
+    pub commit_interval: Duration,
+}
+
+/// Counters for the progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BridgeProgress {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub batches: u64,
+}
+
+/// Where a partition resumes, and from how far back it is being read.
+///
+/// A resume offset can fall inside a batch the producer wrote. Kafka then
+/// returns the whole batch and the client drops the records before the
+/// offset; Tansu 0.6 instead answers with the *next* batch, silently
+/// skipping the rest. So the bridge reads from before the offset, drops what
+/// comes before it, and reads from further back still if the first record
+/// it gets is past it.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    at: i64,
+    from: i64,
+}
+
+/// How far before a resume offset reading starts: librdkafka's largest
+/// batch (`batch.num.messages`).
+const REWIND: i64 = 10_000;
+
+/// Where each input partition stands.
+struct PartitionState {
+    buffer: Vec<Record>,
+    /// After a crash: the first batch ends exactly at this offset.
+    cut_at: Option<i64>,
+    resume: Option<Resume>,
+    /// After a crash: outputs of the first batch already written, per
+    /// output topic.
+    skip: Vec<u64>,
+    /// The offset after the last batch whose outputs are all acknowledged.
+    done: Option<i64>,
+    committed: Option<i64>,
+}
+
+pub struct Bridge {
+    options: BridgeOptions,
+    runtime: Runtime,
+    consumer: BaseConsumer,
+    producer: TrackedProducer,
+    batch_log: String,
+    partitions: Vec<PartitionState>,
+    output_partitions: Vec<i32>,
+    /// End offsets of the output partitions when the bridge started; ours
+    /// come from delivery reports after that.
+    start_ends: HashMap<(usize, i32), i64>,
+    /// The batch whose outputs were sent last and may not be acknowledged.
+    unacked: Option<(i32, i64)>,
+    last_commit: Instant,
+    pub progress: BridgeProgress,
+}
+
+impl Bridge {
+    /// Connects, creates missing output topics and the batch log, recovers
+    /// from the batch log, and starts the VM.
+    pub fn start(
+        host: &Host,
+        transform: &Transform,
+        spec: TransformSpec,
+        options: BridgeOptions,
+        logger: Logger,
+    ) -> Result<Bridge> {
+        if options.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        let brokers = options.brokers.as_str();
+        let input = spec.input_topic.as_str();
+        let inputs = partition_count(brokers, input)?.ok_or_else(|| {
+            anyhow!("the input topic {input} does not exist on {brokers}: create it, or start the generator first")
+        })?;
+        let output_partitions = spec
+            .output_topics
+            .iter()
+            .map(|t| ensure_topic(brokers, t, inputs))
+            .collect::<Result<Vec<i32>>>()?;
+        let batch_log = batch_log::topic_name(&spec.name);
+        let log_partitions = ensure_topic(brokers, &batch_log, inputs)?;
+        if log_partitions < inputs {
+            bail!("the batch log {batch_log} has {log_partitions} partitions, fewer than {input}'s {inputs}: delete it");
+        }
+        let consumer: BaseConsumer = client_config(brokers)
+            .set("group.id", &spec.name)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "20")
+            // Reading from before the log start rather than past the end.
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .context("creating the Kafka consumer")?;
+        let producer = producer(brokers)?;
+
+        let mut start_ends = HashMap::new();
+        for (t, topic) in spec.output_topics.iter().enumerate() {
+            let ends = read_tail(brokers, topic, output_partitions[t], &mut |_| {})?;
+            for (p, end) in ends.into_iter().enumerate() {
+                start_ends.insert((t, p as i32), end);
+            }
+        }
+        let entries = batch_log::last_entries(brokers, &batch_log, inputs)?;
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition_range(input, 0, inputs - 1);
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let committed = retry(deadline, || {
+            consumer.committed_offsets(wanted.clone(), REQUEST_TIMEOUT)
+        })
+        .with_context(|| format!("reading the committed offsets of group {}", spec.name))?;
+
+        let mut assignment = TopicPartitionList::new();
+        let mut partitions = Vec::new();
+        for p in 0..inputs {
+            let committed = committed
+                .find_partition(input, p)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&o| o >= 0);
+            let mut state = PartitionState {
+                buffer: Vec::new(),
+                cut_at: None,
+                resume: None,
+                skip: vec![0; spec.output_topics.len()],
+                done: committed,
+                committed,
+            };
+            let entry = entries[p as usize]
+                .as_ref()
+                .filter(|e| committed.is_none_or(|c| c <= e.last_offset));
+            let resume_at = match (entry, committed) {
+                (Some(entry), _) => {
+                    for end in &entry.outputs {
+                        let Some(t) = spec.output_topics.iter().position(|t| *t == end.topic)
+                        else {
+                            bail!("the batch log names output topic {}, which this transform does not have: outputs cannot change on a redeploy", end.topic);
+                        };
+                        let now = start_ends.get(&(t, end.partition)).copied().unwrap_or(0);
+                        state.skip[t] = (now - end.end).max(0) as u64;
+                    }
+                    eprintln!(
+                        "partition {p}: re-running offsets {}..={} as one batch; already written: {}",
+                        entry.first_offset,
+                        entry.last_offset,
+                        describe_skip(&spec.output_topics, &state.skip)
+                    );
+                    state.cut_at = Some(entry.last_offset);
+                    Some(entry.first_offset)
+                }
+                (None, Some(c)) => Some(c),
+                (None, None) => None,
+            };
+            let offset = match resume_at {
+                Some(at) => {
+                    let from = (at - REWIND).max(0);
+                    state.resume = Some(Resume { at, from });
+                    Offset::Offset(from)
+                }
+                None => match options.from {
+                    StartFrom::Beginning => Offset::Beginning,
+                    StartFrom::End => Offset::End,
+                },
+            };
+            assignment.add_partition_offset(input, p, offset)?;
+            partitions.push(state);
+        }
+        consumer.assign(&assignment)?;
+        let runtime = Runtime::start(host, transform, spec, output_partitions.clone(), logger)
+            .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        Ok(Bridge {
+            options,
+            runtime,
+            consumer,
+            producer,
+            batch_log,
+            partitions,
+            output_partitions,
+            start_ends,
+            unacked: None,
+            last_commit: Instant::now(),
+            progress: BridgeProgress::default(),
+        })
+    }
+
+    /// Runs until `stop` is set or the transform fails. `report` is called
+    /// about every `every`.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        every: Duration,
+        report: &mut dyn FnMut(&BridgeProgress),
+    ) -> Result<()> {
+        let result = self.run_until(stop, every, report);
+        // Whatever happened, what was acknowledged gets committed.
+        let finished = self.finish_sent();
+        result
+            .and(finished)
+            .and_then(|()| self.commit(CommitMode::Sync))
+    }
+
+    fn run_until(
+        &mut self,
+        stop: &AtomicBool,
+        every: Duration,
+        report: &mut dyn FnMut(&BridgeProgress),
+    ) -> Result<()> {
+        let mut last_report = Instant::now();
+        let mut last_error = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            let buffered = self.partitions.iter().any(|s| !s.buffer.is_empty());
+            let wait = if buffered {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            let polled = self.consumer.poll(wait).map(|m| m.map(|m| to_record(&m)));
+            match polled {
+                Some(Ok((p, record))) => {
+                    if self.resumed(p, record.offset)? {
+                        self.progress.records_in += 1;
+                        self.add(p, record)?;
+                    }
+                }
+                // librdkafka reconnects by itself; say so once per change.
+                Some(Err(e)) => {
+                    let error = e.to_string();
+                    if error != last_error {
+                        eprintln!("consumer: {error} (retrying)");
+                        last_error = error;
+                    }
+                }
+                // Nothing more is at hand: what is buffered is a batch.
+                None => {
+                    for p in 0..self.partitions.len() {
+                        let state = &self.partitions[p];
+                        if !state.buffer.is_empty() && state.cut_at.is_none() {
+                            let batch = std::mem::take(&mut self.partitions[p].buffer);
+                            self.process(p as i32, batch)?;
+                        }
+                    }
+                    self.finish_sent()?;
+                }
+            }
+            if self.last_commit.elapsed() >= self.options.commit_interval {
+                self.commit(CommitMode::Async)?;
+            }
+            if last_report.elapsed() >= every {
+                last_report = Instant::now();
+                report(&self.progress);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a record is at or past its partition's resume offset; see
+    /// [`Resume`].
+    fn resumed(&mut self, p: i32, offset: i64) -> Result<bool> {
+        let state = &mut self.partitions[p as usize];
+        let Some(Resume { at, from }) = state.resume else {
+            return Ok(true);
+        };
+        if offset < at {
+            return Ok(false);
+        }
+        if offset > at && from > 0 {
+            let from = (at - 2 * (at - from)).max(0);
+            self.consumer
+                .seek(
+                    &self.runtime.spec().input_topic,
+                    p,
+                    Offset::Offset(from),
+                    REQUEST_TIMEOUT,
+                )
+                .with_context(|| format!("reading partition {p} from offset {from}"))?;
+            state.resume = Some(Resume { at, from });
+            return Ok(false);
+        }
+        state.resume = None;
+        Ok(true)
+    }
+
+    /// Buffers a record; a full batch, or the end of a batch being re-run,
+    /// is processed at once.
+    fn add(&mut self, p: i32, record: Record) -> Result<()> {
+        let state = &mut self.partitions[p as usize];
+        if let Some(cut) = state.cut_at {
+            if record.offset > cut {
+                // The re-run batch ends before this record (offsets may skip).
+                let batch = std::mem::take(&mut state.buffer);
+                state.cut_at = None;
+                if !batch.is_empty() {
+                    self.process(p, batch)?;
+                }
+                return self.add(p, record);
+            }
+            let last = record.offset == cut;
+            state.buffer.push(record);
+            if last {
+                state.cut_at = None;
+                let batch = std::mem::take(&mut state.buffer);
+                self.process(p, batch)?;
+            }
+            return Ok(());
+        }
+        state.buffer.push(record);
+        if state.buffer.len() >= self.options.batch_size {
+            let batch = std::mem::take(&mut state.buffer);
+            self.process(p, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Steps 1 to 4 of the module's argument.
+    fn process(&mut self, p: i32, records: Vec<Record>) -> Result<()> {
+        let first_offset = records[0].offset;
+        let last_offset = records[records.len() - 1].offset;
+        let batch = Arc::new(Batch { records });
+        let outputs = match self.runtime.process(p, batch.clone()) {
+            Ok(outputs) => outputs,
+            Err(failure) => {
+                let culprit = failure
+                    .offset
+                    .and_then(|o| batch.records.iter().find(|r| r.offset == o));
+                return Err(match culprit {
+                    Some(r) => {
+                        let (key, value) = match decode_record(&r.payload) {
+                            Ok(d) => (show(d.key()), show(d.value())),
+                            Err(_) => ("?".into(), "?".into()),
+                        };
+                        anyhow!(
+                            "the transform failed on {} partition {p} offset {} (key {key}, value {value}): {}; \
+                             it was not committed, so a restart retries it",
+                            self.runtime.spec().input_topic,
+                            r.offset,
+                            failure.message
+                        )
+                    }
+                    None => anyhow!(
+                        "the transform failed in a batch of partition {p} (offsets {first_offset}..={last_offset}) before reading a record: {}",
+                        failure.message
+                    ),
+                });
+            }
+        };
+        self.finish_sent()?;
+        let spec = self.runtime.spec();
+        let entry = BatchEntry {
+            partition: p,
+            first_offset,
+            last_offset,
+            outputs: spec
+                .output_topics
+                .iter()
+                .enumerate()
+                .map(|(t, topic)| {
+                    let partition = p.rem_euclid(self.output_partitions[t]);
+                    let end = self
+                        .producer
+                        .context()
+                        .end_offset(topic, partition)
+                        .unwrap_or(self.start_ends[&(t, partition)]);
+                    OutputEnd {
+                        topic: topic.clone(),
+                        partition,
+                        end,
+                    }
+                })
+                .collect(),
+        };
+        batch_log::write(&self.producer, &self.batch_log, &entry)?;
+        let skip = &mut self.partitions[p as usize].skip;
+        for out in outputs {
+            if skip[out.topic] > 0 {
+                skip[out.topic] -= 1;
+                continue;
+            }
+            let topic = &spec.output_topics[out.topic];
+            let record = decode_record(&out.payload).expect("the host validated every output");
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers().len());
+            for h in record.headers() {
+                headers = headers.insert(Header {
+                    key: &String::from_utf8_lossy(h.key()),
+                    value: h.value(),
+                });
+            }
+            let mut message = BaseRecord::to(topic)
+                .partition(out.partition)
+                .headers(headers);
+            if let Some(k) = record.key() {
+                message = message.key(k);
+            }
+            if let Some(v) = record.value() {
+                message = message.payload(v);
+            }
+            send(&self.producer, message)?;
+            self.progress.records_out += 1;
+        }
+        skip.iter_mut().for_each(|s| *s = 0);
+        self.progress.batches += 1;
+        self.unacked = Some((p, last_offset + 1));
+        Ok(())
+    }
+
+    /// Waits for the outputs sent so far; their batch is then done.
+    fn finish_sent(&mut self) -> Result<()> {
+        let Some((p, next)) = self.unacked else {
+            return Ok(());
+        };
+        flush(&self.producer, &mut |n| {
+            eprintln!("waiting for the broker to acknowledge {n} outputs…")
+        })?;
+        let deliveries = self.producer.context();
+        if deliveries.failed() > 0 {
+            bail!(
+                "{} outputs could not be delivered ({}); nothing after the last acknowledged batch was committed, so a restart resumes there",
+                deliveries.failed(),
+                deliveries.first_error().unwrap_or_default()
+            );
+        }
+        self.partitions[p as usize].done = Some(next);
+        self.unacked = None;
+        Ok(())
+    }
+
+    fn commit(&mut self, mode: CommitMode) -> Result<()> {
+        self.last_commit = Instant::now();
+        let input = &self.runtime.spec().input_topic;
+        let mut offsets = TopicPartitionList::new();
+        for (p, state) in self.partitions.iter_mut().enumerate() {
+            if let Some(done) = state.done.filter(|&d| Some(d) != state.committed) {
+                offsets.add_partition_offset(input, p as i32, Offset::Offset(done))?;
+                state.committed = Some(done);
+            }
+        }
+        if offsets.count() > 0 {
+            self.consumer
+                .commit(&offsets, mode)
+                .context("committing input offsets")?;
+        }
+        Ok(())
+    }
+}
+
+/// A consumed message as the VM's input record: the ABI payload.
+fn to_record(message: &BorrowedMessage<'_>) -> (i32, Record) {
+    let headers: Vec<BorrowedHeader<'_>> = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| BorrowedHeader::new(h.key.as_bytes(), h.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    let record = BorrowedRecord::new_with_headers(message.key(), message.payload(), headers);
+    let mut payload = Vec::new();
+    encode_record(&record, &mut payload);
+    (
+        message.partition(),
+        Record {
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+            payload,
+        },
+    )
+}
+
+fn describe_skip(topics: &[String], skip: &[u64]) -> String {
+    let parts: Vec<String> = topics
+        .iter()
+        .zip(skip)
+        .map(|(t, n)| format!("{n} to {t}"))
+        .collect();
+    parts.join(", ")
+}

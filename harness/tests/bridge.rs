@@ -1,0 +1,371 @@
+//! End to end on a real Kafka-protocol broker: the generator feeds `logs`,
+//! `harness bridge` hosts the pipeline transform, and what lands in
+//! `results`, `events` and `logs.dlq` equals the generator's ground truth
+//! exactly — also when the bridge is killed with SIGKILL and when the broker
+//! is unreachable for a while.
+
+mod broker;
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use broker::{Broker, Consumed, TopicReader};
+use generator::kafka::ensure_topic;
+use generator::{
+    generate, partition_for, Clock, KafkaSink, Plan, Profile, Stream, Truth, TruthFile,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 3;
+const SEED: u64 = 7;
+const START_MS: i64 = 1_755_439_200_000;
+
+fn profile() -> Profile {
+    Profile {
+        invalid_ratio: 0.01,
+        ..Profile::default()
+    }
+}
+
+fn stream() -> Stream {
+    Stream::new(profile(), SEED, Clock::Simulated { next_ms: START_MS })
+}
+
+/// Runs the generator in the background; its thread returns the truth.
+fn generate_in_background(brokers: &str, count: u64, rate: Option<f64>) -> JoinHandle<TruthFile> {
+    let brokers = brokers.to_string();
+    ensure_topic(&brokers, "logs", PARTITIONS).unwrap();
+    std::thread::spawn(move || {
+        let mut sink = KafkaSink::new(&brokers, "logs").unwrap();
+        let mut truth = Truth::new(60_000);
+        let plan = Plan {
+            rate,
+            count: Some(count),
+            duration: None,
+            partitions: PARTITIONS,
+        };
+        let progress = generate(
+            &mut stream(),
+            &plan,
+            &mut sink,
+            &mut truth,
+            &|| false,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(progress.failed, 0, "the generator lost events");
+        truth.file(&profile())
+    })
+}
+
+/// The values of the malformed events among the first `count`.
+fn injected_invalid(count: u64) -> Vec<Vec<u8>> {
+    let mut stream = stream();
+    let mut values: Vec<Vec<u8>> = (0..count)
+        .map(|_| stream.next_event())
+        .filter(|e| e.counted.is_none())
+        .map(|e| e.value.into_bytes())
+        .collect();
+    values.sort();
+    values
+}
+
+/// `harness bridge @pipeline` as a child process; its stderr goes to a file.
+struct BridgeProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl BridgeProcess {
+    fn start(brokers: &str, log: &Path) -> BridgeProcess {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["bridge", "@pipeline", "--brokers", brokers, "--config"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        BridgeProcess {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: the bridge finishes its batch, commits and exits 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "bridge: {status}\n{}", self.output());
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_path(test: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}.bridge.log"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[derive(Default)]
+struct Outputs {
+    panes: Vec<serde_json::Value>,
+    events: u64,
+    dead: Vec<Consumed>,
+}
+
+/// Reads the output topics until they hold everything the truth implies,
+/// then a little longer, so that duplicates would show.
+fn read_outputs(brokers: &str, truth: &TruthFile, timeout: Duration) -> Outputs {
+    let reader = TopicReader::new(
+        brokers,
+        &[
+            ("results", PARTITIONS),
+            ("events", PARTITIONS),
+            ("logs.dlq", PARTITIONS),
+        ],
+    );
+    let valid = truth.events - truth.invalid;
+    let mut out = Outputs::default();
+    let deadline = Instant::now() + timeout;
+    let mut complete_since: Option<Instant> = None;
+    while complete_since.is_none_or(|t| t.elapsed() < Duration::from_secs(2)) {
+        reader.read_for(Duration::from_millis(200), &mut |topic, r| match topic {
+            "results" => out.panes.push(serde_json::from_slice(&r.value).unwrap()),
+            "events" => out.events += 1,
+            _ => out.dead.push(r),
+        });
+        let counted: u64 = out
+            .panes
+            .iter()
+            .map(|p| p["records"].as_u64().unwrap())
+            .sum();
+        let complete =
+            counted >= valid && out.events >= valid && out.dead.len() as u64 >= truth.invalid;
+        if complete && complete_since.is_none() {
+            complete_since = Some(Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {counted} of {valid} records in panes, {} events, {} of {} dead letters",
+            out.events,
+            out.dead.len(),
+            truth.invalid
+        );
+    }
+    out
+}
+
+/// Every contribution exactly once: no pane twice (by DESIGN.md's
+/// identity), totals equal to the truth, one enriched event per valid
+/// event, and the dead-letter topic holds exactly the injected events.
+fn assert_exact(out: &Outputs, truth: &TruthFile, invalid: &[Vec<u8>]) {
+    let identities: HashSet<String> = out
+        .panes
+        .iter()
+        .map(|p| {
+            format!(
+                "{}|{}|{}|{}|{}",
+                p["campaign"], p["channel"], p["window_start"], p["first_offset"], p["last_offset"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities.len(),
+        out.panes.len(),
+        "a pane was written twice"
+    );
+    let totals = common::pane_totals(&out.panes);
+    let expected = truth.by_window();
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| totals.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k:?}: expected {v:?}, got {:?}", totals.get(k)))
+        .collect();
+    let counted: u64 = out
+        .panes
+        .iter()
+        .map(|p| p["records"].as_u64().unwrap())
+        .sum();
+    assert!(
+        wrong.is_empty() && totals.len() == expected.len(),
+        "{counted} records in {} panes, {} events, {} dead letters for {} events ({} invalid); \
+         {} of {} windows differ from the truth ({} windows not in it):\n{}",
+        out.panes.len(),
+        out.events,
+        out.dead.len(),
+        truth.events,
+        truth.invalid,
+        wrong.len(),
+        expected.len(),
+        totals.keys().filter(|k| !expected.contains_key(*k)).count(),
+        wrong.join("\n")
+    );
+    assert_eq!(out.events, truth.events - truth.invalid);
+    let mut dead: Vec<Vec<u8>> = out.dead.iter().map(|r| r.value.clone()).collect();
+    dead.sort();
+    assert_eq!(dead.len(), invalid.len());
+    assert!(
+        dead == invalid,
+        "the dead letters are not the injected events"
+    );
+    for r in &out.dead {
+        assert!(r.headers.iter().any(|(k, _)| k == "error"));
+        let key = r.key.as_deref().unwrap_or_default();
+        assert_eq!(
+            r.partition,
+            partition_for(key, PARTITIONS),
+            "dead letter off its input partition"
+        );
+    }
+}
+
+#[test]
+fn generator_bridge_results_equal_the_truth() {
+    let Some(broker) = Broker::start("generator_bridge_results_equal_the_truth") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 30_000;
+    let truth = generate_in_background(&brokers, count, None)
+        .join()
+        .unwrap();
+    assert!(truth.invalid > 0);
+    let bridge = BridgeProcess::start(&brokers, &log_path("equal_truth"));
+    let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
+    assert_exact(&out, &truth, &injected_invalid(count));
+    bridge.stop();
+}
+
+#[test]
+fn results_stay_exact_through_three_kill_9s() {
+    let Some(broker) = Broker::start("results_stay_exact_through_three_kill_9s") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 60_000;
+    let generator = generate_in_background(&brokers, count, Some(10_000.0));
+    let log = log_path("kill_9");
+    let mut bridge = BridgeProcess::start(&brokers, &log);
+    // Random kill points, reproducible from the printed seed.
+    let mut seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill points from seed {seed}");
+    for _ in 0..3 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(300 + seed % 1700));
+        bridge.kill_9();
+        bridge = BridgeProcess::start(&brokers, &log);
+    }
+    let truth = generator.join().unwrap();
+    let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
+    eprintln!("{}", bridge.output());
+    assert_exact(&out, &truth, &injected_invalid(count));
+    bridge.stop();
+}
+
+#[test]
+fn generator_and_bridge_ride_out_a_broker_outage() {
+    let Some(broker) = Broker::start("generator_and_bridge_ride_out_a_broker_outage") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 40_000;
+    let generator = generate_in_background(&brokers, count, Some(8_000.0));
+    let bridge = BridgeProcess::start(&brokers, &log_path("outage"));
+    // Under load: once the bridge writes panes, the broker goes away.
+    let reader = TopicReader::new(&brokers, &[("results", PARTITIONS)]);
+    let mut panes = 0;
+    while panes == 0 {
+        reader.read_for(Duration::from_millis(100), &mut |_, _| panes += 1);
+    }
+    broker.outage(Duration::from_secs(4));
+    let truth = generator.join().unwrap();
+    let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
+    assert_exact(&out, &truth, &injected_invalid(count));
+    bridge.stop();
+}
+
+/// A committed offset inside one of the producer's batches: the bridge
+/// resumes exactly there (Tansu 0.6 answers a fetch from inside a batch
+/// with the next batch; see `bridge::Resume`).
+#[test]
+fn resumes_inside_a_producer_batch() {
+    let Some(broker) = Broker::start("resumes_inside_a_producer_batch") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 6_000;
+    generate_in_background(&brokers, count, None)
+        .join()
+        .unwrap();
+    let mut per_partition = [0i64; PARTITIONS as usize];
+    let mut stream = stream();
+    for _ in 0..count {
+        per_partition[partition_for(stream.next_event().key.as_bytes(), PARTITIONS) as usize] += 1;
+    }
+    let resume_at = 777;
+    let consumer: BaseConsumer = generator::kafka::client_config(&brokers)
+        .set("group.id", "marketing-pipeline")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        offsets
+            .add_partition_offset("logs", p, Offset::Offset(resume_at))
+            .unwrap();
+    }
+    consumer.commit(&offsets, CommitMode::Sync).unwrap();
+
+    let bridge = BridgeProcess::start(&brokers, &log_path("resume_inside"));
+    let expected: i64 = per_partition.iter().map(|n| n - resume_at).sum();
+    let reader = TopicReader::new(
+        &brokers,
+        &[("events", PARTITIONS), ("logs.dlq", PARTITIONS)],
+    );
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen < expected && Instant::now() < deadline {
+        reader.read_for(Duration::from_millis(200), &mut |_, _| seen += 1);
+    }
+    reader.read_for(Duration::from_secs(1), &mut |_, _| seen += 1);
+    assert_eq!(
+        seen, expected,
+        "records from offset {resume_at} on, in events and logs.dlq"
+    );
+    bridge.stop();
+}

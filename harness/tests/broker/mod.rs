@@ -1,0 +1,250 @@
+//! A real Kafka-protocol broker for the tests (Tansu, in memory, on a free
+//! loopback port), a proxy in front of it that can cut every connection
+//! for a while, and a reader of whole topics.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// Where the broker binary is: `$TANSU`, the cache `.ci/run` installs it
+/// to, or the `PATH`.
+fn tansu_binary() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TANSU").map(PathBuf::from),
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/marketing-pipeline/tansu/bin/tansu")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("tansu"))
+                    .find(|p| p.is_file())
+            })
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Broker {
+    child: Child,
+    proxy: Proxy,
+}
+
+impl Broker {
+    /// Starts a broker, or says loudly why the test is skipped. With
+    /// `REQUIRE_BROKER` set (as `.ci/run` does) a missing broker fails.
+    pub fn start(test: &str) -> Option<Broker> {
+        let Some(tansu) = tansu_binary() else {
+            let message = format!(
+                "SKIPPED {test}: no broker binary. Install one with \
+                 `cargo install tansu --version 0.6.0 --features dynostore --root ~/.cache/marketing-pipeline/tansu` \
+                 or set TANSU=/path/to/tansu"
+            );
+            if std::env::var_os("REQUIRE_BROKER").is_some() {
+                panic!("{message} (REQUIRE_BROKER is set)");
+            }
+            eprintln!("\n!!!!! {message}\n");
+            return None;
+        };
+        let broker_port = free_port();
+        let proxy = Proxy::start(broker_port);
+        // Clients are told to use the proxy, so that it can cut them off.
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{broker_port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{}", proxy.port),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Broker { child, proxy })
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy.port)
+    }
+
+    /// The broker is unreachable for `how_long`: every connection is cut
+    /// and new ones are refused.
+    pub fn outage(&self, how_long: Duration) {
+        self.proxy.cut(how_long);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.proxy.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A TCP proxy on its own port; `cut` closes every connection and refuses
+/// new ones for a while.
+struct Proxy {
+    port: u16,
+    down: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let port = free_port();
+        let proxy = Proxy {
+            port,
+            down: Arc::default(),
+            stopped: Arc::default(),
+            connections: Arc::default(),
+        };
+        let (down, stopped, connections) = (
+            proxy.down.clone(),
+            proxy.stopped.clone(),
+            proxy.connections.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                if down.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                // Bound only while up: while down, connecting is refused.
+                let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+                listener.set_nonblocking(true).unwrap();
+                while !down.load(Ordering::Relaxed) && !stopped.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            client.set_nonblocking(false).unwrap();
+                            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                                continue;
+                            };
+                            let mut open = connections.lock().unwrap();
+                            open.push(client.try_clone().unwrap());
+                            open.push(server.try_clone().unwrap());
+                            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                            pipe(server, client);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self, how_long: Duration) {
+        self.down.store(true, Ordering::Relaxed);
+        for c in self.connections.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        std::thread::sleep(how_long);
+        self.down.store(false, Ordering::Relaxed);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads every partition of `topics` from the beginning.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+}
+
+impl TopicReader {
+    pub fn new(brokers: &str, topics: &[(&str, i32)]) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for &(topic, partitions) in topics {
+            for p in 0..partitions {
+                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        consumer.assign(&tpl).unwrap();
+        TopicReader { consumer }
+    }
+
+    /// Everything that arrives within `wait`, per topic.
+    pub fn read_for(&self, wait: Duration, into: &mut dyn FnMut(&str, Consumed)) {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => into(
+                    m.topic(),
+                    Consumed {
+                        partition: m.partition(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().unwrap_or_default().to_vec(),
+                        headers: m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (h.key.to_string(), h.value.unwrap_or_default().to_vec())
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    },
+                ),
+                Some(Err(e)) => eprintln!("test reader: {e}"),
+                None => {}
+            }
+        }
+    }
+}
