@@ -7,9 +7,11 @@ pub mod sink;
 pub mod stream;
 pub mod truth;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 pub use kafka::KafkaSink;
 pub use sink::{FileSink, LogRecord, Sink};
@@ -91,4 +93,20 @@ pub fn generate(
     progress.elapsed = start.elapsed();
     report(&progress);
     Ok(progress)
+}
+
+/// A flag that Ctrl-C (or SIGTERM) sets, so that a long run can finish its
+/// work in flight and flush; `stopping` is said when it is set. A second
+/// Ctrl-C ends the process at once.
+pub fn stop_on_ctrl_c(stopping: &'static str) -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!("\n{stopping} (Ctrl-C again to quit at once)…");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }

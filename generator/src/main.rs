@@ -4,8 +4,7 @@
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use analytics::time::{parse_duration_ms, parse_timestamp_ms};
@@ -13,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use generator::kafka::ensure_topic;
 use generator::{
-    generate, Clock, FileSink, KafkaSink, Plan, Profile, Progress, Sink, Stream, Truth,
+    generate, stop_on_ctrl_c, Clock, FileSink, KafkaSink, Plan, Profile, Progress, Sink, Stream,
+    Truth,
 };
 
 #[derive(Parser)]
@@ -177,17 +177,8 @@ fn run(cli: Cli) -> Result<()> {
         duration,
         partitions,
     };
-    // Ctrl-C stops the stream, then everything sent is flushed and the
-    // truth written; a second Ctrl-C gives up at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_stop = stop.clone();
-    ctrlc::set_handler(move || {
-        if handler_stop.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping: flushing what was sent (Ctrl-C again to quit at once)…");
-    })
-    .context("installing the Ctrl-C handler")?;
+    // Ctrl-C stops the stream; what was sent is flushed and the truth written.
+    let stop = stop_on_ctrl_c("stopping: flushing what was sent")?;
     let mut stream = Stream::new(profile.clone(), cli.seed, clock);
     let mut truth = Truth::new(window_ms);
     let mut report = |p: &Progress| {

@@ -4,12 +4,11 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use generator::stop_on_ctrl_c;
 use harness::bench::bench;
 use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
 use harness::bridge::{Bridge, BridgeOptions, StartFrom};
@@ -290,15 +289,7 @@ fn main_result() -> Result<()> {
             let host = limits.host()?;
             let (transform, default_name) = load(&host, &wasm)?;
             let spec = deploy.resolve(&default_name)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let handler_stop = stop.clone();
-            ctrlc::set_handler(move || {
-                if handler_stop.swap(true, Ordering::Relaxed) {
-                    std::process::exit(130);
-                }
-                eprintln!("stopping: finishing the batch in flight and committing (again to quit at once)…");
-            })
-            .context("installing the Ctrl-C handler")?;
+            let stop = stop_on_ctrl_c("stopping: finishing the batch in flight and committing")?;
             eprintln!(
                 "bridging {} → [{}] → {} on {brokers} (group {})",
                 spec.input_topic,
