@@ -38,6 +38,10 @@ impl<W: Write> FileSink<W> {
             line: Vec::with_capacity(512),
         }
     }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 impl<W: Write> Sink for FileSink<W> {

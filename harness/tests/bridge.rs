@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 use broker::{Broker, Consumed, TopicReader};
 use generator::kafka::ensure_topic;
 use generator::{
-    generate, partition_for, Clock, KafkaSink, Plan, Profile, Stream, Truth, TruthFile,
+    generate, partition_for, Clock, FileSink, KafkaSink, LogRecord, Plan, Profile, Sink, Stream,
+    Truth, TruthFile,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -368,4 +369,77 @@ fn resumes_inside_a_producer_batch() {
         "records from offset {resume_at} on, in events and logs.dlq"
     );
     bridge.stop();
+}
+
+/// With the seed and start fixed, the records in the broker are the file's,
+/// byte for byte: same partition, key, value and timestamp, in order.
+#[test]
+fn broker_records_equal_the_file_records() {
+    let Some(broker) = Broker::start("broker_records_equal_the_file_records") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 5_000;
+    generate_in_background(&brokers, count, None)
+        .join()
+        .unwrap();
+    let plan = Plan {
+        rate: None,
+        count: Some(count),
+        duration: None,
+        partitions: PARTITIONS,
+    };
+    let mut file = FileSink::new(Vec::new());
+    generate(
+        &mut stream(),
+        &plan,
+        &mut file,
+        &mut Truth::new(60_000),
+        &|| false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let expected = file.into_inner();
+
+    let reader = TopicReader::new(&brokers, &[("logs", PARTITIONS)]);
+    let mut read: Vec<Consumed> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (read.len() as u64) < count && Instant::now() < deadline {
+        reader.read_for(Duration::from_millis(200), &mut |_, r| read.push(r));
+    }
+    // The file interleaves partitions in generation order; a topic keeps
+    // order within each partition only. Compare partition by partition.
+    let by_partition = |lines: Vec<Vec<u8>>, p: i32| -> Vec<Vec<u8>> {
+        let tag = format!("{{\"partition\":{p},");
+        lines
+            .into_iter()
+            .filter(|l| l.starts_with(tag.as_bytes()))
+            .collect()
+    };
+    let expected_lines: Vec<Vec<u8>> = expected
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut sink = FileSink::new(Vec::new());
+    for r in &read {
+        sink.send(&LogRecord {
+            partition: r.partition,
+            key: std::str::from_utf8(r.key.as_deref().unwrap()).unwrap(),
+            value: std::str::from_utf8(&r.value).unwrap(),
+            timestamp_ms: r.timestamp_ms,
+        })
+        .unwrap();
+    }
+    let got_lines: Vec<Vec<u8>> = sink
+        .into_inner()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(read.len() as u64, count);
+    for p in 0..PARTITIONS {
+        assert!(
+            by_partition(got_lines.clone(), p) == by_partition(expected_lines.clone(), p),
+            "partition {p} differs from the file"
+        );
+    }
 }

@@ -192,6 +192,7 @@ pub struct Consumed {
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: i64,
 }
 
 /// Reads every partition of `topics` from the beginning.
@@ -240,6 +241,7 @@ impl TopicReader {
                                     .collect()
                             })
                             .unwrap_or_default(),
+                        timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                     },
                 ),
                 Some(Err(e)) => eprintln!("test reader: {e}"),
