@@ -155,6 +155,7 @@ struct DeployArgs {
     /// Transform name (default: from --config, else the file name).
     #[arg(long)]
     name: Option<String>,
+    /// Input topic (default: from --config).
     #[arg(long)]
     input_topic: Option<String>,
     /// An output topic; repeat for several, in order.

@@ -20,6 +20,7 @@ use generator::{
     Truth, TruthFile,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
@@ -442,4 +443,73 @@ fn broker_records_equal_the_file_records() {
             "partition {p} differs from the file"
         );
     }
+}
+
+/// A transform that traps on the third record: the bridge names the
+/// record (partition, offset, key, value) and exits 1 instead of going on.
+#[test]
+fn a_trapping_transform_is_reported_with_its_record() {
+    let Some(broker) = Broker::start("a_trapping_transform_is_reported_with_its_record") else {
+        return;
+    };
+    let brokers = broker.address();
+    ensure_topic(&brokers, "in", 1).unwrap();
+    let producer = generator::kafka::producer(&brokers).unwrap();
+    for i in 0..5 {
+        let (key, value) = (format!("k{i}"), format!("v{i}"));
+        generator::kafka::send(
+            &producer,
+            BaseRecord::to("in")
+                .partition(0)
+                .key(key.as_bytes())
+                .payload(value.as_bytes()),
+        )
+        .unwrap();
+    }
+    generator::kafka::flush(&producer, &mut |_| {}).unwrap();
+    let wasm = common::wat_module(
+        "check_abi_version_2",
+        r#"(global $n (mut i32) (i32.const 0))
+           (func (export "_start")
+             (loop $batches
+               (drop (call $next_batch))
+               (block $done
+                 (loop $records
+                   (br_if $done (i32.eq (call $read (i32.const 1024) (i32.const 4096)) (i32.const -1)))
+                   (global.set $n (i32.add (global.get $n) (i32.const 1)))
+                   (if (i32.eq (global.get $n) (i32.const 3)) (then unreachable))
+                   (br $records)))
+               (br $batches)))"#,
+    );
+    let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bridge-trap.wasm");
+    std::fs::write(&module, wasm).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("bridge")
+        .arg(&module)
+        .args([
+            "--brokers",
+            &brokers,
+            "--input-topic",
+            "in",
+            "--output-topic",
+            "out",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the bridge did not stop on the trap");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in partition 0 offset 2"), "{stderr}");
+    assert!(stderr.contains(r#"key "k2", value "v2""#), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
 }

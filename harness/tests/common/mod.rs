@@ -174,3 +174,43 @@ pub fn pane_totals<'a>(
     }
     totals
 }
+
+/// Imports and helpers every hand-written test module shares; `{abi}` is the ABI check
+/// function and `{body}` the test's own `_start` and data.
+const PRELUDE: &str = r#"
+(module
+  (import "redpanda_transform" "{abi}" (func $check))
+  (import "redpanda_transform" "read_batch_header"
+    (func $read_batch_header (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "redpanda_transform" "read_next_record"
+    (func $read_next_record (param i32 i32 i32 i32 i32) (result i32)))
+  (import "redpanda_transform" "write_record" (func $write_record (param i32 i32) (result i32)))
+  (import "redpanda_transform" "write_record_with_options"
+    (func $write_record_with_options (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; The batch header's ten out-parameters, 8 bytes apart from 256.
+  (func $next_batch (result i32)
+    (call $read_batch_header (i32.const 256) (i32.const 264) (i32.const 272) (i32.const 280)
+      (i32.const 288) (i32.const 296) (i32.const 304) (i32.const 312) (i32.const 320) (i32.const 328)))
+  ;; Reads a record into buf; attributes, timestamp and offset land at 336, 344, 352.
+  (func $read (param $buf i32) (param $len i32) (result i32)
+    (call $read_next_record (i32.const 336) (i32.const 344) (i32.const 352) (local.get $buf) (local.get $len)))
+  ;; Writes a record to the first output topic whose value is $code, 4 bytes
+  ;; little-endian: key null (01), value length 4 (08), no headers (00).
+  (func $report (param $code i32)
+    (i32.store8 (i32.const 16) (i32.const 0x01))
+    (i32.store8 (i32.const 17) (i32.const 0x08))
+    (i32.store (i32.const 18) (local.get $code))
+    (i32.store8 (i32.const 22) (i32.const 0x00))
+    (if (i32.ne (call $write_record (i32.const 16) (i32.const 7)) (i32.const 7)) (then unreachable)))
+  {body}
+)
+"#;
+
+pub fn wat_module(abi: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(PRELUDE.replace("{abi}", abi).replace("{body}", body)).unwrap()
+}
