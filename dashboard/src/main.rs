@@ -1,0 +1,117 @@
+//! `dashboard`: reads panes from `results` (a broker or a file), merges them
+//! into windows exactly, and serves the live page, the API and metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use analytics::time::parse_duration_ms;
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dashboard::merge::Retention;
+use dashboard::service::{routes, Settings, Shared};
+use dashboard::source::{FileSource, KafkaSource, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "dashboard",
+    version,
+    about = "The live marketing dashboard: panes from `results` merged into windows, a page, an API",
+    after_help = "Examples:\n  \
+dashboard --brokers 127.0.0.1:9092\n  \
+harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
+Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to), \
+/api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus)."
+)]
+struct Cli {
+    /// Kafka bootstrap servers, HOST:PORT[,…]: read --topic from the beginning, then live.
+    #[arg(long, conflicts_with = "results_file")]
+    brokers: Option<String>,
+    /// Records in the harness's output format (`harness run` writes them); followed as it grows.
+    #[arg(long)]
+    results_file: Option<PathBuf>,
+    /// The topic of the panes.
+    #[arg(long, default_value = "results")]
+    topic: String,
+    /// Where the page and the API listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The transform's ALLOWED_LATENESS: a window is final once its partition's newest event is this far past its end.
+    #[arg(long, default_value = "10s")]
+    lateness: String,
+    /// Windows starting this long before the newest one are dropped.
+    #[arg(long, default_value = "24h")]
+    retention: String,
+    /// At most this many windows are kept; the oldest go first.
+    #[arg(long, default_value_t = 500_000)]
+    max_windows: usize,
+    /// At most this many pages receive live updates at once.
+    #[arg(long, default_value_t = 1000)]
+    max_clients: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let duration = |flag: &str, v: &str| {
+        parse_duration_ms(v).with_context(|| format!("--{flag} `{v}`: use 10s, 5m, 24h"))
+    };
+    let settings = Settings {
+        lateness_ms: duration("lateness", &cli.lateness)?,
+        retention: Retention {
+            span_ms: duration("retention", &cli.retention)?,
+            max_windows: cli.max_windows,
+        },
+        max_streams: cli.max_clients,
+    };
+    let source: Box<dyn Source> = match (cli.brokers, cli.results_file) {
+        (Some(brokers), _) => Box::new(KafkaSource {
+            brokers,
+            topic: cli.topic,
+        }),
+        (None, Some(path)) if !path.is_file() => {
+            bail!("--results-file {}: no such file", path.display())
+        }
+        (None, Some(path)) => Box::new(FileSource {
+            path,
+            topic: cli.topic,
+        }),
+        (None, None) => {
+            bail!("say where the panes come from: --brokers HOST:PORT or --results-file FILE")
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cli.listen)
+            .await
+            .with_context(|| format!("listening on {}", cli.listen))?;
+        let shared = Shared::new(settings, source.describe());
+        let stop = Arc::new(AtomicBool::new(false));
+        dashboard::service::start(shared.clone(), source, stop.clone());
+        eprintln!(
+            "dashboard on http://{} — panes from {}",
+            listener.local_addr()?,
+            shared.state.read().expect("not poisoned").source.source
+        );
+        warp::serve(routes(shared))
+            .incoming(listener)
+            .graceful(async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("stopping");
+            })
+            .run()
+            .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })
+}

@@ -1,0 +1,231 @@
+//! Panes into windows, exactly (DESIGN.md, "Exactness").
+//!
+//! A pane's identity is (results partition, campaign, channel, window,
+//! first offset, last offset). Panes of one key come from one input
+//! partition, processed in offset order, and land in order in one results
+//! partition; a restart or a version swap re-emits the panes of re-read
+//! batches, which have the same offsets as before. So a pane is new exactly
+//! when its first offset is past the last offset already counted for its
+//! (window, partition): one number per window keeps the whole identity set,
+//! which is what lets a day of windows fit in a few megabytes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use analytics::{Counters, Pane};
+
+/// Where a pane went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Counted into the window `key`; `late` if it corrects the window with
+    /// records the transform found late.
+    Counted { late: bool, key: WindowKey },
+    /// Already counted: a re-emitted pane.
+    Duplicate,
+    /// Older than the retention: not kept.
+    Expired,
+}
+
+/// A window's key: start, campaign, channel.
+pub type WindowKey = (i64, Arc<str>, Arc<str>);
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub campaign: Arc<str>,
+    pub channel: Arc<str>,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub counters: Counters,
+    pub panes: u64,
+    pub records: u64,
+    /// Panes with late records: corrections to the window.
+    pub late_panes: u64,
+    pub campaign_name: Option<Arc<str>>,
+    pub target_cpa_micros: Option<i64>,
+    /// The results partition of its panes, and the last input offset
+    /// counted from it.
+    counted: Vec<(i32, i64)>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStats {
+    pub panes: u64,
+    pub duplicates: u64,
+    pub late_panes: u64,
+    pub expired: u64,
+}
+
+/// How much history is kept: memory stays bounded whatever comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Windows starting this long before the newest one are dropped.
+    pub span_ms: i64,
+    /// At most this many windows; the oldest go first.
+    pub max_windows: usize,
+}
+
+pub struct Merger {
+    lateness_ms: i64,
+    retention: Retention,
+    windows: BTreeMap<WindowKey, Window>,
+    /// Largest event time seen per results partition.
+    watermarks: HashMap<i32, i64>,
+    names: HashSet<Arc<str>>,
+    newest_start: i64,
+    pub stats: MergeStats,
+}
+
+impl Merger {
+    pub fn new(lateness_ms: i64, retention: Retention) -> Merger {
+        Merger {
+            lateness_ms,
+            retention,
+            windows: BTreeMap::new(),
+            watermarks: HashMap::new(),
+            names: HashSet::new(),
+            newest_start: i64::MIN,
+            stats: MergeStats::default(),
+        }
+    }
+
+    pub fn add(&mut self, partition: i32, pane: &Pane) -> Added {
+        self.stats.panes += 1;
+        if pane.window_start < self.horizon() {
+            self.stats.expired += 1;
+            return Added::Expired;
+        }
+        let key = (
+            pane.window_start,
+            intern(&mut self.names, &pane.campaign),
+            intern(&mut self.names, &pane.channel),
+        );
+        // Lateness is the transform's call, per record and exact; the
+        // dashboard's own watermark only decides when a window is final
+        // (panes of one batch arrive one by one, so a watermark moved by
+        // one of them would make its siblings look late).
+        let late = pane.late_records > 0;
+        let window = self
+            .windows
+            .entry(key.clone())
+            .or_insert_with_key(|key| Window {
+                campaign: key.1.clone(),
+                channel: key.2.clone(),
+                window_start: pane.window_start,
+                window_end: pane.window_end,
+                counters: Counters::default(),
+                panes: 0,
+                records: 0,
+                late_panes: 0,
+                campaign_name: None,
+                target_cpa_micros: None,
+                counted: Vec::new(),
+            });
+        let counted = match window.counted.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, last)) => last,
+            None => {
+                window.counted.push((partition, i64::MIN));
+                &mut window.counted.last_mut().expect("just pushed").1
+            }
+        };
+        if pane.first_offset <= *counted {
+            self.stats.duplicates += 1;
+            return Added::Duplicate;
+        }
+        *counted = pane.last_offset;
+        window.counters.add(&pane.counters());
+        window.panes += 1;
+        window.records += pane.records;
+        window.late_panes += u64::from(late);
+        // The newest pane says what the transform's environment says now.
+        if let Some(name) = &pane.campaign_name {
+            window.campaign_name = Some(intern(&mut self.names, name));
+        }
+        window.target_cpa_micros = pane.target_cpa_micros.or(window.target_cpa_micros);
+        self.stats.late_panes += u64::from(late);
+        let watermark = self.watermarks.entry(partition).or_insert(i64::MIN);
+        *watermark = (*watermark).max(pane.max_event_ts_ms);
+        if pane.window_start > self.newest_start || self.windows.len() > self.retention.max_windows
+        {
+            self.newest_start = self.newest_start.max(pane.window_start);
+            self.expire();
+        }
+        Added::Counted { late, key }
+    }
+
+    pub fn get(&self, key: &WindowKey) -> Option<&Window> {
+        self.windows.get(key)
+    }
+
+    /// A window is final once its partition's watermark, less the allowed
+    /// lateness, has passed its end.
+    fn is_final(&self, partition: i32, window_end: i64) -> bool {
+        self.watermarks
+            .get(&partition)
+            .is_some_and(|&w| w.saturating_sub(self.lateness_ms) >= window_end)
+    }
+
+    pub fn window_is_final(&self, window: &Window) -> bool {
+        window
+            .counted
+            .iter()
+            .all(|&(p, _)| self.is_final(p, window.window_end))
+    }
+
+    fn horizon(&self) -> i64 {
+        self.newest_start.saturating_sub(self.retention.span_ms)
+    }
+
+    fn expire(&mut self) {
+        let horizon = self.horizon();
+        while let Some(entry) = self.windows.first_entry() {
+            if entry.key().0 >= horizon {
+                break;
+            }
+            entry.remove();
+        }
+        while self.windows.len() > self.retention.max_windows {
+            self.windows.pop_first();
+        }
+        // Names of dropped windows go too, however many distinct ones come.
+        if self.names.len() > 2 * self.windows.len() + 64 {
+            self.names = self
+                .windows
+                .values()
+                .flat_map(|w| {
+                    [
+                        Some(&w.campaign),
+                        Some(&w.channel),
+                        w.campaign_name.as_ref(),
+                    ]
+                })
+                .flatten()
+                .cloned()
+                .collect();
+        }
+    }
+
+    /// Windows in order of start, then campaign, then channel.
+    pub fn windows(&self) -> impl DoubleEndedIterator<Item = &Window> {
+        self.windows.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    match names.get(name) {
+        Some(n) => n.clone(),
+        None => {
+            let n: Arc<str> = Arc::from(name);
+            names.insert(n.clone());
+            n
+        }
+    }
+}

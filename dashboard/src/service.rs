@@ -1,0 +1,382 @@
+//! The running dashboard: a thread merges what the source reads and
+//! pushes each change to every connected page; Warp serves the page, the
+//! API, server-sent updates, health and metrics.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::merge::{Added, Merger, Retention, WindowKey};
+use crate::source::{Source, SourceEvent};
+use crate::view::{self, Filter as Query, WindowView};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub lateness_ms: i64,
+    pub retention: Retention,
+    /// Most pages (server-sent streams) at once.
+    pub max_streams: usize,
+}
+
+/// The source's state, as the page shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceState {
+    pub source: String,
+    pub connected: bool,
+    pub lag: i64,
+    pub unreadable: u64,
+    pub last_error: Option<String>,
+}
+
+pub struct State {
+    pub merger: Merger,
+    pub source: SourceState,
+}
+
+pub struct Shared {
+    pub state: RwLock<State>,
+    updates: broadcast::Sender<Arc<str>>,
+    streams: AtomicUsize,
+    settings: Settings,
+}
+
+/// What a page receives on every change: the windows that changed, and the
+/// source's state.
+#[derive(Serialize)]
+struct Update<'a> {
+    windows: Vec<WindowView>,
+    source: &'a SourceState,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, source: String) -> Arc<Shared> {
+        let (updates, _) = broadcast::channel(1024);
+        Arc::new(Shared {
+            state: RwLock::new(State {
+                merger: Merger::new(settings.lateness_ms, settings.retention),
+                source: SourceState {
+                    source,
+                    ..SourceState::default()
+                },
+            }),
+            updates,
+            streams: AtomicUsize::new(0),
+            settings,
+        })
+    }
+
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    /// Applies what the source reads, until it stops; after each run of
+    /// events at hand, one update goes to every page.
+    pub fn merge_from(&self, events: Receiver<SourceEvent>) {
+        let Ok(mut event) = events.recv() else {
+            return;
+        };
+        loop {
+            let mut changed: BTreeSet<WindowKey> = BTreeSet::new();
+            let mut source_changed = false;
+            let mut state = self.state.write().expect("not poisoned");
+            // Bounded, so that pages see progress while a backlog is read.
+            for _ in 0..10_000 {
+                match event {
+                    SourceEvent::Pane { partition, pane } => {
+                        if let Added::Counted { key, .. } = state.merger.add(partition, &pane) {
+                            changed.insert(key);
+                        }
+                    }
+                    SourceEvent::Unreadable { reason } => {
+                        state.source.unreadable += 1;
+                        state.source.last_error = Some(reason);
+                        source_changed = true;
+                    }
+                    SourceEvent::Connected(c) => {
+                        source_changed |= state.source.connected != c;
+                        state.source.connected = c;
+                    }
+                    SourceEvent::Lag(lag) => {
+                        source_changed |= state.source.lag != lag;
+                        state.source.lag = lag;
+                    }
+                }
+                match events.try_recv() {
+                    Ok(next) => event = next,
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            if !changed.is_empty() || source_changed {
+                let windows = changed
+                    .iter()
+                    .filter_map(|k| state.merger.get(k))
+                    .map(|w| WindowView::new(&state.merger, w))
+                    .collect();
+                let update = Update {
+                    windows,
+                    source: &state.source,
+                };
+                let json: Arc<str> = serde_json::to_string(&update)
+                    .expect("views serialize")
+                    .into();
+                drop(state);
+                // No page connected is fine.
+                let _ = self.updates.send(json);
+            } else {
+                drop(state);
+            }
+            match events.recv() {
+                Ok(next) => event = next,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let state = self.state.read().expect("not poisoned");
+        let s = state.merger.stats;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        };
+        metric(
+            "dashboard_panes_read_total",
+            "counter",
+            "Panes read from the source.",
+            s.panes.to_string(),
+        );
+        metric(
+            "dashboard_panes_duplicate_total",
+            "counter",
+            "Re-emitted panes dropped by identity.",
+            s.duplicates.to_string(),
+        );
+        metric(
+            "dashboard_panes_late_total",
+            "counter",
+            "Panes carrying records the transform found late.",
+            s.late_panes.to_string(),
+        );
+        metric(
+            "dashboard_panes_expired_total",
+            "counter",
+            "Panes older than the retention, not kept.",
+            s.expired.to_string(),
+        );
+        metric(
+            "dashboard_records_unreadable_total",
+            "counter",
+            "Records of the source that are not panes.",
+            state.source.unreadable.to_string(),
+        );
+        metric(
+            "dashboard_consumer_lag",
+            "gauge",
+            "Records in the source not yet read.",
+            state.source.lag.to_string(),
+        );
+        metric(
+            "dashboard_source_connected",
+            "gauge",
+            "1 while the source is reachable.",
+            u8::from(state.source.connected).to_string(),
+        );
+        metric(
+            "dashboard_windows",
+            "gauge",
+            "Windows kept.",
+            state.merger.len().to_string(),
+        );
+        metric(
+            "dashboard_clients_connected",
+            "gauge",
+            "Pages receiving live updates.",
+            self.streams().to_string(),
+        );
+        out
+    }
+}
+
+/// Runs `source` and the merge on threads of their own. A source that
+/// fails for good (a missing file) shows as disconnected, with its error,
+/// in the page and the metrics; the Kafka source rides out broker outages
+/// itself.
+pub fn start(shared: Arc<Shared>, source: Box<dyn Source>, stop: Arc<AtomicBool>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(10_000);
+    let merging = shared.clone();
+    std::thread::spawn(move || merging.merge_from(rx));
+    std::thread::spawn(move || {
+        if let Err(e) = source.run(tx.clone(), stop) {
+            let _ = tx.send(SourceEvent::Connected(false));
+            let _ = tx.send(SourceEvent::Unreadable {
+                reason: format!("{e:#}"),
+            });
+            eprintln!("source stopped: {e:#}");
+        }
+    });
+}
+
+/// Counts a live stream while it lasts.
+struct StreamGuard(Arc<Shared>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+const INDEX: &str = include_str!("../static/index.html");
+const STATIC: [(&str, &str, &str); 4] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/style.css"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/vendor/uPlot.min.css"),
+    ),
+];
+
+fn with_shared(
+    shared: Arc<Shared>,
+) -> impl Filter<Extract = (Arc<Shared>,), Error = Infallible> + Clone {
+    warp::any().map(move || shared.clone())
+}
+
+fn bad_request(message: String) -> warp::reply::Response {
+    warp::reply::with_status(
+        warp::reply::json(&serde_json::json!({ "error": message })),
+        StatusCode::BAD_REQUEST,
+    )
+    .into_response()
+}
+
+/// Every route of the service.
+pub fn routes(
+    shared: Arc<Shared>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let index = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(INDEX));
+    let assets =
+        warp::path!("static" / String)
+            .and(warp::get())
+            .and_then(|name: String| async move {
+                match STATIC.iter().find(|(n, ..)| *n == name) {
+                    Some(&(_, kind, body)) => {
+                        Ok(warp::reply::with_header(body, "content-type", kind))
+                    }
+                    None => Err(warp::reject::not_found()),
+                }
+            });
+    let windows = warp::path!("api" / "windows")
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(with_shared(shared.clone()))
+        .map(|q: Query, shared: Arc<Shared>| match q.parse() {
+            Ok(selection) => {
+                let state = shared.state.read().expect("not poisoned");
+                warp::reply::json(&view::windows(&state.merger, &selection)).into_response()
+            }
+            Err(e) => bad_request(e),
+        });
+    let summary = warp::path!("api" / "summary")
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(with_shared(shared.clone()))
+        .map(|q: Query, shared: Arc<Shared>| match q.parse() {
+            Ok(selection) => {
+                let state = shared.state.read().expect("not poisoned");
+                warp::reply::json(&view::summary(&state.merger, &selection)).into_response()
+            }
+            Err(e) => bad_request(e),
+        });
+    let status = warp::path!("api" / "status")
+        .and(warp::get())
+        .and(with_shared(shared.clone()))
+        .map(|shared: Arc<Shared>| {
+            let state = shared.state.read().expect("not poisoned");
+            warp::reply::json(&state.source)
+        });
+    let updates = warp::path!("api" / "updates")
+        .and(warp::get())
+        .and(with_shared(shared.clone()))
+        .map(|shared: Arc<Shared>| {
+            let open = shared.streams.fetch_add(1, Ordering::Relaxed);
+            let guard = StreamGuard(shared.clone());
+            if open >= shared.settings.max_streams {
+                return warp::reply::with_status(
+                    "too many live pages; try again later",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )
+                .into_response();
+            }
+            let hello = {
+                let state = shared.state.read().expect("not poisoned");
+                serde_json::to_string(&state.source).expect("state serializes")
+            };
+            let first = futures_util::stream::once(async move {
+                Ok::<_, Infallible>(warp::sse::Event::default().event("hello").data(hello))
+            });
+            let rest = BroadcastStream::new(shared.updates.subscribe()).map(move |m| {
+                let _alive = &guard;
+                Ok::<_, Infallible>(match m {
+                    Ok(json) => warp::sse::Event::default().event("update").data(&*json),
+                    // Too slow to keep up: the page reloads the windows.
+                    Err(BroadcastStreamRecvError::Lagged(_)) => {
+                        warp::sse::Event::default().event("resync").data("{}")
+                    }
+                })
+            });
+            warp::sse::reply(
+                warp::sse::keep_alive()
+                    .interval(Duration::from_secs(10))
+                    .stream(first.chain(rest)),
+            )
+            .into_response()
+        });
+    let health = warp::path!("healthz").and(warp::get()).map(|| "ok\n");
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_shared(shared))
+        .map(|shared: Arc<Shared>| {
+            warp::reply::with_header(
+                shared.metrics(),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+        });
+    index
+        .or(assets)
+        .or(windows)
+        .or(summary)
+        .or(status)
+        .or(updates)
+        .or(health)
+        .or(metrics)
+}

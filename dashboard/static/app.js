@@ -1,0 +1,269 @@
+// The dashboard page: loads the merged windows once, then applies the
+// windows each server-sent update carries. Every figure is computed from
+// integer counters (spend in micro-units); data-driven text is only ever set
+// with textContent, never parsed as HTML.
+"use strict";
+
+const windows = new Map(); // "start|campaign|channel" -> window view
+let source = { connected: false, lag: 0 };
+let live = false;
+let chart = null;
+let renderQueued = false;
+
+const $ = (id) => document.getElementById(id);
+const key = (w) => `${w.window_start}|${w.campaign}|${w.channel}`;
+// A window only grows, one pane at a time: keep whichever copy counted more,
+// whatever order the snapshot and the updates arrive in.
+function keep(w) {
+  const old = windows.get(key(w));
+  if (!old || old.panes <= w.panes) windows.set(key(w), w);
+}
+const fmtInt = (n) => Number(n).toLocaleString("en-US");
+const fmtMoney = (micros) => (micros / 1e6).toLocaleString("en-US", { style: "currency", currency: "USD" });
+const fmtRatio = (r) => r.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const fmtPct = (r) => (r * 100).toLocaleString("en-US", { maximumFractionDigits: 2 }) + "%";
+const fmtTime = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+
+function emptyTotals() {
+  return { impressions: 0, clicks: 0, conversions: 0, spend_micros: 0, late_records: 0, windows: 0 };
+}
+function add(t, w) {
+  t.impressions += w.impressions;
+  t.clicks += w.clicks;
+  t.conversions += w.conversions;
+  t.spend_micros += w.spend_micros;
+  t.late_records += w.late_records;
+  t.windows += 1;
+  return t;
+}
+// Ratios as the seed defines them: 0 when the denominator is 0.
+const ratio = (a, b) => (b === 0 ? 0 : a / b);
+function kpis(t) {
+  return [
+    ["impressions", "Impressions", fmtInt(t.impressions)],
+    ["clicks", "Clicks", fmtInt(t.clicks)],
+    ["conversions", "Conversions", fmtInt(t.conversions)],
+    ["spend", "Spend", fmtMoney(t.spend_micros)],
+    ["cpc", "CPC", fmtRatio(ratio(t.spend_micros / 1e6, t.clicks))],
+    ["cpa", "CPA", fmtRatio(ratio(t.spend_micros / 1e6, t.conversions))],
+    ["ctr", "CTR", fmtPct(ratio(t.clicks, t.impressions))],
+    ["cvr", "CVR", fmtPct(ratio(t.conversions, t.clicks))],
+  ];
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function renderCards(container, prefix, totals) {
+  container.replaceChildren(
+    ...kpis(totals).map(([id, label, value]) => {
+      const card = el("div", undefined, "card");
+      card.append(el("div", label, "label"));
+      const v = el("div", value, "value");
+      v.id = `${prefix}-${id}`;
+      card.append(v);
+      return card;
+    })
+  );
+}
+
+function selection() {
+  const time = (id) => {
+    const v = $(id).value;
+    return v ? Date.parse(v + ":00Z") : null;
+  };
+  return {
+    campaign: $("filter-campaign").value,
+    channel: $("filter-channel").value,
+    from: time("filter-from"),
+    to: time("filter-to"),
+  };
+}
+
+function matches(w, s) {
+  return (!s.campaign || w.campaign === s.campaign)
+    && (!s.channel || w.channel === s.channel)
+    && (s.from === null || w.window_start >= s.from)
+    && (s.to === null || w.window_start <= s.to);
+}
+
+function fillSelect(select, names) {
+  const current = select.value;
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const n of names) {
+    if (!have.has(n)) {
+      const o = el("option", n);
+      o.value = n;
+      select.append(o);
+    }
+  }
+  select.value = current;
+}
+
+function groupBy(list, field) {
+  const groups = new Map();
+  for (const w of list) {
+    let g = groups.get(w[field]);
+    if (!g) {
+      g = { name: w[field], totals: emptyTotals(), target: null, label: null };
+      groups.set(w[field], g);
+    }
+    add(g.totals, w);
+    if (w.target_cpa_micros !== null && w.target_cpa_micros !== undefined) g.target = w.target_cpa_micros;
+    if (w.campaign_name) g.label = w.campaign_name;
+  }
+  return [...groups.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) tr.append(c instanceof Node ? c : el("td", c));
+  return tr;
+}
+
+function render() {
+  renderQueued = false;
+  const all = [...windows.values()];
+  fillSelect($("filter-campaign"), [...new Set(all.map((w) => w.campaign))].sort());
+  fillSelect($("filter-channel"), [...new Set(all.map((w) => w.channel))].sort());
+  const s = selection();
+  const chosen = all.filter((w) => matches(w, s)).sort((a, b) => a.window_start - b.window_start);
+
+  const range = chosen.reduce(add, emptyTotals());
+  renderCards($("kpi-range"), "kpi-range", range);
+  $("range-windows").textContent = chosen.length
+    ? `${fmtInt(chosen.length)} windows, ${fmtTime(chosen[0].window_start)} – ${fmtTime(chosen[chosen.length - 1].window_end)} UTC`
+    : "no windows yet";
+
+  const latestStart = chosen.length ? chosen[chosen.length - 1].window_start : null;
+  const latest = chosen.filter((w) => w.window_start === latestStart);
+  renderCards($("kpi-latest"), "kpi-latest", latest.reduce(add, emptyTotals()));
+  $("latest-label").textContent = latestStart === null ? "" : `${fmtTime(latestStart)} UTC${latest.every((w) => w.final) ? ", final" : ", open"}`;
+
+  const perMinute = new Map();
+  for (const w of chosen) add(perMinute.get(w.window_start) || perMinute.set(w.window_start, emptyTotals()).get(w.window_start), w);
+  const xs = [...perMinute.keys()];
+  const data = [
+    xs.map((x) => x / 1000),
+    xs.map((x) => perMinute.get(x).impressions),
+    xs.map((x) => perMinute.get(x).clicks),
+    xs.map((x) => perMinute.get(x).conversions),
+    xs.map((x) => perMinute.get(x).spend_micros / 1e6),
+  ];
+  drawChart(data);
+
+  const campaigns = $("by-campaign").tBodies[0];
+  campaigns.replaceChildren(...groupBy(chosen, "campaign").map((g) => {
+    const t = g.totals;
+    const cpa = ratio(t.spend_micros / 1e6, t.conversions);
+    // Exact in micro-units, like the server's flag.
+    const over = g.target !== null && t.conversions > 0 && t.spend_micros > g.target * t.conversions;
+    const cpaCell = el("td", fmtRatio(cpa), over ? "over" : undefined);
+    if (over) cpaCell.append(el("span", "over target", "tag late"));
+    return row([g.label ? `${g.label} (${g.name})` : g.name, fmtInt(t.impressions), fmtInt(t.clicks),
+      fmtInt(t.conversions), fmtMoney(t.spend_micros), cpaCell, g.target === null ? "–" : fmtRatio(g.target / 1e6)]);
+  }));
+  const channels = $("by-channel").tBodies[0];
+  channels.replaceChildren(...groupBy(chosen, "channel").map((g) => {
+    const t = g.totals;
+    return row([g.name, fmtInt(t.impressions), fmtInt(t.clicks), fmtInt(t.conversions), fmtMoney(t.spend_micros),
+      fmtRatio(ratio(t.spend_micros / 1e6, t.clicks)), fmtPct(ratio(t.clicks, t.impressions))]);
+  }));
+
+  const recent = chosen.slice(-50).reverse();
+  $("recent").tBodies[0].replaceChildren(...recent.map((w) => {
+    const state = el("td");
+    state.append(el("span", w.final ? "final" : "open", w.final ? "tag final" : "tag open"));
+    if (w.late_records > 0) state.append(el("span", `late ${w.late_records}`, "tag late"));
+    return row([fmtTime(w.window_start), w.campaign, w.channel, fmtInt(w.impressions), fmtInt(w.clicks),
+      fmtInt(w.conversions), fmtMoney(w.spend_micros), fmtRatio(w.CPA), state]);
+  }));
+  renderConnection();
+}
+
+function drawChart(data) {
+  const width = Math.max(320, $("chart").clientWidth - 16);
+  if (!chart) {
+    chart = new uPlot({
+      width, height: 300,
+      series: [
+        {},
+        { label: "impressions", stroke: "#4c78a8", scale: "n" },
+        { label: "clicks", stroke: "#f58518", scale: "n" },
+        { label: "conversions", stroke: "#54a24b", scale: "n" },
+        { label: "spend", stroke: "#b279a2", scale: "$", value: (u, v) => (v === null ? "–" : v.toFixed(2)) },
+      ],
+      axes: [{}, { scale: "n" }, { scale: "$", side: 1, grid: { show: false } }],
+    }, data, $("chart"));
+  } else {
+    chart.setData(data);
+  }
+}
+
+function renderConnection() {
+  const c = $("connection");
+  if (!live) {
+    c.className = "state down";
+    c.textContent = "disconnected from the dashboard — retrying";
+  } else if (!source.connected) {
+    c.className = "state down";
+    c.textContent = `live · source unreachable (${source.source || "?"}) — retrying`;
+  } else {
+    c.className = "state live";
+    c.textContent = `live · lag ${fmtInt(source.lag)}`;
+  }
+  $("footer").textContent = `source: ${source.source || "?"} · unreadable records: ${fmtInt(source.unreadable || 0)}`;
+}
+
+function queueRender() {
+  if (!renderQueued) {
+    renderQueued = true;
+    requestAnimationFrame(render);
+  }
+}
+
+async function loadAll() {
+  const response = await fetch("/api/windows");
+  const list = await response.json();
+  for (const w of list) keep(w);
+  queueRender();
+}
+
+function connect() {
+  const events = new EventSource("/api/updates");
+  events.addEventListener("hello", (e) => {
+    live = true;
+    source = JSON.parse(e.data);
+    // After a reconnect the server may have moved on: load everything again.
+    loadAll();
+  });
+  events.addEventListener("update", (e) => {
+    const update = JSON.parse(e.data);
+    for (const w of update.windows) keep(w);
+    source = update.source;
+    queueRender();
+  });
+  events.addEventListener("resync", loadAll);
+  events.onerror = () => {
+    live = false;
+    renderConnection();
+  };
+}
+
+for (const id of ["filter-campaign", "filter-channel", "filter-from", "filter-to"]) {
+  $(id).addEventListener("change", queueRender);
+}
+$("filter-reset").addEventListener("click", () => {
+  $("filter-from").value = "";
+  $("filter-to").value = "";
+  queueRender();
+});
+window.addEventListener("resize", () => {
+  if (chart) chart.setSize({ width: Math.max(320, $("chart").clientWidth - 16), height: 300 });
+});
+render();
+connect();

@@ -1,0 +1,162 @@
+//! The API over a results fixture with known totals: the generator's truth
+//! for the events the pipeline turned into those panes, plus ten panes
+//! re-emitted as after a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{fixture, Service};
+use generator::{Totals, TruthFile};
+use serde_json::Value;
+
+/// Panes in the fixture: 99, then the first 10 again.
+const PANES: u64 = 109;
+
+fn truth() -> TruthFile {
+    serde_json::from_str(&std::fs::read_to_string(fixture("truth.json")).unwrap()).unwrap()
+}
+
+fn totals(v: &Value) -> Totals {
+    Totals {
+        impressions: v["impressions"].as_i64().unwrap(),
+        clicks: v["clicks"].as_i64().unwrap(),
+        conversions: v["conversions"].as_i64().unwrap(),
+        spend_micros: v["spend_micros"].as_i64().unwrap(),
+    }
+}
+
+fn sum<'a>(all: impl Iterator<Item = &'a Totals>) -> Totals {
+    all.fold(Totals::default(), |mut t, w| {
+        t.impressions += w.impressions;
+        t.clicks += w.clicks;
+        t.conversions += w.conversions;
+        t.spend_micros += w.spend_micros;
+        t
+    })
+}
+
+fn json(service: &Service, path: &str) -> Value {
+    let (status, body) = service.get(path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn the_api_equals_the_truth() {
+    let service = Service::start(&fixture("results.jsonl"), PANES);
+    let truth = truth();
+    let expected = truth.by_window();
+
+    let windows = json(&service, "/api/windows");
+    let windows = windows.as_array().unwrap();
+    let got: BTreeMap<(String, String, i64), Totals> = windows
+        .iter()
+        .map(|w| {
+            (
+                (
+                    w["campaign"].as_str().unwrap().to_string(),
+                    w["channel"].as_str().unwrap().to_string(),
+                    w["window_start"].as_i64().unwrap(),
+                ),
+                totals(w),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    for w in windows {
+        for field in [
+            "window_end",
+            "spend",
+            "CPC",
+            "CPA",
+            "CTR",
+            "CVR",
+            "final",
+            "late_records",
+        ] {
+            assert!(!w[field].is_null(), "{field} missing in {w}");
+        }
+        let (spend, conversions) = (
+            w["spend_micros"].as_f64().unwrap() / 1e6,
+            w["conversions"].as_f64().unwrap(),
+        );
+        let cpa = if conversions == 0.0 {
+            0.0
+        } else {
+            spend / conversions
+        };
+        assert!((w["CPA"].as_f64().unwrap() - cpa).abs() < 1e-9, "{w}");
+    }
+
+    let summary = json(&service, "/api/summary");
+    assert_eq!(totals(&summary), sum(expected.values()));
+    assert_eq!(summary["windows"].as_u64().unwrap(), expected.len() as u64);
+
+    let filtered = json(&service, "/api/summary?campaign=spring_sale&channel=email");
+    let want = sum(expected
+        .iter()
+        .filter(|((c, ch, _), _)| c == "spring_sale" && ch == "email")
+        .map(|(_, t)| t));
+    assert_eq!(totals(&filtered), want);
+    assert!(want.impressions > 0);
+
+    let second = *expected
+        .keys()
+        .map(|(_, _, s)| s)
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .nth(1)
+        .unwrap();
+    let from = json(
+        &service,
+        &format!("/api/windows?from={second}&campaign=retargeting"),
+    );
+    let from = from.as_array().unwrap();
+    assert!(!from.is_empty());
+    assert!(from
+        .iter()
+        .all(|w| w["window_start"].as_i64().unwrap() >= *second && w["campaign"] == "retargeting"));
+    assert_eq!(
+        from.len(),
+        expected
+            .keys()
+            .filter(|(c, _, s)| c == "retargeting" && s >= second)
+            .count()
+    );
+    // Timestamps work too (naive = UTC).
+    let iso = json(
+        &service,
+        "/api/summary?from=2025-08-17T14:01:00&to=2025-08-17T14:01:00",
+    );
+    let want = sum(expected
+        .iter()
+        .filter(|((_, _, s), _)| *s == 1_755_439_260_000)
+        .map(|(_, t)| t));
+    assert_eq!(totals(&iso), want);
+
+    let (status, body) = service.get("/api/windows?from=yesterday");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`from` must be"), "{body}");
+
+    let (status, metrics) = service.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("dashboard_panes_read_total 109\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dashboard_panes_duplicate_total 10\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("dashboard_windows {}\n", expected.len())),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dashboard_clients_connected 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(service.get("/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(service.get("/nope").0, 404);
+}

@@ -1,0 +1,226 @@
+//! The page in a real browser (headless Chromium through chromedriver): the
+//! numbers shown equal the fixture's truth; one more pane appended to the
+//! results file changes them without a reload; data-driven text is shown as
+//! text, never as markup. A screenshot is saved under `target/`.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fixture, free_port, Service};
+use fantoccini::{ClientBuilder, Locator};
+use generator::{Totals, TruthFile};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn int(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn money(micros: i64) -> String {
+    let cents = (micros + 5_000) / 10_000;
+    format!("${}.{:02}", int(cents / 100), cents % 100)
+}
+
+fn total(truth: &TruthFile) -> Totals {
+    truth.windows.iter().fold(Totals::default(), |mut t, w| {
+        t.impressions += w.totals.impressions;
+        t.clicks += w.totals.clicks;
+        t.conversions += w.totals.conversions;
+        t.spend_micros += w.totals.spend_micros;
+        t
+    })
+}
+
+async fn text_of(client: &fantoccini::Client, id: &str) -> String {
+    match client.find(Locator::Id(id)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until element `id` shows `want`.
+async fn wait_text(client: &fantoccini::Client, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = text_of(client, id).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "#{id} shows {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_the_truth_and_updates_itself() {
+    let (Some(chromium), Some(chromedriver)) = (
+        on_path(&["chromium", "chromium-browser", "google-chrome"]),
+        on_path(&["chromedriver"]),
+    ) else {
+        let message = "SKIPPED the browser test: no chromium and chromedriver on the PATH \
+                       (apt-get install chromium chromium-driver)";
+        if std::env::var_os("REQUIRE_BROWSER").is_some() {
+            panic!("{message} (REQUIRE_BROWSER is set)");
+        }
+        eprintln!("\n!!!!! {message}\n");
+        return;
+    };
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let results = tmp.join("browser-results.jsonl");
+    std::fs::copy(fixture("results.jsonl"), &results).unwrap();
+    let service = Service::start(&results, 109);
+    let truth: TruthFile =
+        serde_json::from_str(&std::fs::read_to_string(fixture("truth.json")).unwrap()).unwrap();
+    let before = total(&truth);
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profile = tmp.join(format!("chromium-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--window-size=1400,2000",
+                     format!("--user-data-dir={}", profile.display())],
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start a browser session: {e}"),
+        }
+    };
+
+    client
+        .goto(&format!("http://{}/", service.addr))
+        .await
+        .unwrap();
+    wait_text(&client, "kpi-range-impressions", &int(before.impressions)).await;
+    assert_eq!(
+        text_of(&client, "kpi-range-clicks").await,
+        int(before.clicks)
+    );
+    assert_eq!(
+        text_of(&client, "kpi-range-conversions").await,
+        int(before.conversions)
+    );
+    assert_eq!(
+        text_of(&client, "kpi-range-spend").await,
+        money(before.spend_micros)
+    );
+    assert!(text_of(&client, "connection").await.starts_with("live"));
+    client
+        .execute("window.__loaded_once = true; return true;", vec![])
+        .await
+        .unwrap();
+
+    // One more pane, for a campaign whose name is markup.
+    let name = "<b id=\"injected\">bold</b>";
+    let last_start = truth.windows.iter().map(|w| w.window_start).max().unwrap();
+    let pane = serde_json::json!({
+        "campaign": name, "channel": "email", "window": "", "window_start": last_start + 60_000,
+        "window_end": last_start + 120_000, "impressions": 1000, "clicks": 10, "conversions": 2,
+        "spend": 7.5, "spend_micros": 7_500_000, "CPC": 0.75, "CPA": 3.75, "CTR": 0.01, "CVR": 0.2,
+        "first_offset": 1_000_000, "last_offset": 1_001_011, "records": 1012,
+        "max_event_ts_ms": last_start + 61_000, "late_records": 0,
+    });
+    let line = serde_json::json!({
+        "topic": "results", "partition": 0, "key": format!("{name}|email"),
+        "value": pane.to_string(), "headers": {},
+    });
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    writeln!(file, "{line}").unwrap();
+    drop(file);
+
+    wait_text(
+        &client,
+        "kpi-range-impressions",
+        &int(before.impressions + 1000),
+    )
+    .await;
+    assert_eq!(
+        text_of(&client, "kpi-range-spend").await,
+        money(before.spend_micros + 7_500_000)
+    );
+    assert_eq!(text_of(&client, "kpi-latest-impressions").await, int(1000));
+    let reloaded = client
+        .execute("return window.__loaded_once === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(reloaded, serde_json::json!(true), "the page reloaded");
+    let recent = client
+        .find(Locator::Id("recent"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        recent.contains(name),
+        "the campaign's name is not shown as text: {recent}"
+    );
+    assert!(
+        client.find(Locator::Id("injected")).await.is_err(),
+        "markup from the data was rendered"
+    );
+
+    let png = client.screenshot().await.unwrap();
+    let shot = tmp.join("dashboard.png");
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    client.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+}
