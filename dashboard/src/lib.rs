@@ -3,6 +3,7 @@
 //! Prometheus metrics. Sources are swappable: a file, Kafka, or the
 //! embedded mode's in-memory topics.
 
+pub mod bench;
 pub mod merge;
 pub mod service;
 pub mod source;

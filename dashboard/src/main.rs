@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use analytics::time::parse_duration_ms;
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use dashboard::merge::Retention;
 use dashboard::service::{routes, Settings, Shared};
 use dashboard::source::{FileSource, KafkaSource, Source};
@@ -23,9 +23,31 @@ use dashboard::source::{FileSource, KafkaSource, Source};
 dashboard --brokers 127.0.0.1:9092\n  \
 harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
 Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to), \
-/api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus)."
+/api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus).",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the merge (panes/s, against a plain sum), the memory of a day of windows, and push latency to pages.
+    Bench {
+        /// Numbers of connected pages to measure push latency with; repeatable.
+        #[arg(long = "clients", default_values_t = [1, 500])]
+        clients: Vec<usize>,
+        /// Panes pushed per measurement, one every 20 ms.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+}
+
+#[derive(Args)]
+struct Serve {
     /// Kafka bootstrap servers, HOST:PORT[,…]: read --topic from the beginning, then live.
     #[arg(long, conflicts_with = "results_file")]
     brokers: Option<String>,
@@ -53,7 +75,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Bench { clients, samples }) => dashboard::bench::run(&clients, samples),
+        None => serve(cli.serve),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -62,7 +89,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn serve(cli: Serve) -> Result<()> {
     let duration = |flag: &str, v: &str| {
         parse_duration_ms(v).with_context(|| format!("--{flag} `{v}`: use 10s, 5m, 24h"))
     };

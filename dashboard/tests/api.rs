@@ -160,3 +160,39 @@ fn the_api_equals_the_truth() {
     assert_eq!(service.get("/healthz"), (200, "ok\n".to_string()));
     assert_eq!(service.get("/nope").0, 404);
 }
+
+/// Live streams are capped: one more page than allowed is told to come back
+/// later, and a page that leaves frees its place.
+#[test]
+fn live_streams_are_capped() {
+    use std::io::{BufRead, BufReader, Write};
+    let service = Service::start_with(&fixture("results.jsonl"), PANES, &["--max-clients", "1"]);
+    let subscribe = || {
+        let mut stream = std::net::TcpStream::connect(&service.addr).unwrap();
+        write!(stream, "GET /api/updates HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        (status, reader)
+    };
+    let (first, mut page) = subscribe();
+    assert!(first.contains(" 200 "), "{first}");
+    let mut line = String::new();
+    while !line.starts_with("event:hello") && !line.starts_with("event: hello") {
+        line.clear();
+        page.read_line(&mut line).unwrap();
+    }
+    let (second, _) = subscribe();
+    assert!(second.contains(" 503 "), "{second}");
+    assert!(service.get("/metrics").1.contains("dashboard_clients_connected 1\n"));
+    drop(page);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = subscribe();
+        if status.contains(" 200 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the place was never freed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

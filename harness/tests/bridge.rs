@@ -7,17 +7,23 @@
 mod broker;
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use broker::{Broker, Consumed, TopicReader};
+use dashboard::merge::Retention;
+use dashboard::service::{Settings, Shared};
+use dashboard::source::KafkaSource;
+use dashboard::view::{self, Selection};
 use generator::kafka::ensure_topic;
 use generator::{
     generate, partition_for, Clock, FileSink, KafkaSink, LogRecord, Plan, Profile, Sink, Stream,
-    Truth, TruthFile,
+    Totals, Truth, TruthFile,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::BaseRecord;
@@ -187,6 +193,82 @@ fn read_outputs(brokers: &str, truth: &TruthFile, timeout: Duration) -> Outputs 
     out
 }
 
+/// The dashboard reading `results` from the broker, in this process.
+struct Dashboard {
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Dashboard {
+    fn start(brokers: &str) -> Dashboard {
+        let shared = Shared::new(
+            Settings {
+                lateness_ms: 10_000,
+                retention: Retention {
+                    span_ms: i64::MAX / 4,
+                    max_windows: usize::MAX,
+                },
+                max_streams: 1,
+            },
+            "results".into(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let source = KafkaSource {
+            brokers: brokers.to_string(),
+            topic: "results".into(),
+        };
+        dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
+        Dashboard { shared, stop }
+    }
+
+    fn connected(&self) -> bool {
+        self.shared.state.read().unwrap().source.connected
+    }
+
+    /// Waits until the merged windows hold `records` records, then checks
+    /// them against the truth.
+    fn assert_equals(&self, truth: &TruthFile) {
+        let valid = truth.events - truth.invalid;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = self.shared.state.read().unwrap();
+            let counted: u64 = state.merger.windows().map(|w| w.records).sum();
+            if counted >= valid {
+                let windows = view::windows(&state.merger, &Selection::default());
+                let got: BTreeMap<(String, String, i64), Totals> = windows
+                    .iter()
+                    .map(|w| {
+                        let t = &w.totals;
+                        (
+                            (w.campaign.clone(), w.channel.clone(), w.window_start),
+                            Totals {
+                                impressions: t.impressions as i64,
+                                clicks: t.clicks as i64,
+                                conversions: t.conversions as i64,
+                                spend_micros: t.spend_micros,
+                            },
+                        )
+                    })
+                    .collect();
+                assert_eq!(got, truth.by_window(), "the dashboard's windows");
+                return;
+            }
+            drop(state);
+            assert!(
+                Instant::now() < deadline,
+                "the dashboard merged {counted} of {valid} records"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Every contribution exactly once: no pane twice (by DESIGN.md's
 /// identity), totals equal to the truth, one enriched event per valid
 /// event, and the dead-letter topic holds exactly the injected events.
@@ -297,6 +379,7 @@ fn results_stay_exact_through_three_kill_9s() {
     let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
     eprintln!("{}", bridge.output());
     assert_exact(&out, &truth, &injected_invalid(count));
+    Dashboard::start(&brokers).assert_equals(&truth);
     bridge.stop();
 }
 
@@ -315,10 +398,29 @@ fn generator_and_bridge_ride_out_a_broker_outage() {
     while panes == 0 {
         reader.read_for(Duration::from_millis(100), &mut |_, _| panes += 1);
     }
-    broker.outage(Duration::from_secs(4));
+    let dashboard = Dashboard::start(&brokers);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dashboard.connected() {
+        assert!(Instant::now() < deadline, "the dashboard never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outage = std::thread::scope(|s| {
+        let cut = s.spawn(|| broker.outage(Duration::from_secs(4)));
+        // The page shows the outage…
+        let mut seen_down = false;
+        while !cut.is_finished() {
+            seen_down |= !dashboard.connected();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen_down
+    });
+    assert!(outage, "the dashboard did not show the broker outage");
     let truth = generator.join().unwrap();
     let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
     assert_exact(&out, &truth, &injected_invalid(count));
+    // …and recovers by itself.
+    dashboard.assert_equals(&truth);
+    assert!(dashboard.connected());
     bridge.stop();
 }
 

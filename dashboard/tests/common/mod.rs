@@ -30,11 +30,16 @@ impl Service {
     /// `dashboard --results-file FILE` on a free port, once it has read
     /// `panes` panes.
     pub fn start(results: &Path, panes: u64) -> Service {
+        Service::start_with(results, panes, &[])
+    }
+
+    pub fn start_with(results: &Path, panes: u64, args: &[&str]) -> Service {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .arg("--results-file")
             .arg(results)
             .args(["--listen", &addr])
+            .args(args)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
