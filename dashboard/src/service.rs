@@ -19,7 +19,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::merge::{Added, Merger, Retention, WindowKey};
 use crate::source::{Source, SourceEvent};
-use crate::view::{self, Filter as Query, WindowView};
+use crate::view::{self, Filter as Query, Selection, WindowView};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -276,6 +276,28 @@ fn bad_request(message: String) -> warp::reply::Response {
     .into_response()
 }
 
+/// `GET /api/<name>?campaign=&channel=&from=&to=`, answered by `answer`
+/// over the merged windows; a bad filter is a 400 that says why.
+fn filtered<T: Serialize>(
+    name: &'static str,
+    shared: Arc<Shared>,
+    answer: fn(&Merger, &Selection) -> T,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
+    warp::path("api")
+        .and(warp::path(name))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(with_shared(shared))
+        .map(move |q: Query, shared: Arc<Shared>| match q.parse() {
+            Ok(selection) => {
+                let state = shared.state.read().expect("not poisoned");
+                warp::reply::json(&answer(&state.merger, &selection)).into_response()
+            }
+            Err(e) => bad_request(e),
+        })
+}
+
 /// Every route of the service.
 pub fn routes(
     shared: Arc<Shared>,
@@ -294,28 +316,8 @@ pub fn routes(
                     None => Err(warp::reject::not_found()),
                 }
             });
-    let windows = warp::path!("api" / "windows")
-        .and(warp::get())
-        .and(warp::query::<Query>())
-        .and(with_shared(shared.clone()))
-        .map(|q: Query, shared: Arc<Shared>| match q.parse() {
-            Ok(selection) => {
-                let state = shared.state.read().expect("not poisoned");
-                warp::reply::json(&view::windows(&state.merger, &selection)).into_response()
-            }
-            Err(e) => bad_request(e),
-        });
-    let summary = warp::path!("api" / "summary")
-        .and(warp::get())
-        .and(warp::query::<Query>())
-        .and(with_shared(shared.clone()))
-        .map(|q: Query, shared: Arc<Shared>| match q.parse() {
-            Ok(selection) => {
-                let state = shared.state.read().expect("not poisoned");
-                warp::reply::json(&view::summary(&state.merger, &selection)).into_response()
-            }
-            Err(e) => bad_request(e),
-        });
+    let windows = filtered("windows", shared.clone(), view::windows);
+    let summary = filtered("summary", shared.clone(), view::summary);
     let status = warp::path!("api" / "status")
         .and(warp::get())
         .and(with_shared(shared.clone()))

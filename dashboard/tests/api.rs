@@ -184,7 +184,10 @@ fn live_streams_are_capped() {
     }
     let (second, _) = subscribe();
     assert!(second.contains(" 503 "), "{second}");
-    assert!(service.get("/metrics").1.contains("dashboard_clients_connected 1\n"));
+    assert!(service
+        .get("/metrics")
+        .1
+        .contains("dashboard_clients_connected 1\n"));
     drop(page);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -192,7 +195,10 @@ fn live_streams_are_capped() {
         if status.contains(" 200 ") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the place was never freed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
