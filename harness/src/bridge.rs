@@ -89,6 +89,9 @@ struct Resume {
     from: i64,
 }
 
+/// The longest a record waits in a partition's buffer while others flow.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// How far before a resume offset reading starts: librdkafka's largest
 /// batch (`batch.num.messages`).
 const REWIND: i64 = 10_000;
@@ -274,6 +277,7 @@ impl Bridge {
         report: &mut dyn FnMut(&BridgeProgress),
     ) -> Result<()> {
         let mut last_report = Instant::now();
+        let mut last_cut = Instant::now();
         let mut last_error = String::new();
         while !stop.load(Ordering::Relaxed) {
             let buffered = self.partitions.iter().any(|s| !s.buffer.is_empty());
@@ -289,6 +293,12 @@ impl Bridge {
                         self.progress.records_in += 1;
                         self.add(p, record)?;
                     }
+                    // Under a steady backlog the poll is never empty: a
+                    // quiet partition's records still go out this soon.
+                    if last_cut.elapsed() >= LINGER {
+                        self.process_buffered()?;
+                        last_cut = Instant::now();
+                    }
                 }
                 // librdkafka reconnects by itself; say so once per change.
                 Some(Err(e)) => {
@@ -300,13 +310,8 @@ impl Bridge {
                 }
                 // Nothing more is at hand: what is buffered is a batch.
                 None => {
-                    for p in 0..self.partitions.len() {
-                        let state = &self.partitions[p];
-                        if !state.buffer.is_empty() && state.cut_at.is_none() {
-                            let batch = std::mem::take(&mut self.partitions[p].buffer);
-                            self.process(p as i32, batch)?;
-                        }
-                    }
+                    self.process_buffered()?;
+                    last_cut = Instant::now();
                     self.finish_sent()?;
                 }
             }
@@ -346,6 +351,19 @@ impl Bridge {
         }
         state.resume = None;
         Ok(true)
+    }
+
+    /// Every partition's buffered records as a batch, except a batch being
+    /// re-run, which must end at its recorded offset.
+    fn process_buffered(&mut self) -> Result<()> {
+        for p in 0..self.partitions.len() {
+            let state = &mut self.partitions[p];
+            if !state.buffer.is_empty() && state.cut_at.is_none() {
+                let batch = std::mem::take(&mut state.buffer);
+                self.process(p as i32, batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// Buffers a record; a full batch, or the end of a batch being re-run,
