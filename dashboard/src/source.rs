@@ -39,7 +39,8 @@ pub trait Source: Send {
     fn describe(&self) -> String;
 }
 
-fn pane_event(partition: i32, value: &[u8]) -> SourceEvent {
+/// A record of the results topic as what the source reports.
+pub fn pane_event(partition: i32, value: &[u8]) -> SourceEvent {
     match serde_json::from_slice::<Pane>(value) {
         Ok(pane) => SourceEvent::Pane {
             partition,

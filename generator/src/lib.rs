@@ -1,6 +1,7 @@
 //! The generator: a reproducible stream of seed-shaped ad events for `logs`,
 //! the exact totals of what it generated, and sinks to send it to.
 
+pub mod args;
 pub mod kafka;
 pub mod rng;
 pub mod sink;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+pub use args::StreamArgs;
 pub use kafka::KafkaSink;
 pub use sink::{FileSink, LogRecord, Sink};
 pub use stream::{partition_for, Clock, Event, Profile, Stream};

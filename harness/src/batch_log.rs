@@ -3,13 +3,11 @@
 //! input offsets the batch holds and where each output partition it writes
 //! to ended. See `bridge` for why this makes results exact.
 
-use anyhow::{anyhow, bail, Result};
-use generator::kafka::{flush, send, TrackedProducer};
-use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::Message;
+use anyhow::{anyhow, Context, Result};
+use record_payload::{encode_record, BorrowedRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::tail::read_tail;
+use crate::transport::{Transport, Writer};
 
 /// One batch, as written before its outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,52 +32,39 @@ pub fn topic_name(transform: &str) -> String {
     format!("_harness.{transform}.batches")
 }
 
-/// Writes `entry` to its partition of the log and waits for the broker's
-/// acknowledgement: outputs may only go out once it is stored.
-pub fn write(producer: &TrackedProducer, topic: &str, entry: &BatchEntry) -> Result<()> {
+/// Writes `entry` to its partition of the log and waits until it is
+/// stored: outputs may only go out after that.
+pub fn write(writer: &mut dyn Writer, topic: &str, entry: &BatchEntry) -> Result<()> {
     let value = serde_json::to_vec(entry)?;
-    let failed = producer.context().failed();
-    send(
-        producer,
-        BaseRecord::to(topic)
-            .partition(entry.partition)
-            .payload(value.as_slice()),
-    )?;
-    flush(producer, &mut |_| {})?;
-    if producer.context().failed() > failed {
-        bail!(
-            "the batch log {topic} could not be written: {}",
-            producer.context().first_error().unwrap_or_default()
-        );
-    }
-    Ok(())
+    let mut payload = Vec::with_capacity(value.len() + 4);
+    encode_record(&BorrowedRecord::new(None, Some(&value)), &mut payload);
+    writer.send(topic, entry.partition, &payload)?;
+    writer
+        .flush()
+        .with_context(|| format!("writing the batch log {topic}"))
 }
 
 /// The last entry of each of the first `partitions` partitions of the log.
 pub fn last_entries(
-    brokers: &str,
+    transport: &dyn Transport,
     topic: &str,
     partitions: i32,
 ) -> Result<Vec<Option<BatchEntry>>> {
-    let mut entries = vec![None; partitions as usize];
-    let mut error = None;
-    read_tail(
-        brokers,
-        topic,
-        partitions,
-        &mut |m| match serde_json::from_slice::<BatchEntry>(m.payload().unwrap_or_default()) {
-            Ok(entry) => entries[m.partition() as usize] = Some(entry),
-            Err(e) => {
-                error.get_or_insert(anyhow!(
-                    "the batch log {topic} partition {} offset {} is not a batch entry: {e}",
-                    m.partition(),
-                    m.offset()
-                ));
-            }
-        },
-    )?;
-    match error {
-        Some(e) => Err(e),
-        None => Ok(entries),
-    }
+    let tails = transport.tail(topic, partitions)?;
+    tails
+        .into_iter()
+        .enumerate()
+        .map(|(p, tail)| {
+            tail.last
+                .map(|value| {
+                    serde_json::from_slice::<BatchEntry>(&value).map_err(|e| {
+                        anyhow!(
+                            "the batch log {topic} partition {p} offset {} is not a batch entry: {e}",
+                            tail.end - 1
+                        )
+                    })
+                })
+                .transpose()
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use crate::bridge::{Bridge, BridgeOptions, StartFrom};
+use crate::transport::KafkaTransport;
 
 pub struct BrokerBench {
     pub brokers: String,
@@ -211,8 +212,10 @@ fn run_bridge(
         host,
         transform,
         spec.clone(),
-        BridgeOptions {
+        &KafkaTransport {
             brokers: bench.brokers.clone(),
+        },
+        BridgeOptions {
             batch_size: bench.batch_size,
             from: StartFrom::Beginning,
             commit_interval: Duration::from_secs(1),

@@ -37,20 +37,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use generator::kafka::{client_config, ensure_topic, flush, partition_count, producer, send};
-use generator::kafka::{TrackedProducer, REQUEST_TIMEOUT};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
-use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
+use anyhow::{anyhow, bail, Result};
+use record_payload::decode_record;
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
 use crate::batch_log::{self, BatchEntry, OutputEnd};
 use crate::records::show;
 use crate::runtime::Runtime;
-use crate::tail::{read_tail, retry};
+use crate::transport::{Polled, Reader, StartAt, Transport, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
@@ -59,7 +53,6 @@ pub enum StartFrom {
 }
 
 pub struct BridgeOptions {
-    pub brokers: String,
     /// Most records in one batch.
     pub batch_size: usize,
     /// Where a partition with no committed offset starts.
@@ -77,7 +70,7 @@ pub struct BridgeProgress {
 
 /// Where a partition resumes, and from how far back it is being read.
 ///
-/// A resume offset can fall inside a batch the producer wrote. Kafka then
+/// A resume offset can fall inside a batch a Kafka producer wrote. Kafka then
 /// returns the whole batch and the client drops the records before the
 /// offset; Tansu 0.6 instead answers with the *next* batch, silently
 /// skipping the rest. So the bridge reads from before the offset, drops what
@@ -113,8 +106,8 @@ struct PartitionState {
 pub struct Bridge {
     options: BridgeOptions,
     runtime: Runtime,
-    consumer: BaseConsumer,
-    producer: TrackedProducer,
+    reader: Box<dyn Reader>,
+    writer: Box<dyn Writer>,
     batch_log: String,
     partitions: Vec<PartitionState>,
     output_partitions: Vec<i32>,
@@ -134,61 +127,44 @@ impl Bridge {
         host: &Host,
         transform: &Transform,
         spec: TransformSpec,
+        transport: &dyn Transport,
         options: BridgeOptions,
         logger: Logger,
     ) -> Result<Bridge> {
         if options.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }
-        let brokers = options.brokers.as_str();
         let input = spec.input_topic.as_str();
-        let inputs = partition_count(brokers, input)?.ok_or_else(|| {
-            anyhow!("the input topic {input} does not exist on {brokers}: create it, or start the generator first")
+        let inputs = transport.partition_count(input)?.ok_or_else(|| {
+            anyhow!(
+                "the input topic {input} does not exist on {}: create it, or start the generator first",
+                transport.describe()
+            )
         })?;
         let output_partitions = spec
             .output_topics
             .iter()
-            .map(|t| ensure_topic(brokers, t, inputs))
+            .map(|t| transport.ensure_topic(t, inputs))
             .collect::<Result<Vec<i32>>>()?;
         let batch_log = batch_log::topic_name(&spec.name);
-        let log_partitions = ensure_topic(brokers, &batch_log, inputs)?;
+        let log_partitions = transport.ensure_topic(&batch_log, inputs)?;
         if log_partitions < inputs {
             bail!("the batch log {batch_log} has {log_partitions} partitions, fewer than {input}'s {inputs}: delete it");
         }
-        let consumer: BaseConsumer = client_config(brokers)
-            .set("group.id", &spec.name)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("fetch.wait.max.ms", "20")
-            // Reading from before the log start rather than past the end.
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .context("creating the Kafka consumer")?;
-        let producer = producer(brokers)?;
 
         let mut start_ends = HashMap::new();
         for (t, topic) in spec.output_topics.iter().enumerate() {
-            let ends = read_tail(brokers, topic, output_partitions[t], &mut |_| {})?;
-            for (p, end) in ends.into_iter().enumerate() {
-                start_ends.insert((t, p as i32), end);
+            let tails = transport.tail(topic, output_partitions[t])?;
+            for (p, tail) in tails.into_iter().enumerate() {
+                start_ends.insert((t, p as i32), tail.end);
             }
         }
-        let entries = batch_log::last_entries(brokers, &batch_log, inputs)?;
-        let mut wanted = TopicPartitionList::new();
-        wanted.add_partition_range(input, 0, inputs - 1);
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let committed = retry(deadline, || {
-            consumer.committed_offsets(wanted.clone(), REQUEST_TIMEOUT)
-        })
-        .with_context(|| format!("reading the committed offsets of group {}", spec.name))?;
+        let entries = batch_log::last_entries(transport, &batch_log, inputs)?;
+        let committed = transport.committed(&spec.name, input, inputs)?;
 
-        let mut assignment = TopicPartitionList::new();
+        let mut starts = Vec::new();
         let mut partitions = Vec::new();
-        for p in 0..inputs {
-            let committed = committed
-                .find_partition(input, p)
-                .and_then(|e| e.offset().to_raw())
-                .filter(|&o| o >= 0);
+        for (p, committed) in committed.into_iter().enumerate() {
             let mut state = PartitionState {
                 buffer: Vec::new(),
                 cut_at: None,
@@ -197,7 +173,7 @@ impl Bridge {
                 done: committed,
                 committed,
             };
-            let entry = entries[p as usize]
+            let entry = entries[p]
                 .as_ref()
                 .filter(|e| committed.is_none_or(|c| c <= e.last_offset));
             let resume_at = match (entry, committed) {
@@ -222,28 +198,28 @@ impl Bridge {
                 (None, Some(c)) => Some(c),
                 (None, None) => None,
             };
-            let offset = match resume_at {
+            starts.push(match resume_at {
                 Some(at) => {
                     let from = (at - REWIND).max(0);
                     state.resume = Some(Resume { at, from });
-                    Offset::Offset(from)
+                    StartAt::Offset(from)
                 }
                 None => match options.from {
-                    StartFrom::Beginning => Offset::Beginning,
-                    StartFrom::End => Offset::End,
+                    StartFrom::Beginning => StartAt::Beginning,
+                    StartFrom::End => StartAt::End,
                 },
-            };
-            assignment.add_partition_offset(input, p, offset)?;
+            });
             partitions.push(state);
         }
-        consumer.assign(&assignment)?;
+        let reader = transport.reader(&spec.name, input, &starts)?;
+        let writer = transport.writer()?;
         let runtime = Runtime::start(host, transform, spec, output_partitions.clone(), logger)
             .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
         Ok(Bridge {
             options,
             runtime,
-            consumer,
-            producer,
+            reader,
+            writer,
             batch_log,
             partitions,
             output_partitions,
@@ -265,9 +241,7 @@ impl Bridge {
         let result = self.run_until(stop, every, report);
         // Whatever happened, what was acknowledged gets committed.
         let finished = self.finish_sent();
-        result
-            .and(finished)
-            .and_then(|()| self.commit(CommitMode::Sync))
+        result.and(finished).and_then(|()| self.commit(true))
     }
 
     fn run_until(
@@ -286,9 +260,8 @@ impl Bridge {
             } else {
                 Duration::from_millis(100)
             };
-            let polled = self.consumer.poll(wait).map(|m| m.map(|m| to_record(&m)));
-            match polled {
-                Some(Ok((p, record))) => {
+            match self.reader.poll(wait) {
+                Polled::Record(p, record) => {
                     if self.resumed(p, record.offset)? {
                         self.progress.records_in += 1;
                         self.add(p, record)?;
@@ -300,23 +273,25 @@ impl Bridge {
                         last_cut = Instant::now();
                     }
                 }
-                // librdkafka reconnects by itself; say so once per change.
-                Some(Err(e)) => {
-                    let error = e.to_string();
+                // The transport reconnects by itself; say so once per change.
+                Polled::Trouble(error) => {
                     if error != last_error {
-                        eprintln!("consumer: {error} (retrying)");
+                        eprintln!(
+                            "reading {}: {error} (retrying)",
+                            self.runtime.spec().input_topic
+                        );
                         last_error = error;
                     }
                 }
                 // Nothing more is at hand: what is buffered is a batch.
-                None => {
+                Polled::Idle => {
                     self.process_buffered()?;
                     last_cut = Instant::now();
                     self.finish_sent()?;
                 }
             }
             if self.last_commit.elapsed() >= self.options.commit_interval {
-                self.commit(CommitMode::Async)?;
+                self.commit(false)?;
             }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
@@ -338,14 +313,7 @@ impl Bridge {
         }
         if offset > at && from > 0 {
             let from = (at - 2 * (at - from)).max(0);
-            self.consumer
-                .seek(
-                    &self.runtime.spec().input_topic,
-                    p,
-                    Offset::Offset(from),
-                    REQUEST_TIMEOUT,
-                )
-                .with_context(|| format!("reading partition {p} from offset {from}"))?;
+            self.reader.seek(p, from)?;
             state.resume = Some(Resume { at, from });
             return Ok(false);
         }
@@ -442,8 +410,7 @@ impl Bridge {
                 .map(|(t, topic)| {
                     let partition = p.rem_euclid(self.output_partitions[t]);
                     let end = self
-                        .producer
-                        .context()
+                        .writer
                         .end_offset(topic, partition)
                         .unwrap_or(self.start_ends[&(t, partition)]);
                     OutputEnd {
@@ -454,32 +421,15 @@ impl Bridge {
                 })
                 .collect(),
         };
-        batch_log::write(&self.producer, &self.batch_log, &entry)?;
+        batch_log::write(self.writer.as_mut(), &self.batch_log, &entry)?;
         let skip = &mut self.partitions[p as usize].skip;
         for out in outputs {
             if skip[out.topic] > 0 {
                 skip[out.topic] -= 1;
                 continue;
             }
-            let topic = &spec.output_topics[out.topic];
-            let record = decode_record(&out.payload).expect("the host validated every output");
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers().len());
-            for h in record.headers() {
-                headers = headers.insert(Header {
-                    key: &String::from_utf8_lossy(h.key()),
-                    value: h.value(),
-                });
-            }
-            let mut message = BaseRecord::to(topic)
-                .partition(out.partition)
-                .headers(headers);
-            if let Some(k) = record.key() {
-                message = message.key(k);
-            }
-            if let Some(v) = record.value() {
-                message = message.payload(v);
-            }
-            send(&self.producer, message)?;
+            self.writer
+                .send(&spec.output_topics[out.topic], out.partition, &out.payload)?;
             self.progress.records_out += 1;
         }
         skip.iter_mut().for_each(|s| *s = 0);
@@ -493,62 +443,28 @@ impl Bridge {
         let Some((p, next)) = self.unacked else {
             return Ok(());
         };
-        flush(&self.producer, &mut |n| {
-            eprintln!("waiting for the broker to acknowledge {n} outputs…")
+        self.writer.flush().map_err(|e| {
+            anyhow!("{e:#}; nothing after the last stored batch was committed, so a restart resumes there")
         })?;
-        let deliveries = self.producer.context();
-        if deliveries.failed() > 0 {
-            bail!(
-                "{} outputs could not be delivered ({}); nothing after the last acknowledged batch was committed, so a restart resumes there",
-                deliveries.failed(),
-                deliveries.first_error().unwrap_or_default()
-            );
-        }
         self.partitions[p as usize].done = Some(next);
         self.unacked = None;
         Ok(())
     }
 
-    fn commit(&mut self, mode: CommitMode) -> Result<()> {
+    fn commit(&mut self, wait: bool) -> Result<()> {
         self.last_commit = Instant::now();
-        let input = &self.runtime.spec().input_topic;
-        let mut offsets = TopicPartitionList::new();
+        let mut offsets = Vec::new();
         for (p, state) in self.partitions.iter_mut().enumerate() {
             if let Some(done) = state.done.filter(|&d| Some(d) != state.committed) {
-                offsets.add_partition_offset(input, p as i32, Offset::Offset(done))?;
+                offsets.push((p as i32, done));
                 state.committed = Some(done);
             }
         }
-        if offsets.count() > 0 {
-            self.consumer
-                .commit(&offsets, mode)
-                .context("committing input offsets")?;
+        if offsets.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.reader.commit(&offsets, wait)
     }
-}
-
-/// A consumed message as the VM's input record: the ABI payload.
-fn to_record(message: &BorrowedMessage<'_>) -> (i32, Record) {
-    let headers: Vec<BorrowedHeader<'_>> = message
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| BorrowedHeader::new(h.key.as_bytes(), h.value))
-                .collect()
-        })
-        .unwrap_or_default();
-    let record = BorrowedRecord::new_with_headers(message.key(), message.payload(), headers);
-    let mut payload = Vec::new();
-    encode_record(&record, &mut payload);
-    (
-        message.partition(),
-        Record {
-            offset: message.offset(),
-            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
-            payload,
-        },
-    )
 }
 
 fn describe_skip(topics: &[String], skip: &[u64]) -> String {

@@ -9,7 +9,8 @@ pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod spec;
-pub mod tail;
+pub mod transport;
+pub mod up;
 
 use std::borrow::Cow;
 use std::path::Path;

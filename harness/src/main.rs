@@ -1,20 +1,23 @@
 //! `harness`: run Redpanda data transforms outside Redpanda, exactly as
 //! Redpanda would run them.
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use generator::stop_on_ctrl_c;
+use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::bench::bench;
 use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
 use harness::bridge::{Bridge, BridgeOptions, StartFrom};
 use harness::records::read_input;
 use harness::run::{run, RunOptions};
 use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
+use harness::transport::KafkaTransport;
+use harness::up::{up, UpOptions};
 use harness::{load_module as load, stderr_logger};
 use transform_host::{Host, Limits, TransformSpec};
 
@@ -95,6 +98,47 @@ batch and writes none of its outputs twice. Run one bridge per transform."
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Run the whole pipeline in this process: generator, in-process topics, the transform, the dashboard.
+    #[command(
+        after_help = "The generator writes to the in-process topic logs; the transform (the root \
+transform.yaml's pipeline unless --wasm/--config say otherwise) is hosted exactly as `harness bridge` hosts it \
+on a broker, with the same batches, batch log and commits; the dashboard reads results and serves the page and \
+API. Topics keep about --retention-mb each beyond what their readers have not committed, so memory stays \
+bounded on a long run. With --count or --duration the dashboard keeps serving after the last event until \
+Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count 1000000 --start 2025-08-17T00:00:00 --port 8081"
+    )]
+    Up {
+        #[command(flatten)]
+        stream: Box<StreamArgs>,
+        /// Partitions of every topic.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// The transform's window size (its WINDOW_SIZE): 30s, 1m, 5m, 1h.
+        #[arg(long)]
+        window: Option<String>,
+        /// The dashboard's port (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The dashboard's address; the default serves this machine only.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// The transform: a .wasm file, or @pipeline, @enrich, @aggregate, @tee.
+        #[arg(long, default_value = "@pipeline")]
+        wasm: String,
+        #[command(flatten)]
+        deploy: DeployArgs,
+        /// Most records in one batch.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Megabytes each topic keeps beyond what its readers have not committed.
+        #[arg(long, default_value_t = 64)]
+        retention_mb: usize,
+        /// When the generator is done, write its exact totals per (campaign, channel, window) here.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Measure the generator and the bridge on a broker against the broker alone, and latency.
     #[command(
         after_help = "Every run uses topics of its own, named bench-<time>-…; delete them afterwards \
@@ -149,7 +193,7 @@ time from the newest event of each pane to the pane being read from results (p50
 
 #[derive(Args)]
 struct DeployArgs {
-    /// A transform.yaml giving name, topics and environment.
+    /// A transform.yaml giving name, topics and environment (`up`: the root transform.yaml by default).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Transform name (default: from --config, else the file name).
@@ -167,12 +211,12 @@ struct DeployArgs {
 }
 
 impl DeployArgs {
-    fn resolve(self, default_name: &str) -> Result<TransformSpec> {
-        let yaml = self
-            .config
-            .as_deref()
-            .map(TransformYaml::load)
-            .transpose()?;
+    /// The deployment: the flags over `--config`, else over `fallback`.
+    fn resolve(self, default_name: &str, fallback: Option<TransformYaml>) -> Result<TransformSpec> {
+        let yaml = match self.config.as_deref() {
+            Some(path) => Some(TransformYaml::load(path)?),
+            None => fallback,
+        };
         resolve(
             yaml,
             Overrides {
@@ -245,7 +289,7 @@ fn main_result() -> Result<()> {
         } => {
             let host = limits.host()?;
             let (transform, default_name) = load(&host, &wasm)?;
-            let spec = deploy.resolve(&default_name)?;
+            let spec = deploy.resolve(&default_name, None)?;
             let records = if input == Path::new("-") {
                 read_input(std::io::stdin().lock())?
             } else {
@@ -289,7 +333,7 @@ fn main_result() -> Result<()> {
         } => {
             let host = limits.host()?;
             let (transform, default_name) = load(&host, &wasm)?;
-            let spec = deploy.resolve(&default_name)?;
+            let spec = deploy.resolve(&default_name, None)?;
             let stop = stop_on_ctrl_c("stopping: finishing the batch in flight and committing")?;
             eprintln!(
                 "bridging {} → [{}] → {} on {brokers} (group {})",
@@ -302,8 +346,8 @@ fn main_result() -> Result<()> {
                 &host,
                 &transform,
                 spec,
+                &KafkaTransport { brokers },
                 BridgeOptions {
-                    brokers,
                     batch_size,
                     from: from_offset,
                     commit_interval: Duration::from_millis(commit_interval_ms),
@@ -329,6 +373,84 @@ fn main_result() -> Result<()> {
                 p.records_out,
                 p.batches
             );
+            Ok(())
+        }
+        Command::Up {
+            stream,
+            partitions,
+            window,
+            port,
+            bind,
+            wasm,
+            mut deploy,
+            batch_size,
+            retention_mb,
+            truth,
+            limits,
+        } => {
+            let host = limits.host()?;
+            let (transform, default_name) = load(&host, &wasm)?;
+            if let Some(window) = window {
+                deploy.vars.push(("WINDOW_SIZE".into(), window));
+            }
+            let spec = deploy.resolve(&default_name, Some(TransformYaml::root()))?;
+            let stop = stop_on_ctrl_c("stopping: finishing the batch in flight")?;
+            let live = std::io::stderr().is_terminal();
+            let started = Instant::now();
+            let mut last_line = Instant::now();
+            let mut announced_done = false;
+            let topics = format!(
+                "{} → [{}] → {}",
+                spec.input_topic,
+                spec.name,
+                spec.output_topics.join(", ")
+            );
+            up(
+                &host,
+                &transform,
+                spec,
+                UpOptions {
+                    stream: *stream,
+                    partitions,
+                    listen: SocketAddr::new(bind, port),
+                    batch_size,
+                    retention_bytes: retention_mb << 20,
+                    truth,
+                },
+                stderr_logger(),
+                stop,
+                Duration::from_millis(500),
+                &mut |address| {
+                    eprintln!("pipeline up in this process: generator → {topics} → dashboard");
+                    eprintln!("open http://{address}/   (Ctrl-C to stop)");
+                },
+                &mut |s| {
+                    if !s.generating && !announced_done {
+                        announced_done = true;
+                        if live {
+                            eprintln!();
+                        }
+                        eprintln!(
+                            "the generator is done after {} events; the dashboard keeps serving until Ctrl-C",
+                            s.generated
+                        );
+                    }
+                    let line = format!(
+                        "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard",
+                        s.generated, s.bridge.records_in, s.bridge.batches, s.bridge.records_out, s.windows
+                    );
+                    if live {
+                        eprint!("\r{line} ");
+                    } else if last_line.elapsed() >= Duration::from_secs(10) {
+                        last_line = Instant::now();
+                        eprintln!("{line}");
+                    }
+                },
+            )?;
+            if live {
+                eprintln!();
+            }
+            eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::BenchBroker {

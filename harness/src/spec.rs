@@ -20,12 +20,20 @@ pub struct TransformYaml {
     pub env: BTreeMap<String, String>,
 }
 
+/// The repository's root `transform.yaml`: the pipeline's deployment, built
+/// in so that `harness up` runs from anywhere.
+const ROOT: &str = include_str!("../../transform.yaml");
+
 impl TransformYaml {
     pub fn load(path: &Path) -> Result<TransformYaml> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_yaml::from_str(&text)
             .with_context(|| format!("{} is not a valid transform.yaml", path.display()))
+    }
+
+    pub fn root() -> TransformYaml {
+        serde_yaml::from_str(ROOT).expect("the root transform.yaml is valid")
     }
 }
 
@@ -92,6 +100,8 @@ mod tests {
             TransformYaml::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
                 .unwrap();
         let spec = resolve(Some(yaml), Overrides::default(), "x").unwrap();
+        let built_in = resolve(Some(TransformYaml::root()), Overrides::default(), "x").unwrap();
+        assert_eq!(built_in, spec);
         assert_eq!(spec.name, "marketing-pipeline");
         assert_eq!(spec.input_topic, "logs");
         assert_eq!(spec.output_topics, ["results", "events", "logs.dlq"]);

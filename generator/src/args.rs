@@ -1,0 +1,120 @@
+//! The stream's command-line options, shared by the `generator` binary and
+//! `harness up`, so that both read and check them the same way.
+
+use std::time::Duration;
+
+use analytics::time::{parse_duration_ms, parse_timestamp_ms};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::{Clock, Plan, Profile};
+
+#[derive(Args, Debug, Clone)]
+pub struct StreamArgs {
+    /// Events a second, or `max` for as fast as possible.
+    #[arg(long, default_value = "15")]
+    pub rate: String,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this long: 30s, 5m, 1h.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Seed of the stream; the same seed and --start give the same stream.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Simulated event time from this instant (naive = UTC, or RFC 3339), for back-fills;
+    /// default: the wall clock.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Share of malformed events, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub invalid_ratio: f64,
+    /// Campaign ids, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "brand_awareness,spring_sale,retargeting"
+    )]
+    pub campaigns: Vec<String>,
+    /// Channels, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "email,facebook_ads,google_ads,tiktok"
+    )]
+    pub channels: Vec<String>,
+    /// Weights of impression, click, conversion.
+    #[arg(long, value_delimiter = ',', default_value = "80,15,5")]
+    pub weights: Vec<u32>,
+}
+
+impl StreamArgs {
+    /// The profile of the events, checked.
+    pub fn profile(&self) -> Result<Profile> {
+        if !(0.0..=1.0).contains(&self.invalid_ratio) {
+            bail!("--invalid-ratio must be between 0 and 1");
+        }
+        if self.weights.len() != 3 || self.weights.iter().all(|&w| w == 0) {
+            bail!("--weights takes three numbers, impression,click,conversion, not all zero");
+        }
+        if self
+            .campaigns
+            .iter()
+            .chain(&self.channels)
+            .any(|n| n.is_empty() || n.contains(['"', '\\', '|']))
+        {
+            bail!(
+                "campaign and channel names must be non-empty, without quotes, backslashes or `|`"
+            );
+        }
+        Ok(Profile {
+            campaigns: self.campaigns.clone(),
+            channels: self.channels.clone(),
+            weights: [self.weights[0], self.weights[1], self.weights[2]],
+            invalid_ratio: self.invalid_ratio,
+            ..Profile::default()
+        })
+    }
+
+    /// Where event time comes from.
+    pub fn clock(&self) -> Result<Clock> {
+        Ok(match &self.start {
+            None => Clock::Wall,
+            Some(s) => Clock::Simulated {
+                next_ms: parse_timestamp_ms(s)
+                    .with_context(|| format!("--start `{s}` is not a timestamp"))?,
+            },
+        })
+    }
+
+    /// How much and how fast, over `partitions` partitions.
+    pub fn plan(&self, partitions: i32) -> Result<Plan> {
+        let rate = match self.rate.as_str() {
+            "max" => None,
+            r => match r.parse::<f64>() {
+                Ok(r) if r > 0.0 && r.is_finite() => Some(r),
+                _ => bail!(
+                    "--rate must be a positive number of events a second, or `max`; got `{r}`"
+                ),
+            },
+        };
+        let duration = self
+            .duration
+            .as_deref()
+            .map(|d| {
+                parse_duration_ms(d).with_context(|| format!("--duration `{d}`: use 30s, 5m, 1h"))
+            })
+            .transpose()?
+            .map(|ms| Duration::from_millis(ms as u64));
+        if partitions < 1 {
+            bail!("--partitions must be at least 1");
+        }
+        Ok(Plan {
+            rate,
+            count: self.count,
+            duration,
+            partitions,
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! `harness up`, as a user runs it: the whole pipeline in one process, its
+//! dashboard's API against the generator's truth, and Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use generator::{Totals, TruthFile};
+use serde_json::Value;
+
+struct Up {
+    child: Child,
+    address: String,
+}
+
+impl Up {
+    /// Starts `harness up` on a free port and waits until it says where the
+    /// dashboard is.
+    fn start(args: &[&str]) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["up", "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        let address = loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "harness up ended before serving: {said}"
+            );
+            said.push_str(&line);
+            if let Some(rest) = line.strip_prefix("open http://") {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        // Keep reading, so that the progress lines never block the child.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Up { child, address }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.address
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{path}: {head}"
+        );
+        serde_json::from_str(body).unwrap()
+    }
+
+    /// Ctrl-C: everything stops cleanly, with status 0.
+    fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "harness up ended with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "harness up did not stop on Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn totals(v: &Value) -> Totals {
+    Totals {
+        impressions: v["impressions"].as_i64().unwrap(),
+        clicks: v["clicks"].as_i64().unwrap(),
+        conversions: v["conversions"].as_i64().unwrap(),
+        spend_micros: v["spend_micros"].as_i64().unwrap(),
+    }
+}
+
+#[test]
+fn the_embedded_dashboard_equals_the_truth() {
+    let dir = std::env::temp_dir().join(format!("harness-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truth_path = dir.join("truth.json");
+    let up = Up::start(&[
+        "--seed",
+        "7",
+        "--count",
+        "50000",
+        "--rate",
+        "max",
+        "--start",
+        "2025-08-17T14:00:00",
+        "--invalid-ratio",
+        "0.02",
+        "--partitions",
+        "4",
+        // Far less than the run writes: topics drop what was read and
+        // make the generator wait, and still nothing is lost.
+        "--retention-mb",
+        "1",
+        "--truth",
+        truth_path.to_str().unwrap(),
+    ]);
+
+    // The truth is written once the generator is done.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !truth_path.exists() {
+        assert!(Instant::now() < deadline, "the generator never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let truth: TruthFile =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    assert_eq!(truth.events, 50_000);
+    assert!(truth.invalid > 0, "the run injected no invalid events");
+    let expected = truth.by_window();
+    let counted = |t: &Totals| (t.impressions + t.clicks + t.conversions) as u64;
+    let valid: u64 = expected.values().map(counted).sum();
+    assert_eq!(valid, truth.events - truth.invalid);
+
+    // It keeps serving after the last event: wait until every event is in.
+    loop {
+        let summary = up.get("/api/summary");
+        if counted(&totals(&summary)) >= valid {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard counts {} of {valid} events",
+            counted(&totals(&summary))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let windows = up.get("/api/windows");
+    let got: BTreeMap<(String, String, i64), Totals> = windows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                (
+                    w["campaign"].as_str().unwrap().to_string(),
+                    w["channel"].as_str().unwrap().to_string(),
+                    w["window_start"].as_i64().unwrap(),
+                ),
+                totals(w),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "the dashboard's windows");
+    let status = up.get("/api/status");
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["unreadable"], 0);
+
+    // Still serving a moment later, then Ctrl-C stops it cleanly.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(totals(&up.get("/api/summary")), {
+        let mut sum = Totals::default();
+        for t in expected.values() {
+            sum.impressions += t.impressions;
+            sum.clicks += t.clicks;
+            sum.conversions += t.conversions;
+            sum.spend_micros += t.spend_micros;
+        }
+        sum
+    });
+    up.interrupt();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_get_a_message() {
+    for (args, message) in [
+        (&["--rate", "fast"][..], "--rate must be a positive number"),
+        (
+            &["--partitions", "0"][..],
+            "--partitions must be at least 1",
+        ),
+        (&["--window", "soon"][..], "WINDOW_SIZE"),
+        (
+            &["--invalid-ratio", "2"][..],
+            "--invalid-ratio must be between 0 and 1",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["up", "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
