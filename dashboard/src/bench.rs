@@ -180,6 +180,7 @@ pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
             tx.send(SourceEvent::Pane {
                 partition: 0,
                 pane: Box::new(pane),
+                version: None,
             })?;
         }
         let mut latencies = Vec::with_capacity(clients * panes);

@@ -37,6 +37,8 @@ pub struct SourceState {
     pub lag: i64,
     pub unreadable: u64,
     pub last_error: Option<String>,
+    /// The transform version that wrote the latest pane, when known.
+    pub version: Option<String>,
 }
 
 pub struct State {
@@ -93,9 +95,17 @@ impl Shared {
             // Bounded, so that pages see progress while a backlog is read.
             for _ in 0..10_000 {
                 match event {
-                    SourceEvent::Pane { partition, pane } => {
+                    SourceEvent::Pane {
+                        partition,
+                        pane,
+                        version,
+                    } => {
                         if let Added::Counted { key, .. } = state.merger.add(partition, &pane) {
                             changed.insert(key);
+                        }
+                        if version.is_some() && state.source.version != version {
+                            state.source.version = version;
+                            source_changed = true;
                         }
                     }
                     SourceEvent::Unreadable { reason } => {

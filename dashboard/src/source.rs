@@ -14,6 +14,7 @@ use analytics::Pane;
 use anyhow::{Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// What a source reports.
@@ -22,6 +23,9 @@ pub enum SourceEvent {
     Pane {
         partition: i32,
         pane: Box<Pane>,
+        /// The transform version that wrote it, when its host says
+        /// (the harness's `harness.transform.version` header).
+        version: Option<String>,
     },
     /// A record that is not a pane: counted and shown, not merged.
     Unreadable {
@@ -39,12 +43,16 @@ pub trait Source: Send {
     fn describe(&self) -> String;
 }
 
+/// The header a harness host puts on its outputs.
+pub const VERSION_HEADER: &str = "harness.transform.version";
+
 /// A record of the results topic as what the source reports.
-pub fn pane_event(partition: i32, value: &[u8]) -> SourceEvent {
+pub fn pane_event(partition: i32, value: &[u8], version: Option<&[u8]>) -> SourceEvent {
     match serde_json::from_slice::<Pane>(value) {
         Ok(pane) => SourceEvent::Pane {
             partition,
             pane: Box::new(pane),
+            version: version.map(|v| String::from_utf8_lossy(v).into_owned()),
         },
         Err(e) => SourceEvent::Unreadable {
             reason: format!("not a pane: {e}"),
@@ -65,6 +73,8 @@ struct OutputLine {
     #[serde(default)]
     partition: i32,
     value: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Source for FileSource {
@@ -90,7 +100,11 @@ impl Source for FileSource {
             }
             let event = match serde_json::from_str::<OutputLine>(&line) {
                 Ok(l) if l.topic != self.topic => continue,
-                Ok(l) => pane_event(l.partition, l.value.unwrap_or_default().as_bytes()),
+                Ok(l) => pane_event(
+                    l.partition,
+                    l.value.unwrap_or_default().as_bytes(),
+                    l.headers.get(VERSION_HEADER).map(|v| v.as_bytes()),
+                ),
                 Err(e) => SourceEvent::Unreadable {
                     reason: format!("not an output line: {e}"),
                 },
@@ -153,7 +167,16 @@ impl Source for KafkaSource {
                 None => None,
                 Some(Ok(m)) => {
                     positions[m.partition() as usize] = m.offset() + 1;
-                    Some(pane_event(m.partition(), m.payload().unwrap_or_default()))
+                    let version = m.headers().and_then(|hs| {
+                        hs.iter()
+                            .find(|h| h.key == VERSION_HEADER)
+                            .and_then(|h| h.value)
+                    });
+                    Some(pane_event(
+                        m.partition(),
+                        m.payload().unwrap_or_default(),
+                        version,
+                    ))
                 }
                 Some(Err(_)) => {
                     if connected != Some(false) {

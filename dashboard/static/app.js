@@ -216,7 +216,8 @@ function renderConnection() {
     c.className = "state live";
     c.textContent = `live · lag ${fmtInt(source.lag)}`;
   }
-  $("footer").textContent = `source: ${source.source || "?"} · unreadable records: ${fmtInt(source.unreadable || 0)}`;
+  const version = source.version ? ` · latest panes by transform version ${source.version}` : "";
+  $("footer").textContent = `source: ${source.source || "?"}${version} · unreadable records: ${fmtInt(source.unreadable || 0)}`;
 }
 
 function queueRender() {

@@ -34,17 +34,22 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use record_payload::decode_record;
+use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
+use crate::admin::{Admin, Swap, TransformStatus};
+// On every output: which transform version wrote it, for readers such as
+// the dashboard.
 use crate::batch_log::{self, BatchEntry, OutputEnd};
 use crate::records::show;
 use crate::runtime::Runtime;
 use crate::transport::{Polled, Reader, StartAt, Transport, Writer};
+use dashboard::source::VERSION_HEADER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
@@ -118,6 +123,11 @@ pub struct Bridge {
     unacked: Option<(i32, i64)>,
     last_commit: Instant,
     pub progress: BridgeProgress,
+    host: Host,
+    logger: Logger,
+    version: String,
+    status: Arc<Mutex<TransformStatus>>,
+    swaps: Option<Receiver<Swap>>,
 }
 
 impl Bridge {
@@ -213,8 +223,22 @@ impl Bridge {
         }
         let reader = transport.reader(&spec.name, input, &starts)?;
         let writer = transport.writer()?;
-        let runtime = Runtime::start(host, transform, spec, output_partitions.clone(), logger)
-            .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        let status = Arc::new(Mutex::new(TransformStatus {
+            name: spec.name.clone(),
+            input_topic: spec.input_topic.clone(),
+            output_topics: spec.output_topics.clone(),
+            version: transform.version.clone(),
+            status: "running".into(),
+            ..TransformStatus::default()
+        }));
+        let runtime = Runtime::start(
+            host,
+            transform,
+            spec,
+            output_partitions.clone(),
+            logger.clone(),
+        )
+        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
         Ok(Bridge {
             options,
             runtime,
@@ -227,7 +251,59 @@ impl Bridge {
             unacked: None,
             last_commit: Instant::now(),
             progress: BridgeProgress::default(),
+            host: host.clone(),
+            logger,
+            version: transform.version.clone(),
+            status,
+            swaps: None,
         })
+    }
+
+    /// The admin side of this bridge: its status, and new versions to swap
+    /// in between two batches.
+    pub fn admin(&mut self) -> Admin {
+        let (admin, swaps) = Admin::new(
+            self.host.clone(),
+            self.logger.clone(),
+            self.runtime.spec().clone(),
+            self.output_partitions.clone(),
+            self.status.clone(),
+        );
+        self.swaps = Some(swaps);
+        admin
+    }
+
+    pub fn status(&self) -> Arc<Mutex<TransformStatus>> {
+        self.status.clone()
+    }
+
+    /// Switches to a started VM of a new version. The batch in flight has
+    /// finished on the old one (this runs between batches), and records
+    /// buffered since go to the new one: nothing is skipped or run twice.
+    /// While a crashed run's last batch is being re-run the swap waits: that
+    /// batch must produce the same outputs as the first time.
+    fn swap(&mut self, swap: Swap) -> Option<Swap> {
+        if self.partitions.iter().any(|s| s.cut_at.is_some()) {
+            return Some(swap);
+        }
+        let paused = Instant::now();
+        let old = std::mem::replace(&mut self.runtime, swap.runtime);
+        self.version = swap.version;
+        drop(old);
+        let pause = paused.elapsed();
+        let mut status = self.status.lock().expect("not poisoned");
+        status.version = self.version.clone();
+        status.deploys += 1;
+        status.swap_pauses_ms.push(pause.as_secs_f64() * 1e3);
+        eprintln!(
+            "swapped {} to version {} ({:.2} ms pause, {:.0} ms from the request)",
+            status.name,
+            self.version,
+            pause.as_secs_f64() * 1e3,
+            swap.requested.elapsed().as_secs_f64() * 1e3
+        );
+        let _ = swap.done.send(());
+        None
     }
 
     /// Runs until `stop` is set or the transform fails. `report` is called
@@ -253,7 +329,14 @@ impl Bridge {
         let mut last_report = Instant::now();
         let mut last_cut = Instant::now();
         let mut last_error = String::new();
+        let mut waiting_swap = None;
         while !stop.load(Ordering::Relaxed) {
+            if let Some(swap) = waiting_swap
+                .take()
+                .or_else(|| self.swaps.as_ref().and_then(|s| s.try_recv().ok()))
+            {
+                waiting_swap = self.swap(swap);
+            }
             let buffered = self.partitions.iter().any(|s| !s.buffer.is_empty());
             let wait = if buffered {
                 Duration::ZERO
@@ -295,10 +378,19 @@ impl Bridge {
             }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
+                self.update_status();
                 report(&self.progress);
             }
         }
         Ok(())
+    }
+
+    fn update_status(&mut self) {
+        let lag = self.reader.lag();
+        let mut status = self.status.lock().expect("not poisoned");
+        status.records_in = self.progress.records_in;
+        status.records_out = self.progress.records_out;
+        status.lag = lag;
     }
 
     /// Whether a record is at or past its partition's resume offset; see
@@ -428,8 +520,9 @@ impl Bridge {
                 skip[out.topic] -= 1;
                 continue;
             }
+            let payload = stamped(&out.payload, &self.version);
             self.writer
-                .send(&spec.output_topics[out.topic], out.partition, &out.payload)?;
+                .send(&spec.output_topics[out.topic], out.partition, &payload)?;
             self.progress.records_out += 1;
         }
         skip.iter_mut().for_each(|s| *s = 0);
@@ -465,6 +558,22 @@ impl Bridge {
         }
         self.reader.commit(&offsets, wait)
     }
+}
+
+/// An output with the header naming the version that wrote it.
+fn stamped(payload: &[u8], version: &str) -> Vec<u8> {
+    let record = decode_record(payload).expect("the host validated every output");
+    let mut headers: Vec<BorrowedHeader<'_>> = record.headers().to_vec();
+    headers.push(BorrowedHeader::new(
+        VERSION_HEADER.as_bytes(),
+        Some(version.as_bytes()),
+    ));
+    let mut out = Vec::with_capacity(payload.len() + VERSION_HEADER.len() + version.len() + 4);
+    encode_record(
+        &BorrowedRecord::new_with_headers(record.key(), record.value(), headers),
+        &mut out,
+    );
+    out
 }
 
 fn describe_skip(topics: &[String], skip: &[u64]) -> String {

@@ -1,6 +1,7 @@
 //! The harness: hosts Redpanda data transforms outside Redpanda with the
 //! same contract (see `transform-host`), over records from files.
 
+pub mod admin;
 pub mod batch_log;
 pub mod bench;
 pub mod bench_broker;
@@ -32,11 +33,16 @@ const BUILTINS: [(&str, &[u8], &str); 4] = [
     ("@tee", transform_artifacts::TEE, "tee"),
 ];
 
-/// Reads and validates a module: a path, or a transform built into the
-/// harness (`@pipeline`, `@enrich`, `@aggregate`, `@tee`). Also returns the
-/// default transform name: the built-in's, or the file's stem.
-pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
-    let (bytes, name): (Cow<[u8]>, String) = if wasm.starts_with('@') {
+/// A module's bytes: a path, or a transform built into the harness
+/// (`@pipeline`, `@enrich`, `@aggregate`, `@tee`).
+pub fn module_bytes(wasm: &str) -> Result<Cow<'static, [u8]>> {
+    Ok(module_and_name(wasm)?.0)
+}
+
+/// The bytes, and the default transform name: the built-in's, or the
+/// file's stem.
+fn module_and_name(wasm: &str) -> Result<(Cow<'static, [u8]>, String)> {
+    if wasm.starts_with('@') {
         let Some(&(_, bytes, name)) = BUILTINS.iter().find(|(n, ..)| *n == wasm) else {
             let names: Vec<&str> = BUILTINS.iter().map(|(n, ..)| *n).collect();
             bail!(
@@ -44,17 +50,22 @@ pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
                 names.join(", ")
             );
         };
-        (Cow::Borrowed(bytes), name.to_string())
-    } else {
-        let bytes = std::fs::read(wasm).with_context(|| format!("reading {wasm}"))?;
-        let stem = Path::new(wasm)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned());
-        (
-            Cow::Owned(bytes),
-            stem.unwrap_or_else(|| "transform".into()),
-        )
-    };
+        return Ok((Cow::Borrowed(bytes), name.to_string()));
+    }
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {wasm}"))?;
+    let stem = Path::new(wasm)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    Ok((
+        Cow::Owned(bytes),
+        stem.unwrap_or_else(|| "transform".into()),
+    ))
+}
+
+/// Reads and validates a module (see [`module_bytes`]); also returns the
+/// default transform name.
+pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
+    let (bytes, name) = module_and_name(wasm)?;
     let transform = host
         .load(&bytes)
         .with_context(|| format!("{wasm} would be refused at deploy"))?;
@@ -70,4 +81,12 @@ pub fn stderr_logger() -> Logger {
         };
         eprintln!("[{}{stream}] {}", line.transform, line.line);
     })
+}
+
+/// Completes once `flag` is set: how servers learn that Ctrl-C stopped the
+/// host.
+pub async fn until_set(flag: Arc<std::sync::atomic::AtomicBool>) {
+    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use generator::{stop_on_ctrl_c, StreamArgs};
+use harness::admin::{deploy_to, list_from, serve as serve_admin, DEFAULT_ADMIN};
 use harness::bench::bench;
 use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
 use harness::bridge::{Bridge, BridgeOptions, StartFrom};
@@ -18,7 +19,7 @@ use harness::run::{run, RunOptions};
 use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
 use harness::transport::KafkaTransport;
 use harness::up::{up, UpOptions};
-use harness::{load_module as load, stderr_logger};
+use harness::{load_module as load, module_bytes, stderr_logger, until_set};
 use transform_host::{Host, Limits, TransformSpec};
 
 #[derive(Parser)]
@@ -95,6 +96,9 @@ batch and writes none of its outputs twice. Run one bridge per transform."
         /// How often acknowledged input offsets are committed, in milliseconds.
         #[arg(long, default_value_t = 1000)]
         commit_interval_ms: u64,
+        /// The admin endpoint for `harness deploy` and `harness list` (loopback only by default).
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin_listen: SocketAddr,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -136,8 +140,43 @@ Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count 1000000 --st
         /// When the generator is done, write its exact totals per (campaign, channel, window) here.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// The admin endpoint for `harness deploy` and `harness list` (loopback only by default).
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin_listen: SocketAddr,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Swap in a new version of a transform that a running `harness up` or `harness bridge` hosts.
+    #[command(
+        after_help = "Like `rpk transform deploy` on a running Redpanda: the host validates the new \
+module and starts it beside the running version; only if it starts does the host switch to it, between two \
+batches, and the new version goes on from where the old one stopped (the committed offsets). Its environment \
+is replaced as a whole by the --var flags (none: an empty environment); the topics cannot change. If the host \
+refuses the module, the old version keeps running, and this command exits 1 with the reason.\n\n\
+Example:\n  harness deploy --name marketing-pipeline --file new.wasm --var WINDOW_SIZE=1m --var ALLOWED_LATENESS=10s"
+    )]
+    Deploy {
+        /// The name of the running transform.
+        #[arg(long)]
+        name: String,
+        /// The new module: a .wasm file, or @pipeline, @enrich, @aggregate, @tee.
+        #[arg(long)]
+        file: String,
+        /// An environment variable of the new version, KEY=VALUE; repeatable.
+        #[arg(long = "var", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        /// The host's admin endpoint.
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: String,
+    },
+    /// Show the transforms a running host runs: name, version, status, lag, deploys, errors.
+    List {
+        /// The host's admin endpoint.
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: String,
+        /// The full status as JSON (with every swap's pause).
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the generator and the bridge on a broker against the broker alone, and latency.
     #[command(
@@ -329,6 +368,7 @@ fn main_result() -> Result<()> {
             batch_size,
             from_offset,
             commit_interval_ms,
+            admin_listen,
             limits,
         } => {
             let host = limits.host()?;
@@ -354,6 +394,14 @@ fn main_result() -> Result<()> {
                 },
                 stderr_logger(),
             )?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let (admin, _server) = serve_admin(
+                &runtime,
+                admin_listen,
+                bridge.admin(),
+                until_set(stop.clone()),
+            )?;
+            eprintln!("admin endpoint on {admin} (harness deploy / harness list --admin {admin})");
             let started = Instant::now();
             let mut last = (started, 0u64);
             bridge.run(&stop, Duration::from_secs(5), &mut |p| {
@@ -386,6 +434,7 @@ fn main_result() -> Result<()> {
             batch_size,
             retention_mb,
             truth,
+            admin_listen,
             limits,
         } => {
             let host = limits.host()?;
@@ -413,6 +462,7 @@ fn main_result() -> Result<()> {
                     stream: *stream,
                     partitions,
                     listen: SocketAddr::new(bind, port),
+                    admin_listen,
                     batch_size,
                     retention_bytes: retention_mb << 20,
                     truth,
@@ -420,8 +470,11 @@ fn main_result() -> Result<()> {
                 stderr_logger(),
                 stop,
                 Duration::from_millis(500),
-                &mut |address| {
+                &mut |address, admin| {
                     eprintln!("pipeline up in this process: generator → {topics} → dashboard");
+                    eprintln!(
+                        "admin endpoint on {admin} (harness deploy / harness list --admin {admin})"
+                    );
                     eprintln!("open http://{address}/   (Ctrl-C to stop)");
                 },
                 &mut |s| {
@@ -451,6 +504,43 @@ fn main_result() -> Result<()> {
                 eprintln!();
             }
             eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Deploy {
+            name,
+            file,
+            vars,
+            admin,
+        } => {
+            let module = module_bytes(&file)?;
+            let version = deploy_to(&admin, &name, &module, &vars)?;
+            println!("{name}: now running version {version}");
+            Ok(())
+        }
+        Command::List { admin, json } => {
+            let transforms = list_from(&admin)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&transforms)?);
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:<13} {:<8} {:>12} {:>12} {:>8} {:>7}  ERRORS",
+                "NAME", "VERSION", "STATUS", "IN", "OUT", "LAG", "DEPLOYS"
+            );
+            for t in transforms {
+                let lag = t.lag.map_or("?".into(), |l| l.to_string());
+                println!(
+                    "{:<24} {:<13} {:<8} {:>12} {:>12} {:>8} {:>7}  {}",
+                    t.name,
+                    t.version,
+                    t.status,
+                    t.records_in,
+                    t.records_out,
+                    lag,
+                    t.deploys,
+                    t.errors.last().map_or("-", String::as_str)
+                );
+            }
             Ok(())
         }
         Command::BenchBroker {

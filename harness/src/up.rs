@@ -15,14 +15,17 @@ use dashboard::service::{self, routes, Settings, Shared};
 use generator::{generate, Progress, Stream, StreamArgs, Truth};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
+use crate::admin;
 use crate::bridge::{Bridge, BridgeOptions, StartFrom};
 use crate::transport::memory::{TopicSink, TopicSource};
 use crate::transport::{Topics, Transport};
+use crate::until_set;
 
 pub struct UpOptions {
     pub stream: StreamArgs,
     pub partitions: i32,
     pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
     pub batch_size: usize,
     pub retention_bytes: usize,
     /// Where the generator's exact totals go once it is done.
@@ -37,8 +40,8 @@ pub struct Status<'a> {
     pub windows: usize,
 }
 
-/// Runs until `stop` is set. `ready` is told where the dashboard listens
-/// once everything runs; `status` is called about every `every`.
+/// Runs until `stop` is set. `ready` is told where the dashboard and the
+/// admin endpoint listen once everything runs; `status` is called about every `every`.
 #[allow(clippy::too_many_arguments)]
 pub fn up(
     host: &Host,
@@ -48,7 +51,7 @@ pub fn up(
     logger: Logger,
     stop: Arc<AtomicBool>,
     every: Duration,
-    ready: &mut dyn FnMut(SocketAddr),
+    ready: &mut dyn FnMut(SocketAddr, SocketAddr),
     status: &mut dyn FnMut(&Status<'_>),
 ) -> Result<()> {
     let profile = options.stream.profile()?;
@@ -102,17 +105,18 @@ pub fn up(
         topic: results,
     };
     service::start(shared.clone(), Box::new(source), stop.clone());
-    let stopping = stop.clone();
     let server = runtime.spawn(
         warp::serve(routes(shared.clone()))
             .incoming(listener)
-            .graceful(async move {
-                while !stopping.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
+            .graceful(until_set(stop.clone()))
             .run(),
     );
+    let (admin_address, admin_server) = admin::serve(
+        &runtime,
+        options.admin_listen,
+        bridge.admin(),
+        until_set(stop.clone()),
+    )?;
 
     let generated = Arc::new(AtomicU64::new(0));
     let generating = Arc::new(AtomicBool::new(true));
@@ -149,7 +153,7 @@ pub fn up(
         })
     };
 
-    ready(address);
+    ready(address, admin_address);
     let result = bridge.run(&stop, every, &mut |p| {
         status(&Status {
             generated: generated.load(Ordering::Relaxed),
@@ -163,8 +167,9 @@ pub fn up(
     let generated = generator
         .join()
         .map_err(|_| anyhow!("the generator panicked"))?;
-    // The server was told to stop with the rest; a failed join is a panic
-    // already reported on stderr.
+    // The servers were told to stop with the rest; a failed join is a
+    // panic already reported on stderr.
     let _ = runtime.block_on(server);
+    let _ = runtime.block_on(admin_server);
     result.and(generated.map(|_| ()))
 }

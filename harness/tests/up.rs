@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use generator::{Totals, TruthFile};
 use serde_json::Value;
@@ -13,6 +16,7 @@ use serde_json::Value;
 struct Up {
     child: Child,
     address: String,
+    admin: String,
 }
 
 impl Up {
@@ -20,7 +24,7 @@ impl Up {
     /// dashboard is.
     fn start(args: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(["up", "--port", "0"])
+            .args(["up", "--port", "0", "--admin-listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -29,6 +33,7 @@ impl Up {
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut said = String::new();
+        let mut admin = String::new();
         let address = loop {
             let mut line = String::new();
             assert!(
@@ -36,13 +41,86 @@ impl Up {
                 "harness up ended before serving: {said}"
             );
             said.push_str(&line);
+            if let Some(rest) = line.strip_prefix("admin endpoint on ") {
+                admin = rest.split(' ').next().unwrap().to_string();
+            }
             if let Some(rest) = line.strip_prefix("open http://") {
                 break rest.split('/').next().unwrap().to_string();
             }
         };
         // Keep reading, so that the progress lines never block the child.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Up { child, address }
+        Up {
+            child,
+            address,
+            admin,
+        }
+    }
+
+    /// Waits for the generator's truth, then until the dashboard has
+    /// counted every event, and compares them window by window.
+    fn assert_equals_truth(&self, truth_path: &Path) -> BTreeMap<(String, String, i64), Totals> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !truth_path.exists() {
+            assert!(Instant::now() < deadline, "the generator never finished");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let truth: TruthFile =
+            serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap();
+        assert!(truth.invalid > 0, "the run injected no invalid events");
+        let expected = truth.by_window();
+        let counted = |t: &Totals| (t.impressions + t.clicks + t.conversions) as u64;
+        let valid: u64 = expected.values().map(counted).sum();
+        assert_eq!(valid, truth.events - truth.invalid);
+        // It keeps serving after the last event: wait until every event is in.
+        loop {
+            let summary = self.get("/api/summary");
+            if counted(&totals(&summary)) >= valid {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the dashboard counts {} of {valid} events",
+                counted(&totals(&summary))
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let windows = self.get("/api/windows");
+        let got: BTreeMap<(String, String, i64), Totals> = windows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    (
+                        w["campaign"].as_str().unwrap().to_string(),
+                        w["channel"].as_str().unwrap().to_string(),
+                        w["window_start"].as_i64().unwrap(),
+                    ),
+                    totals(w),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "the dashboard's windows");
+        expected
+    }
+
+    /// `harness deploy` against this host.
+    fn deploy(&self, file: &str, vars: &[(String, String)]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+        command.args([
+            "deploy",
+            "--name",
+            "marketing-pipeline",
+            "--file",
+            file,
+            "--admin",
+            &self.admin,
+        ]);
+        for (k, v) in vars {
+            command.arg("--var").arg(format!("{k}={v}"));
+        }
+        command.stdin(Stdio::null()).output().unwrap()
     }
 
     fn get(&self, path: &str) -> Value {
@@ -128,52 +206,7 @@ fn the_embedded_dashboard_equals_the_truth() {
         truth_path.to_str().unwrap(),
     ]);
 
-    // The truth is written once the generator is done.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !truth_path.exists() {
-        assert!(Instant::now() < deadline, "the generator never finished");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let truth: TruthFile =
-        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
-    assert_eq!(truth.events, 50_000);
-    assert!(truth.invalid > 0, "the run injected no invalid events");
-    let expected = truth.by_window();
-    let counted = |t: &Totals| (t.impressions + t.clicks + t.conversions) as u64;
-    let valid: u64 = expected.values().map(counted).sum();
-    assert_eq!(valid, truth.events - truth.invalid);
-
-    // It keeps serving after the last event: wait until every event is in.
-    loop {
-        let summary = up.get("/api/summary");
-        if counted(&totals(&summary)) >= valid {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dashboard counts {} of {valid} events",
-            counted(&totals(&summary))
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let windows = up.get("/api/windows");
-    let got: BTreeMap<(String, String, i64), Totals> = windows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            (
-                (
-                    w["campaign"].as_str().unwrap().to_string(),
-                    w["channel"].as_str().unwrap().to_string(),
-                    w["window_start"].as_i64().unwrap(),
-                ),
-                totals(w),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected, "the dashboard's windows");
+    let expected = up.assert_equals_truth(&truth_path);
     let status = up.get("/api/status");
     assert_eq!(status["connected"], true);
     assert_eq!(status["unreadable"], 0);
@@ -219,4 +252,114 @@ fn bad_arguments_get_a_message() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
+    let dir = std::env::temp_dir().join(format!("harness-swap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truth_path = dir.join("truth.json");
+    let up = Up::start(&[
+        "--seed",
+        "11",
+        "--count",
+        "40000",
+        "--rate",
+        "5000",
+        "--start",
+        "2025-08-17T14:00:00",
+        "--invalid-ratio",
+        "0.02",
+        "--truth",
+        truth_path.to_str().unwrap(),
+    ]);
+    let vars: Vec<(String, String)> = common::pipeline_spec().env;
+    let broken = dir.join("broken.wasm");
+    std::fs::write(&broken, b"not a module").unwrap();
+    // A module that deploys but fails at start, as a transform with a bad
+    // setting does.
+    let failing = dir.join("failing.wasm");
+    std::fs::write(
+        &failing,
+        common::wat_module(
+            "check_abi_version_2",
+            r#"(func (export "_start") unreachable)"#,
+        ),
+    )
+    .unwrap();
+
+    // New builds of the pipeline: the same code with a custom section that
+    // names the build, so each is a version of its own.
+    let builds: Vec<String> = (1..=3)
+        .map(|n| {
+            let name = format!("build-{n}");
+            let mut module = transform_artifacts::PIPELINE.to_vec();
+            module.extend([0, (1 + name.len()) as u8, name.len() as u8]);
+            module.extend(name.as_bytes());
+            let path = dir.join(format!("pipeline-{n}.wasm"));
+            std::fs::write(&path, module).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+
+    let mut versions = Vec::new();
+    for (i, file) in [
+        builds[0].as_str(),
+        broken.to_str().unwrap(),
+        builds[1].as_str(),
+        failing.to_str().unwrap(),
+        builds[2].as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::thread::sleep(Duration::from_millis(700));
+        let out = up.deploy(file, &vars);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if i % 2 == 0 {
+            assert!(out.status.success(), "deploy {i}: {stderr}");
+            versions.push(stdout.trim().rsplit(' ').next().unwrap().to_string());
+        } else {
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "deploy {i} was not refused: {stdout}"
+            );
+            let reason = if i == 1 {
+                "refused at deploy"
+            } else {
+                "failed at start"
+            };
+            assert!(stderr.contains(reason), "deploy {i}: {stderr}");
+            assert!(
+                stderr.contains("the old one keeps running"),
+                "deploy {i}: {stderr}"
+            );
+        }
+    }
+    let listed = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["list", "--json", "--admin", &up.admin])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let status = &listed[0];
+    assert_eq!(status["name"], "marketing-pipeline");
+    assert_eq!(status["deploys"], 3);
+    assert_eq!(status["version"], versions[2].as_str());
+    assert!(
+        versions[0] != versions[1] && versions[1] != versions[2],
+        "{versions:?}"
+    );
+    assert_eq!(status["errors"].as_array().unwrap().len(), 2);
+    assert!(
+        status["records_in"].as_u64().unwrap() > 0 && status["lag"].as_i64().is_some(),
+        "{status}"
+    );
+
+    up.assert_equals_truth(&truth_path);
+    assert_eq!(up.get("/api/status")["version"], versions[2].as_str());
+    up.interrupt();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,7 @@
 //! Deploy-time checks: what `rpk transform deploy` would refuse is refused
 //! here too, before anything runs, with the reason.
 
+use sha2::{Digest, Sha256};
 use wasmtime::{ExternType, InstancePre, Module};
 
 use crate::state::HostState;
@@ -19,6 +20,8 @@ pub struct Transform {
     pub abi: AbiVersion,
     pub size_bytes: usize,
     pub initial_memory_bytes: u64,
+    /// The start of the module's SHA-256, in hex: which version runs.
+    pub version: String,
 }
 
 impl std::fmt::Debug for Transform {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for Transform {
             .field("abi", &self.abi)
             .field("size_bytes", &self.size_bytes)
             .field("initial_memory_bytes", &self.initial_memory_bytes)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +98,10 @@ impl Host {
             abi,
             size_bytes: wasm.len(),
             initial_memory_bytes,
+            version: Sha256::digest(wasm)[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         })
     }
 }

@@ -207,6 +207,21 @@ impl Reader for KafkaReader {
             .commit(&list, mode)
             .context("committing input offsets")
     }
+
+    /// From the broker's high watermarks (Tansu's are approximate, see
+    /// `tail`) and the positions.
+    fn lag(&self) -> Option<i64> {
+        let positions = self.consumer.position().ok()?;
+        let mut lag = 0;
+        for e in positions.elements_for_topic(&self.topic) {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, e.partition(), Duration::from_millis(500))
+                .ok()?;
+            lag += (high - e.offset().to_raw().unwrap_or(high)).max(0);
+        }
+        Some(lag)
+    }
 }
 
 /// A consumed message as the VM's input record: the ABI payload.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Result};
-use dashboard::source::{pane_event, Source, SourceEvent};
+use dashboard::source::{pane_event, Source, SourceEvent, VERSION_HEADER};
 use generator::{LogRecord, Sink};
 use record_payload::{decode_record, encode_record, BorrowedRecord};
 use transform_host::Record;
@@ -379,6 +379,16 @@ impl Reader for TopicReader {
         self.topics.inner.changed.notify_all();
         Ok(())
     }
+
+    fn lag(&self) -> Option<i64> {
+        let ends = self.topics.ends(&self.topic).ok()?;
+        let unread: i64 = ends
+            .iter()
+            .zip(&self.positions)
+            .map(|(e, p)| (e - p).max(0))
+            .sum();
+        Some(unread + self.local.len() as i64)
+    }
 }
 
 struct TopicWriter {
@@ -459,7 +469,12 @@ impl Source for TopicSource {
             if let Polled::Record(p, record) = reader.poll(Duration::from_millis(100)) {
                 positions[p as usize] = record.offset + 1;
                 let record = decode_record(&record.payload)?;
-                let event = pane_event(p, record.value().unwrap_or_default());
+                let version = record
+                    .headers()
+                    .iter()
+                    .find(|h| h.key() == VERSION_HEADER.as_bytes())
+                    .and_then(|h| h.value());
+                let event = pane_event(p, record.value().unwrap_or_default(), version);
                 if out.send(event).is_err() {
                     break;
                 }

@@ -65,6 +65,8 @@ pub trait Reader: Send {
     /// Commits the next offset to read, per partition; `wait` for the
     /// broker's answer.
     fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<()>;
+    /// Records in the topic past what was read, when it can be told.
+    fn lag(&self) -> Option<i64>;
 }
 
 pub trait Writer: Send {
