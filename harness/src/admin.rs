@@ -228,7 +228,9 @@ pub fn serve(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| format!("the admin endpoint cannot listen on {listen}"))?;
+        .with_context(|| {
+            format!("the admin endpoint cannot listen on {listen} (another host running? pass --admin-listen with a free port, or 127.0.0.1:0)")
+        })?;
     let address = listener.local_addr()?;
     let server = warp::serve(routes(admin))
         .incoming(listener)

@@ -97,7 +97,8 @@ impl BridgeProcess {
             .open(log)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(["bridge", "@pipeline", "--brokers", brokers, "--config"])
+            .args(["bridge", "@pipeline", "--admin-listen", "127.0.0.1:0"])
+            .args(["--brokers", brokers, "--config"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -586,7 +587,7 @@ fn a_trapping_transform_is_reported_with_its_record() {
     let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bridge-trap.wasm");
     std::fs::write(&module, wasm).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("bridge")
+        .args(["bridge", "--admin-listen", "127.0.0.1:0"])
         .arg(&module)
         .args([
             "--brokers",
