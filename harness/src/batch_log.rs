@@ -4,7 +4,7 @@
 //! to ended. See `bridge` for why this makes results exact.
 
 use anyhow::{anyhow, Context, Result};
-use record_payload::{encode_record, BorrowedRecord};
+use record_payload::BorrowedRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::transport::{Transport, Writer};
@@ -36,9 +36,11 @@ pub fn topic_name(transform: &str) -> String {
 /// stored: outputs may only go out after that.
 pub fn write(writer: &mut dyn Writer, topic: &str, entry: &BatchEntry) -> Result<()> {
     let value = serde_json::to_vec(entry)?;
-    let mut payload = Vec::with_capacity(value.len() + 4);
-    encode_record(&BorrowedRecord::new(None, Some(&value)), &mut payload);
-    writer.send(topic, entry.partition, &payload)?;
+    writer.send(
+        topic,
+        entry.partition,
+        &BorrowedRecord::new(None, Some(&value)),
+    )?;
     writer
         .flush()
         .with_context(|| format!("writing the batch log {topic}"))

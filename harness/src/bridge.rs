@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
+use record_payload::{decode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
 use crate::admin::{Admin, Swap, TransformStatus};
@@ -327,6 +327,7 @@ impl Bridge {
         report: &mut dyn FnMut(&BridgeProgress),
     ) -> Result<()> {
         let mut last_report = Instant::now();
+        let mut last_status = Instant::now();
         let mut last_cut = Instant::now();
         let mut last_error = String::new();
         let mut waiting_swap = None;
@@ -376,9 +377,14 @@ impl Bridge {
             if self.last_commit.elapsed() >= self.options.commit_interval {
                 self.commit(false)?;
             }
+            // Lag may cost the broker a round trip per partition: once a
+            // second, whatever the report interval.
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = Instant::now();
+                self.update_status();
+            }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
-                self.update_status();
                 report(&self.progress);
             }
         }
@@ -520,9 +526,17 @@ impl Bridge {
                 skip[out.topic] -= 1;
                 continue;
             }
-            let payload = stamped(&out.payload, &self.version);
-            self.writer
-                .send(&spec.output_topics[out.topic], out.partition, &payload)?;
+            let record = decode_record(&out.payload).expect("the host validated every output");
+            let mut headers = record.headers().to_vec();
+            headers.push(BorrowedHeader::new(
+                VERSION_HEADER.as_bytes(),
+                Some(self.version.as_bytes()),
+            ));
+            self.writer.send(
+                &spec.output_topics[out.topic],
+                out.partition,
+                &BorrowedRecord::new_with_headers(record.key(), record.value(), headers),
+            )?;
             self.progress.records_out += 1;
         }
         skip.iter_mut().for_each(|s| *s = 0);
@@ -558,22 +572,6 @@ impl Bridge {
         }
         self.reader.commit(&offsets, wait)
     }
-}
-
-/// An output with the header naming the version that wrote it.
-fn stamped(payload: &[u8], version: &str) -> Vec<u8> {
-    let record = decode_record(payload).expect("the host validated every output");
-    let mut headers: Vec<BorrowedHeader<'_>> = record.headers().to_vec();
-    headers.push(BorrowedHeader::new(
-        VERSION_HEADER.as_bytes(),
-        Some(version.as_bytes()),
-    ));
-    let mut out = Vec::with_capacity(payload.len() + VERSION_HEADER.len() + version.len() + 4);
-    encode_record(
-        &BorrowedRecord::new_with_headers(record.key(), record.value(), headers),
-        &mut out,
-    );
-    out
 }
 
 fn describe_skip(topics: &[String], skip: &[u64]) -> String {

@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
+use record_payload::{encode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::Record;
 
 use super::{Polled, Reader, StartAt, Tail, Transport, Writer};
@@ -252,8 +252,7 @@ struct KafkaWriter {
 }
 
 impl Writer for KafkaWriter {
-    fn send(&mut self, topic: &str, partition: i32, payload: &[u8]) -> Result<()> {
-        let record = decode_record(payload).context("an output record is malformed")?;
+    fn send(&mut self, topic: &str, partition: i32, record: &BorrowedRecord<'_>) -> Result<()> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers().len());
         for h in record.headers() {
             headers = headers.insert(Header {

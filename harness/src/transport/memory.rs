@@ -90,6 +90,11 @@ impl State {
     /// Drops a partition's oldest records beyond its retention share that
     /// no reader needs; always keeps the last record.
     fn trim(&mut self, topic: &str, partition: usize, share: usize) {
+        // Most appends find the partition within its share: no floor needed.
+        let over = self.topics.get(topic).and_then(|t| t.get(partition));
+        if over.is_none_or(|p| p.bytes <= share) {
+            return;
+        }
         let floor = self.floor(topic, partition).unwrap_or(i64::MAX);
         let Some(p) = self
             .topics
@@ -404,10 +409,10 @@ fn now_ms() -> i64 {
 }
 
 impl Writer for TopicWriter {
-    fn send(&mut self, topic: &str, partition: i32, payload: &[u8]) -> Result<()> {
-        let offset = self
-            .topics
-            .append(topic, partition, now_ms(), payload.to_vec())?;
+    fn send(&mut self, topic: &str, partition: i32, record: &BorrowedRecord<'_>) -> Result<()> {
+        let mut payload = Vec::new();
+        encode_record(record, &mut payload);
+        let offset = self.topics.append(topic, partition, now_ms(), payload)?;
         self.ends.insert((topic.to_string(), partition), offset + 1);
         Ok(())
     }
@@ -508,10 +513,15 @@ impl Source for TopicSource {
 mod tests {
     use super::*;
 
-    fn payload(value: &str) -> Vec<u8> {
+    fn record(value: &str) -> BorrowedRecord<'_> {
+        BorrowedRecord::new(None, Some(value.as_bytes()))
+    }
+
+    /// The bytes a record takes in a partition.
+    fn stored_size(value: &str) -> usize {
         let mut out = Vec::new();
-        encode_record(&BorrowedRecord::new(None, Some(value.as_bytes())), &mut out);
-        out
+        encode_record(&record(value), &mut out);
+        out.len() + RECORD_OVERHEAD
     }
 
     fn read_all(reader: &mut dyn Reader) -> Vec<(i32, i64)> {
@@ -533,10 +543,10 @@ mod tests {
         );
         let mut writer = topics.writer().unwrap();
         for i in 0..3 {
-            writer.send("t", 1, &payload(&format!("v{i}"))).unwrap();
+            writer.send("t", 1, &record(&format!("v{i}"))).unwrap();
         }
         assert_eq!(writer.end_offset("t", 1), Some(3));
-        assert!(writer.send("t", 2, &payload("x")).is_err());
+        assert!(writer.send("t", 2, &record("x")).is_err());
         let tails = topics.tail("t", 2).unwrap();
         assert_eq!(tails[0], Tail { end: 0, last: None });
         assert_eq!(tails[1].end, 3);
@@ -550,7 +560,7 @@ mod tests {
         assert_eq!(read_all(reader.as_mut()), [(1, 0), (1, 1), (1, 2)]);
         let mut at_end = topics.reader("h", "t", &[StartAt::End; 2]).unwrap();
         assert!(read_all(at_end.as_mut()).is_empty());
-        writer.send("t", 0, &payload("new")).unwrap();
+        writer.send("t", 0, &record("new")).unwrap();
         assert_eq!(read_all(at_end.as_mut()), [(0, 0)]);
 
         assert_eq!(topics.committed("g", "t", 2).unwrap(), [None, None]);
@@ -561,12 +571,12 @@ mod tests {
     #[test]
     fn a_topic_nobody_reads_keeps_its_retention_and_its_last_record() {
         let value = "x".repeat(100);
-        let size = payload(&value).len() + RECORD_OVERHEAD;
+        let size = stored_size(&value);
         let topics = Topics::new(10 * size);
         topics.ensure_topic("t", 1).unwrap();
         let mut writer = topics.writer().unwrap();
         for _ in 0..100 {
-            writer.send("t", 0, &payload(&value)).unwrap();
+            writer.send("t", 0, &record(&value)).unwrap();
         }
         let state = topics.lock();
         let p = &state.topics["t"][0];
@@ -577,7 +587,7 @@ mod tests {
         tiny.ensure_topic("t", 1).unwrap();
         tiny.writer()
             .unwrap()
-            .send("t", 0, &payload("last"))
+            .send("t", 0, &record("last"))
             .unwrap();
         let tails = tiny.tail("t", 1).unwrap();
         assert_eq!(tails[0].last.as_deref(), Some(&b"last"[..]));
@@ -591,7 +601,7 @@ mod tests {
     #[test]
     fn a_writer_waits_for_readers_and_nothing_is_lost() {
         let value = "y".repeat(200);
-        let size = payload(&value).len() + RECORD_OVERHEAD;
+        let size = stored_size(&value);
         let topics = Topics::new(20 * size);
         topics.ensure_topic("t", 1).unwrap();
         let mut reader = topics.reader("g", "t", &[StartAt::Beginning]).unwrap();
@@ -601,7 +611,7 @@ mod tests {
             std::thread::spawn(move || {
                 let mut writer = topics.writer().unwrap();
                 for _ in 0..1000 {
-                    writer.send("t", 0, &payload(&value)).unwrap();
+                    writer.send("t", 0, &record(&value)).unwrap();
                 }
             })
         };

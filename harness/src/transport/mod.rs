@@ -9,6 +9,7 @@ pub mod memory;
 use std::time::Duration;
 
 use anyhow::Result;
+use record_payload::BorrowedRecord;
 use transform_host::Record;
 
 pub use kafka::KafkaTransport;
@@ -70,8 +71,8 @@ pub trait Reader: Send {
 }
 
 pub trait Writer: Send {
-    /// Queues a record (Redpanda's record format) for a topic partition.
-    fn send(&mut self, topic: &str, partition: i32, payload: &[u8]) -> Result<()>;
+    /// Queues a record for a topic partition.
+    fn send(&mut self, topic: &str, partition: i32, record: &BorrowedRecord<'_>) -> Result<()>;
     /// Waits until everything sent is stored; fails if anything could not
     /// be, for good.
     fn flush(&mut self) -> Result<()>;
