@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{fixture, Service};
-use generator::{Totals, TruthFile};
+use generator::truth::by_window;
+use generator::{Totals, TruthFile, WindowTotals};
 use serde_json::Value;
 
 /// Panes in the fixture: 99, then the first 10 again.
@@ -49,21 +48,9 @@ fn the_api_equals_the_truth() {
     let expected = truth.by_window();
 
     let windows = json(&service, "/api/windows");
-    let windows = windows.as_array().unwrap();
-    let got: BTreeMap<(String, String, i64), Totals> = windows
-        .iter()
-        .map(|w| {
-            (
-                (
-                    w["campaign"].as_str().unwrap().to_string(),
-                    w["channel"].as_str().unwrap().to_string(),
-                    w["window_start"].as_i64().unwrap(),
-                ),
-                totals(w),
-            )
-        })
-        .collect();
+    let got = by_window(&serde_json::from_value::<Vec<WindowTotals>>(windows.clone()).unwrap());
     assert_eq!(got, expected);
+    let windows = windows.as_array().unwrap();
     for w in windows {
         for field in [
             "window_end",

@@ -62,8 +62,8 @@ fn run(cli: Cli) -> Result<()> {
         .with_context(|| format!("--window `{}`: use 30s, 1m, 1h", cli.window))?;
     let profile = cli.stream.profile()?;
     let clock = cli.stream.clock()?;
-    cli.stream.plan(cli.partitions)?;
-    let mut partitions = cli.partitions;
+    // Checked before anything is created; an existing topic may change the partitions.
+    let mut plan = cli.stream.plan(cli.partitions)?;
     let live = !cli.quiet && std::io::stderr().is_terminal();
     let mut sink: Box<dyn Sink> = match (&cli.output, &cli.brokers) {
         (Some(path), _) if path.as_os_str() == "-" => {
@@ -75,11 +75,11 @@ fn run(cli: Cli) -> Result<()> {
             Box::new(FileSink::new(BufWriter::with_capacity(1 << 20, file)))
         }
         (None, Some(brokers)) => {
-            partitions = ensure_topic(brokers, &cli.topic, cli.partitions)?;
-            if partitions != cli.partitions && !cli.quiet {
+            plan.partitions = ensure_topic(brokers, &cli.topic, cli.partitions)?;
+            if plan.partitions != cli.partitions && !cli.quiet {
                 eprintln!(
-                    "topic {} exists with {partitions} partitions; using those",
-                    cli.topic
+                    "topic {} exists with {} partitions; using those",
+                    cli.topic, plan.partitions
                 );
             }
             let mut sink = KafkaSink::new(brokers, &cli.topic)?;
@@ -93,7 +93,6 @@ fn run(cli: Cli) -> Result<()> {
         }
         (None, None) => bail!("say where the events go: --brokers HOST:PORT or --output FILE"),
     };
-    let plan = cli.stream.plan(partitions)?;
     // Ctrl-C stops the stream; what was sent is flushed and the truth written.
     let stop = stop_on_ctrl_c("stopping: flushing what was sent")?;
     let mut stream = Stream::new(profile.clone(), cli.stream.seed, clock);

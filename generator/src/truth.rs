@@ -38,16 +38,23 @@ impl TruthFile {
     /// The totals keyed by (campaign, channel, window start), for comparing
     /// with panes merged by the same key.
     pub fn by_window(&self) -> BTreeMap<(String, String, i64), Totals> {
-        self.windows
-            .iter()
-            .map(|w| {
-                (
-                    (w.campaign.clone(), w.channel.clone(), w.window_start),
-                    w.totals,
-                )
-            })
-            .collect()
+        by_window(&self.windows)
     }
+}
+
+/// Window totals keyed by (campaign, channel, window start). The
+/// dashboard's `/api/windows` items read as `WindowTotals` too, so both
+/// sides of a comparison come out of here.
+pub fn by_window(windows: &[WindowTotals]) -> BTreeMap<(String, String, i64), Totals> {
+    windows
+        .iter()
+        .map(|w| {
+            (
+                (w.campaign.clone(), w.channel.clone(), w.window_start),
+                w.totals,
+            )
+        })
+        .collect()
 }
 
 pub struct Truth {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use generator::{Totals, TruthFile};
+use generator::truth::by_window;
+use generator::{Totals, TruthFile, WindowTotals};
 use serde_json::Value;
 
 struct Up {
@@ -85,22 +86,8 @@ impl Up {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let windows = self.get("/api/windows");
-        let got: BTreeMap<(String, String, i64), Totals> = windows
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| {
-                (
-                    (
-                        w["campaign"].as_str().unwrap().to_string(),
-                        w["channel"].as_str().unwrap().to_string(),
-                        w["window_start"].as_i64().unwrap(),
-                    ),
-                    totals(w),
-                )
-            })
-            .collect();
+        let windows: Vec<WindowTotals> = serde_json::from_value(self.get("/api/windows")).unwrap();
+        let got = by_window(&windows);
         assert_eq!(got, expected, "the dashboard's windows");
         expected
     }
