@@ -37,6 +37,7 @@ pub fn day_of_panes(keys: usize, windows: usize, per_window: usize) -> impl Iter
 fn pane(key: usize, window: i64, round: i64, first: i64, last: i64) -> Pane {
     let start = START + window * MINUTE;
     Pane {
+        format: 1,
         campaign: format!("campaign_{}", key / 4),
         channel: ["email", "facebook_ads", "google_ads", "tiktok"][key % 4].into(),
         window: String::new(),
@@ -51,6 +52,7 @@ fn pane(key: usize, window: i64, round: i64, first: i64, last: i64) -> Pane {
         cpa: 0.0,
         ctr: 0.0,
         cvr: 0.0,
+        cpm: None,
         first_offset: first,
         last_offset: last,
         records: 10,

@@ -2,7 +2,7 @@
 //! pushes each change to every connected page; Warp serves the page, the
 //! API, server-sent updates, health and metrics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -39,6 +39,8 @@ pub struct SourceState {
     pub last_error: Option<String>,
     /// The transform version that wrote the latest pane, when known.
     pub version: Option<String>,
+    /// Panes read, by their format: shows a format's rollout.
+    pub pane_formats: BTreeMap<u32, u64>,
 }
 
 pub struct State {
@@ -107,6 +109,9 @@ impl Shared {
                             state.source.version = version;
                             source_changed = true;
                         }
+                        let read = state.source.pane_formats.entry(pane.format).or_default();
+                        source_changed |= *read == 0;
+                        *read += 1;
                     }
                     SourceEvent::Unreadable { reason } => {
                         state.source.unreadable += 1;

@@ -214,10 +214,14 @@ function renderConnection() {
     c.textContent = `live · source unreachable (${source.source || "?"}) — retrying`;
   } else {
     c.className = "state live";
-    c.textContent = `live · lag ${fmtInt(source.lag)}`;
+    // Where an operator looks during a swap: which version writes the panes now.
+    const running = source.version ? ` · transform ${source.version}` : "";
+    c.textContent = `live · lag ${fmtInt(source.lag)}${running}`;
   }
   const version = source.version ? ` · latest panes by transform version ${source.version}` : "";
-  $("footer").textContent = `source: ${source.source || "?"}${version} · unreadable records: ${fmtInt(source.unreadable || 0)}`;
+  const formats = Object.entries(source.pane_formats || {}).map(([f, n]) => `${f} (${fmtInt(n)})`).join(", ");
+  const paneFormats = formats ? ` · panes by format: ${formats}` : "";
+  $("footer").textContent = `source: ${source.source || "?"}${version}${paneFormats} · unreadable records: ${fmtInt(source.unreadable || 0)}`;
 }
 
 function queueRender() {

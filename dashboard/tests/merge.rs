@@ -165,6 +165,7 @@ fn pane(
     max_ts: i64,
 ) -> Pane {
     Pane {
+        format: 1,
         campaign: campaign.into(),
         channel: "email".into(),
         window: String::new(),
@@ -179,6 +180,7 @@ fn pane(
         cpa: 0.0,
         ctr: 0.0,
         cvr: 0.0,
+        cpm: None,
         first_offset: first,
         last_offset: last,
         records: impressions,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use analytics::time::{parse_duration_ms, parse_timestamp_ms};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, FromArgMatches};
 
 use crate::{Clock, Plan, Profile};
 
@@ -47,6 +47,15 @@ pub struct StreamArgs {
     /// Weights of impression, click, conversion.
     #[arg(long, value_delimiter = ',', default_value = "80,15,5")]
     pub weights: Vec<u32>,
+}
+
+impl Default for StreamArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        let command = StreamArgs::augment_args(clap::Command::new("stream"));
+        StreamArgs::from_arg_matches(&command.get_matches_from(["stream"]))
+            .expect("the defaults parse")
+    }
 }
 
 impl StreamArgs {

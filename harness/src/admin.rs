@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use transform_host::{Host, Logger, TransformSpec};
+use transform_host::{Host, LogLine, Logger, TransformSpec};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
@@ -38,20 +38,42 @@ pub struct TransformStatus {
     /// Input records not yet processed, when the transport can tell.
     pub lag: Option<i64>,
     pub deploys: u64,
-    /// Processing pauses of the swaps so far, in milliseconds.
-    pub swap_pauses_ms: Vec<f64>,
+    /// How the latest swaps went, newest last.
+    pub swaps: Vec<SwapTiming>,
     /// The latest refusals and failures, newest last.
     pub errors: Vec<String>,
 }
 
+/// How one swap went.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct SwapTiming {
+    /// From the deploy request to the switch: validating, compiling and
+    /// starting the new version beside the old one, which keeps processing.
+    pub request_ms: f64,
+    /// Processing stopped for the switch itself, between two batches.
+    pub pause_ms: f64,
+    /// The median time per record of the batches just before the swap.
+    pub before_us_per_record: Option<f64>,
+    /// The new version's first batch: a fresh VM's warm-up shows here.
+    pub first_batch_us_per_record: Option<f64>,
+    pub first_batch_records: u64,
+}
+
 impl TransformStatus {
     pub fn error(&mut self, error: String) {
-        const KEPT: usize = 10;
-        if self.errors.len() == KEPT {
-            self.errors.remove(0);
-        }
-        self.errors.push(error);
+        keep_last(&mut self.errors, 10, error);
     }
+
+    pub fn swapped(&mut self, timing: SwapTiming) {
+        keep_last(&mut self.swaps, 1000, timing);
+    }
+}
+
+fn keep_last<T>(list: &mut Vec<T>, kept: usize, item: T) {
+    if list.len() == kept {
+        list.remove(0);
+    }
+    list.push(item);
 }
 
 /// A started VM of a new version, for the bridge to switch to.
@@ -116,15 +138,26 @@ impl Admin {
             env,
             ..self.spec.clone()
         };
-        let runtime = Runtime::start(
+        let (logger, said) = self.logger_telling_start();
+        let started = Runtime::start(
             &self.host,
             &transform,
             spec,
             self.output_partitions.clone(),
-            self.logger.clone(),
-        )
-        .map_err(|f| {
-            anyhow::anyhow!("the new version failed at start: {f}; the old one keeps running")
+            logger,
+        );
+        let said = said
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .unwrap_or_default();
+        let runtime = started.map_err(|f| {
+            let log = if said.is_empty() {
+                String::new()
+            } else {
+                format!(" (its log: {})", said.join(" / "))
+            };
+            anyhow::anyhow!("the new version failed at start: {f}{log}; the old one keeps running")
         })?;
         let version = transform.version.clone();
         let (done, switched) = sync_channel(1);
@@ -140,6 +173,23 @@ impl Admin {
             .recv_timeout(Duration::from_secs(60))
             .context("the host did not switch to the new version")?;
         Ok(version)
+    }
+
+    /// The host's logger, also keeping the last lines the guest writes
+    /// until the returned buffer is taken: a transform that fails at start
+    /// usually says why there.
+    fn logger_telling_start(&self) -> (Logger, Arc<Mutex<Option<Vec<String>>>>) {
+        const KEPT: usize = 5;
+        let said = Arc::new(Mutex::new(Some(Vec::new())));
+        let inner = self.logger.clone();
+        let kept = said.clone();
+        let logger: Logger = Arc::new(move |line: LogLine<'_>| {
+            if let Some(lines) = kept.lock().expect("not poisoned").as_mut() {
+                keep_last(lines, KEPT, line.line.to_string());
+            }
+            inner(line)
+        });
+        (logger, said)
     }
 
     fn list(&self) -> Vec<TransformStatus> {

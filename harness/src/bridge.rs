@@ -32,7 +32,7 @@
 //! This needs the bridge to be the only writer of its output partitions
 //! while it runs, as a transform is in Redpanda.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -42,13 +42,14 @@ use anyhow::{anyhow, bail, Result};
 use record_payload::{decode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
-use crate::admin::{Admin, Swap, TransformStatus};
-// On every output: which transform version wrote it, for readers such as
-// the dashboard.
+use crate::admin::{Admin, Swap, SwapTiming, TransformStatus};
 use crate::batch_log::{self, BatchEntry, OutputEnd};
+use crate::quantile;
 use crate::records::show;
 use crate::runtime::Runtime;
 use crate::transport::{Polled, Reader, StartAt, Transport, Writer};
+// On every output: which transform version wrote it, for readers such as
+// the dashboard.
 use dashboard::source::VERSION_HEADER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +129,15 @@ pub struct Bridge {
     version: String,
     status: Arc<Mutex<TransformStatus>>,
     swaps: Option<Receiver<Swap>>,
+    /// Time per record of the latest batches, in microseconds: the
+    /// baseline a swap's first batch is compared with.
+    recent_batches: VecDeque<f64>,
+    /// A swap happened and its first batch is not timed yet.
+    timing_first_batch: bool,
 }
+
+/// How many batch times a swap's baseline is the median of.
+const RECENT_BATCHES: usize = 256;
 
 impl Bridge {
     /// Connects, creates missing output topics and the batch log, recovers
@@ -256,6 +265,8 @@ impl Bridge {
             version: transform.version.clone(),
             status,
             swaps: None,
+            recent_batches: VecDeque::with_capacity(RECENT_BATCHES),
+            timing_first_batch: false,
         })
     }
 
@@ -291,19 +302,40 @@ impl Bridge {
         self.version = swap.version;
         drop(old);
         let pause = paused.elapsed();
+        let timing = SwapTiming {
+            request_ms: swap.requested.elapsed().as_secs_f64() * 1e3,
+            pause_ms: pause.as_secs_f64() * 1e3,
+            before_us_per_record: quantile(self.recent_batches.make_contiguous(), 0.5),
+            ..SwapTiming::default()
+        };
+        self.timing_first_batch = true;
         let mut status = self.status.lock().expect("not poisoned");
         status.version = self.version.clone();
         status.deploys += 1;
-        status.swap_pauses_ms.push(pause.as_secs_f64() * 1e3);
+        status.swapped(timing);
         eprintln!(
             "swapped {} to version {} ({:.2} ms pause, {:.0} ms from the request)",
-            status.name,
-            self.version,
-            pause.as_secs_f64() * 1e3,
-            swap.requested.elapsed().as_secs_f64() * 1e3
+            status.name, self.version, timing.pause_ms, timing.request_ms
         );
         let _ = swap.done.send(());
         None
+    }
+
+    /// Keeps the batch's time per record; the first batch after a swap
+    /// goes into that swap's timing.
+    fn timed_batch(&mut self, records: usize, took: Duration) {
+        let us_per_record = took.as_secs_f64() * 1e6 / records as f64;
+        if std::mem::take(&mut self.timing_first_batch) {
+            let mut status = self.status.lock().expect("not poisoned");
+            if let Some(swap) = status.swaps.last_mut() {
+                swap.first_batch_us_per_record = Some(us_per_record);
+                swap.first_batch_records = records as u64;
+            }
+        }
+        if self.recent_batches.len() == RECENT_BATCHES {
+            self.recent_batches.pop_front();
+        }
+        self.recent_batches.push_back(us_per_record);
     }
 
     /// Runs until `stop` is set or the transform fails. `report` is called
@@ -468,7 +500,10 @@ impl Bridge {
         let first_offset = records[0].offset;
         let last_offset = records[records.len() - 1].offset;
         let batch = Arc::new(Batch { records });
-        let outputs = match self.runtime.process(p, batch.clone()) {
+        let started = Instant::now();
+        let processed = self.runtime.process(p, batch.clone());
+        self.timed_batch(batch.records.len(), started.elapsed());
+        let outputs = match processed {
             Ok(outputs) => outputs,
             Err(failure) => {
                 let culprit = failure

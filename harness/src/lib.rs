@@ -5,6 +5,7 @@ pub mod admin;
 pub mod batch_log;
 pub mod bench;
 pub mod bench_broker;
+pub mod bench_swap;
 pub mod bridge;
 pub mod records;
 pub mod run;
@@ -70,6 +71,39 @@ pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
         .load(&bytes)
         .with_context(|| format!("{wasm} would be refused at deploy"))?;
     Ok((transform, name))
+}
+
+/// `module` with a custom section added: the same code, another version,
+/// as a rebuild gives. Hosts ignore custom sections.
+pub fn with_custom_section(module: &[u8], name: &str) -> Vec<u8> {
+    let mut section = Vec::new();
+    leb128(&mut section, name.len());
+    section.extend(name.as_bytes());
+    let mut out = module.to_vec();
+    out.push(0);
+    leb128(&mut out, section.len());
+    out.extend(section);
+    out
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The value at quantile `q` (0 to 1) of `values`, by nearest rank.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get((last as f64 * q).round() as usize).copied()
 }
 
 /// Transform log lines on our stderr, as Redpanda puts them in its log.

@@ -13,6 +13,7 @@ use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::admin::{deploy_to, list_from, serve as serve_admin, DEFAULT_ADMIN};
 use harness::bench::bench;
 use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
+use harness::bench_swap::{bench_swap, Spread, SwapBench};
 use harness::bridge::{Bridge, BridgeOptions, StartFrom};
 use harness::records::read_input;
 use harness::run::{run, RunOptions};
@@ -207,6 +208,32 @@ time from the newest event of each pane to the pane being read from results (p50
         latency_seconds: u64,
         #[arg(long, default_value = "transform.yaml")]
         config: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Measure hot swaps under a steady stream: the pause in processing and the new version's first batch.
+    #[command(
+        after_help = "Runs the pipeline in this process as `harness up` does (dashboard included, on a \
+free port) at --rate events a second, lets it warm up, then deploys --swaps new versions of --wasm one \
+after the other through the admin endpoint, as `harness deploy` does (each a custom section apart, so each \
+is a version of its own). Figures over the swaps, p50, p99 and max: the pause (processing stopped for the \
+switch between two batches); the new version's first batch against the median batch before the swap, per \
+record; what a swap costs processing in all (the pause plus the first batch's extra time); and the time \
+from the request to the switch, while the old version keeps processing."
+    )]
+    BenchSwap {
+        /// The pipeline module to swap in.
+        #[arg(long, default_value = "@pipeline")]
+        wasm: String,
+        #[arg(long, default_value_t = 40)]
+        swaps: usize,
+        /// Events a second of the steady stream.
+        #[arg(long, default_value_t = 20_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -592,6 +619,62 @@ fn main_result() -> Result<()> {
                     l.rate, l.p50_ms, l.p99_ms, l.max_ms, l.panes
                 );
             }
+            Ok(())
+        }
+        Command::BenchSwap {
+            wasm,
+            swaps,
+            rate,
+            partitions,
+            batch_size,
+            limits,
+        } => {
+            if !(rate.is_finite() && rate > 0.0) {
+                anyhow::bail!("--rate must be a positive number of events a second");
+            }
+            let host = limits.host()?;
+            let (transform, name) = load(&host, &wasm)?;
+            let module = module_bytes(&wasm)?;
+            let spec = resolve(Some(TransformYaml::root()), Overrides::default(), &name)?;
+            eprintln!("swapping {wasm} {swaps} times under {rate} events/s…");
+            let report = bench_swap(
+                &host,
+                &transform,
+                &module,
+                spec,
+                &SwapBench {
+                    swaps,
+                    rate,
+                    partitions,
+                    batch_size,
+                },
+                stderr_logger(),
+                &|line| eprintln!("{line}"),
+            )?;
+            let show = |label: &str, spread: Option<Spread>, unit: &str| match spread {
+                Some(s) => println!(
+                    "{label:<34} p50 {:>8.2}{unit}  p99 {:>8.2}{unit}  max {:>8.2}{unit}",
+                    s.p50, s.p99, s.max
+                ),
+                None => println!("{label:<34} not measured"),
+            };
+            println!(
+                "swaps:                             {} ({} records processed meanwhile)",
+                report.swaps.len(),
+                report.records_in
+            );
+            show("pause (the switch itself):", report.pause_ms(), " ms");
+            show(
+                "first batch vs the batches before:",
+                report.first_batch_ratio(),
+                "x ",
+            );
+            show("processing lost per swap:", report.lost_ms(), " ms");
+            show(
+                "request to switch (old one runs):",
+                report.request_ms(),
+                " ms",
+            );
             Ok(())
         }
         Command::Bench {

@@ -252,7 +252,7 @@ fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
         "--count",
         "40000",
         "--rate",
-        "5000",
+        "4000",
         "--start",
         "2025-08-17T14:00:00",
         "--invalid-ratio",
@@ -279,29 +279,34 @@ fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
     // names the build, so each is a version of its own.
     let builds: Vec<String> = (1..=3)
         .map(|n| {
-            let name = format!("build-{n}");
-            let mut module = transform_artifacts::PIPELINE.to_vec();
-            module.extend([0, (1 + name.len()) as u8, name.len() as u8]);
-            module.extend(name.as_bytes());
+            let module =
+                harness::with_custom_section(transform_artifacts::PIPELINE, &format!("build-{n}"));
             let path = dir.join(format!("pipeline-{n}.wasm"));
             std::fs::write(&path, module).unwrap();
             path.to_str().unwrap().to_string()
         })
         .collect();
+    // The second build writes the next pane format, which adds fields: the
+    // dashboard merges panes of both formats into the same windows.
+    let format_2: Vec<(String, String)> = vars
+        .iter()
+        .cloned()
+        .chain([("PANE_FORMAT".to_string(), "2".to_string())])
+        .collect();
 
     let mut versions = Vec::new();
-    for (i, file) in [
-        builds[0].as_str(),
-        broken.to_str().unwrap(),
-        builds[1].as_str(),
-        failing.to_str().unwrap(),
-        builds[2].as_str(),
+    for (i, (file, env)) in [
+        (builds[0].as_str(), &vars),
+        (broken.to_str().unwrap(), &vars),
+        (builds[1].as_str(), &format_2),
+        (failing.to_str().unwrap(), &vars),
+        (builds[2].as_str(), &format_2),
     ]
     .into_iter()
     .enumerate()
     {
-        std::thread::sleep(Duration::from_millis(700));
-        let out = up.deploy(file, &vars);
+        std::thread::sleep(Duration::from_millis(400));
+        let out = up.deploy(file, env);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if i % 2 == 0 {
@@ -325,6 +330,20 @@ fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
             );
         }
     }
+    assert!(
+        !truth_path.exists(),
+        "the stream ended before the last swap: deploys took too long for this test's stream"
+    );
+    // A setting the transform refuses stops it at start; its log says why.
+    let bad_setting: Vec<(String, String)> = vec![("PANE_FORMAT".into(), "9".into())];
+    let out = up.deploy("@pipeline", &bad_setting);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed at start") && stderr.contains("PANE_FORMAT=9"),
+        "{stderr}"
+    );
+
     let listed = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["list", "--json", "--admin", &up.admin])
         .output()
@@ -339,14 +358,55 @@ fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
         versions[0] != versions[1] && versions[1] != versions[2],
         "{versions:?}"
     );
-    assert_eq!(status["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(status["errors"].as_array().unwrap().len(), 3);
+    let swaps = status["swaps"].as_array().unwrap();
+    assert_eq!(swaps.len(), 3);
+    assert!(swaps.iter().all(|s| s["pause_ms"].as_f64().unwrap() >= 0.0
+        && s["request_ms"].as_f64().unwrap() >= s["pause_ms"].as_f64().unwrap()));
     assert!(
         status["records_in"].as_u64().unwrap() > 0 && status["lag"].as_i64().is_some(),
         "{status}"
     );
 
     up.assert_equals_truth(&truth_path);
-    assert_eq!(up.get("/api/status")["version"], versions[2].as_str());
+    let source = up.get("/api/status");
+    assert_eq!(source["version"], versions[2].as_str());
+    let formats = &source["pane_formats"];
+    assert!(
+        formats["1"].as_u64().unwrap() > 0 && formats["2"].as_u64().unwrap() > 0,
+        "the dashboard read panes of both formats: {formats}"
+    );
     up.interrupt();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_swap_reports_every_swap() {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["bench-swap", "--swaps", "3", "--rate", "3000"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("swaps:                             3 "),
+        "{stdout}"
+    );
+    for figure in [
+        "pause",
+        "first batch",
+        "processing lost",
+        "request to switch",
+    ] {
+        let line = stdout.lines().find(|l| l.starts_with(figure)).unwrap();
+        assert!(
+            line.contains("p50") && !line.contains("not measured"),
+            "{stdout}"
+        );
+    }
 }

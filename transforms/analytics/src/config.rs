@@ -8,6 +8,8 @@ use crate::time::parse_duration_ms;
 
 pub const DEFAULT_WINDOW_MS: i64 = 60_000;
 pub const DEFAULT_LATENESS_MS: i64 = 10_000;
+/// The newest `results` format this library writes; see [`crate::Pane::format`].
+pub const LATEST_PANE_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Campaign {
@@ -28,6 +30,9 @@ pub struct Config {
     pub campaigns: BTreeMap<String, Campaign>,
     /// Extra channel aliases, `CHANNEL_ALIASES=fb=facebook_ads,ig=facebook_ads`.
     pub channel_aliases: BTreeMap<String, String>,
+    /// The `results` format to write, `PANE_FORMAT` (default 1): a new
+    /// format is rolled out by a redeploy, after its readers can take it.
+    pub pane_format: u32,
 }
 
 impl Default for Config {
@@ -37,6 +42,7 @@ impl Default for Config {
             lateness_ms: DEFAULT_LATENESS_MS,
             campaigns: BTreeMap::new(),
             channel_aliases: BTreeMap::new(),
+            pane_format: 1,
         }
     }
 }
@@ -58,6 +64,16 @@ impl Config {
                 "ALLOWED_LATENESS" => {
                     config.lateness_ms = parse_duration_ms(value)
                         .ok_or_else(|| format!("{key}={value}: expected a duration like 10s"))?;
+                }
+                "PANE_FORMAT" => {
+                    config.pane_format = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|f| (1..=LATEST_PANE_FORMAT).contains(f))
+                        .ok_or_else(|| {
+                            format!("{key}={value}: expected a pane format from 1 to {LATEST_PANE_FORMAT}")
+                        })?;
                 }
                 "CHANNEL_ALIASES" => {
                     for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
@@ -133,6 +149,7 @@ mod tests {
             ("CAMPAIGN_SPRING_SALE_TARGET_CPA", "12.50"),
             ("CAMPAIGN_SPRING_SALE_NAME", " Spring Sale "),
             ("CHANNEL_ALIASES", "IG=Facebook Ads, snap=snapchat"),
+            ("PANE_FORMAT", "2"),
             ("REDPANDA_INPUT_TOPIC", "logs"),
         ])
         .unwrap();
@@ -143,6 +160,7 @@ mod tests {
         assert_eq!(spring.name.as_deref(), Some("Spring Sale"));
         assert_eq!(c.channel_aliases["ig"], "facebook_ads");
         assert_eq!(c.channel_aliases["snap"], "snapchat");
+        assert_eq!(c.pane_format, 2);
     }
 
     #[test]
@@ -153,5 +171,9 @@ mod tests {
         assert!(e.contains("negative"), "{e}");
         let e = Config::from_vars([("CHANNEL_ALIASES", "fb")]).unwrap_err();
         assert!(e.contains("alias=channel"), "{e}");
+        for bad in ["0", "3", "two"] {
+            let e = Config::from_vars([("PANE_FORMAT", bad)]).unwrap_err();
+            assert!(e.contains("from 1 to 2"), "{e}");
+        }
     }
 }

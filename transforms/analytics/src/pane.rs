@@ -59,11 +59,21 @@ impl Counters {
     pub fn cvr(&self) -> f64 {
         ratio(self.conversions as f64, self.clicks as f64)
     }
+    /// Cost per thousand impressions.
+    pub fn cpm(&self) -> f64 {
+        ratio(self.spend() * 1000.0, self.impressions as f64)
+    }
 }
 
 /// One `results` record.
+///
+/// Formats change only by adding fields, so a reader that ignores fields it
+/// does not know reads every format, and panes of several formats merge.
+/// Format 1 has no `format` field; format 2 adds `format` and `CPM`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pane {
+    #[serde(default = "format_1", skip_serializing_if = "is_format_1")]
+    pub format: u32,
     pub campaign: String,
     pub channel: String,
     /// Window start, `2025-08-17T14:46:00Z`.
@@ -83,6 +93,9 @@ pub struct Pane {
     pub ctr: f64,
     #[serde(rename = "CVR")]
     pub cvr: f64,
+    /// Cost per thousand impressions; format 2 on.
+    #[serde(rename = "CPM", default, skip_serializing_if = "Option::is_none")]
+    pub cpm: Option<f64>,
     /// Offsets of the first and last input record counted here: with the
     /// results partition, campaign, channel and window, the pane's identity.
     pub first_offset: i64,
@@ -94,6 +107,14 @@ pub struct Pane {
     pub campaign_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpa_micros: Option<i64>,
+}
+
+fn format_1() -> u32 {
+    1
+}
+
+fn is_format_1(format: &u32) -> bool {
+    *format == 1
 }
 
 impl Pane {
@@ -150,6 +171,7 @@ struct KeyState {
 pub struct PaneBuilder {
     window_ms: i64,
     lateness_ms: i64,
+    format: u32,
     keys: BTreeMap<String, KeyState>,
     key_buf: String,
 }
@@ -159,6 +181,7 @@ impl PaneBuilder {
         PaneBuilder {
             window_ms: config.window_ms,
             lateness_ms: config.lateness_ms,
+            format: config.pane_format,
             keys: BTreeMap::new(),
             key_buf: String::new(),
         }
@@ -216,6 +239,7 @@ impl PaneBuilder {
             for open in state.open.drain(..) {
                 let c = open.counters;
                 panes.push(Pane {
+                    format: self.format,
                     campaign: state.campaign.clone(),
                     channel: state.channel.clone(),
                     window: format_utc(open.window_start),
@@ -230,6 +254,7 @@ impl PaneBuilder {
                     cpa: c.cpa(),
                     ctr: c.ctr(),
                     cvr: c.cvr(),
+                    cpm: (self.format >= 2).then(|| c.cpm()),
                     first_offset: open.first_offset,
                     last_offset: open.last_offset,
                     records: open.records,
@@ -352,7 +377,37 @@ mod tests {
             assert!(json.get(field).is_some(), "{field} missing from {json}");
         }
         assert_eq!(json["target_cpa_micros"], 4_000_000);
+        assert!(json.get("format").is_none() && json.get("CPM").is_none());
         let back: Pane = serde_json::from_value(json).unwrap();
         assert_eq!(back, pane);
+    }
+
+    #[test]
+    fn format_2_adds_fields_and_both_formats_read_back() {
+        let v2 = Config::from_vars([("PANE_FORMAT", "2")]).unwrap();
+        let mut b = PaneBuilder::new(&v2);
+        add(&mut b, 0, "email", Kind::Impression, 0, 0);
+        add(&mut b, 1, "email", Kind::Click, 0, 2_500_000);
+        let pane = b.finish_batch(&v2).remove(0);
+        let json = serde_json::to_value(&pane).unwrap();
+        assert_eq!(json["format"], 2);
+        assert_eq!(json["CPM"], 2500.0);
+        assert_eq!(serde_json::from_value::<Pane>(json).unwrap(), pane);
+
+        // Format 1 is format 2 without the new fields.
+        let mut b = PaneBuilder::new(&Config::default());
+        add(&mut b, 0, "email", Kind::Impression, 0, 0);
+        add(&mut b, 1, "email", Kind::Click, 0, 2_500_000);
+        let v1 = b.finish_batch(&Config::default()).remove(0);
+        assert_eq!((v1.format, v1.cpm), (1, None));
+        assert_eq!(
+            Pane {
+                format: 1,
+                cpm: None,
+                ..pane.clone()
+            },
+            v1
+        );
+        assert_eq!(v1.counters(), pane.counters());
     }
 }
