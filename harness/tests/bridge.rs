@@ -130,6 +130,22 @@ impl BridgeProcess {
     fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Where its admin endpoint listens, once it says.
+    fn admin(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let output = self.output();
+            if let Some(rest) = output.split("admin endpoint on ").nth(1) {
+                return rest.split(' ').next().unwrap().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never served its admin endpoint:\n{output}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for BridgeProcess {
@@ -348,6 +364,53 @@ fn generator_bridge_results_equal_the_truth() {
     let bridge = BridgeProcess::start(&brokers, &log_path("equal_truth"));
     let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
     assert_exact(&out, &truth, &injected_invalid(count));
+    bridge.stop();
+}
+
+/// `harness deploy` to a bridge on a broker, under a steady stream: the new
+/// version (a new build, writing pane format 2) goes on from exactly where
+/// the old one stopped, and every output is there once.
+#[test]
+fn a_swap_on_a_broker_loses_nothing() {
+    let Some(broker) = Broker::start("a_swap_on_a_broker_loses_nothing") else {
+        return;
+    };
+    let brokers = broker.address();
+    let count = 30_000;
+    let generator = generate_in_background(&brokers, count, Some(6_000.0));
+    let bridge = BridgeProcess::start(&brokers, &log_path("swap"));
+    let admin = bridge.admin();
+    std::thread::sleep(Duration::from_secs(2));
+    let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("swap-on-a-broker.wasm");
+    std::fs::write(
+        &module,
+        harness::with_custom_section(transform_artifacts::PIPELINE, "swap-on-a-broker"),
+    )
+    .unwrap();
+    let mut deploy = Command::new(env!("CARGO_BIN_EXE_harness"));
+    deploy
+        .args(["deploy", "--name", "marketing-pipeline", "--admin", &admin])
+        .arg("--file")
+        .arg(&module)
+        .args(["--var", "PANE_FORMAT=2"]);
+    for (k, v) in common::pipeline_spec().env {
+        deploy.arg("--var").arg(format!("{k}={v}"));
+    }
+    let deployed = deploy.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let truth = generator.join().unwrap();
+    let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
+    assert_exact(&out, &truth, &injected_invalid(count));
+    let format_2 = out.panes.iter().filter(|p| p["format"] == 2).count();
+    assert!(
+        format_2 > 0 && format_2 < out.panes.len(),
+        "{format_2} of {} panes in format 2: the swap was not mid-stream",
+        out.panes.len()
+    );
     bridge.stop();
 }
 

@@ -1,7 +1,8 @@
 //! Builds the transforms for wasm32-wasip1 with a nested cargo, so that the
 //! harness, its tests and its benchmarks always run the current `.wasm`
 //! files. The nested build has a target directory of its own: the outer
-//! build holds the lock on the usual one.
+//! build holds the lock on the usual one. It is one per checkout, so that
+//! checkouts sharing a target directory never embed each other's modules.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +38,11 @@ fn main() {
         .ancestors()
         .nth(4)
         .unwrap_or(&out_dir)
-        .join("wasm-transforms");
+        .join("wasm-transforms")
+        .join(format!(
+            "{:016x}",
+            fnv1a(workspace.as_os_str().as_encoded_bytes())
+        ));
     for source in SOURCES {
         println!(
             "cargo:rerun-if-changed={}",
@@ -53,6 +58,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", wasm.display());
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
+}
+
+/// A hash that stays the same from one toolchain to the next.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn build(workspace: &Path, target_dir: &Path) {
