@@ -9,7 +9,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use generator::StreamArgs;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
@@ -88,9 +88,6 @@ pub fn bench_swap(
     logger: Logger,
     progress: &dyn Fn(&str),
 ) -> Result<SwapReport> {
-    if bench.swaps == 0 {
-        bail!("--swaps must be at least 1");
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let options = UpOptions {
         stream: StreamArgs {

@@ -632,6 +632,9 @@ fn main_result() -> Result<()> {
             if !(rate.is_finite() && rate > 0.0) {
                 anyhow::bail!("--rate must be a positive number of events a second");
             }
+            if swaps == 0 {
+                anyhow::bail!("--swaps must be at least 1");
+            }
             let host = limits.host()?;
             let (transform, name) = load(&host, &wasm)?;
             let module = module_bytes(&wasm)?;
