@@ -3,9 +3,17 @@
 //! files. The nested build has a target directory of its own: the outer
 //! build holds the lock on the usual one. It is one per checkout, so that
 //! checkouts sharing a target directory never embed each other's modules.
+//!
+//! The modules are copied into `OUT_DIR` and embedded from there. Cargo
+//! reruns a build script when a `rerun-if-changed` path is newer than its
+//! last run, so naming the nested build's outputs (written *during* the
+//! run) made every second build rerun it; `OUT_DIR` is removed together with
+//! everything else when the target directory is cleaned.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip1";
 
 const TRANSFORMS: &[(&str, &str, &str)] = &[
     ("PIPELINE_WASM", "marketing-pipeline", "marketing-pipeline"),
@@ -22,6 +30,7 @@ const SOURCES: &[&str] = &[
     "transforms/enrich",
     "transforms/aggregate",
     "transforms/tee",
+    "Cargo.toml",
     "Cargo.lock",
     "rust-toolchain.toml",
 ];
@@ -49,14 +58,24 @@ fn main() {
             workspace.join(source).display()
         );
     }
+    ensure_target();
     build(workspace, &target_dir);
     for (var, _, bin) in TRANSFORMS {
-        let wasm = target_dir
-            .join("wasm32-wasip1/transform")
+        let built = target_dir
+            .join(TARGET)
+            .join("transform")
             .join(format!("{bin}.wasm"));
-        // A missing output (a moved or cleaned target directory) reruns us.
-        println!("cargo:rerun-if-changed={}", wasm.display());
-        println!("cargo:rustc-env={var}={}", wasm.display());
+        let embedded = out_dir.join(format!("{bin}.wasm"));
+        copy_if_changed(&built, &embedded);
+        println!("cargo:rustc-env={var}={}", embedded.display());
+    }
+}
+
+/// Leaves an unchanged file alone, so that its embedder is not rebuilt.
+fn copy_if_changed(from: &Path, to: &Path) {
+    let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+    if std::fs::read(to).ok().as_ref() != Some(&bytes) {
+        std::fs::write(to, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
     }
 }
 
@@ -67,18 +86,49 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Adds the wasm32-wasip1 standard library when the toolchain lacks it.
+/// `rust-toolchain.toml` names the target, but rustup adds it only when it
+/// installs the toolchain itself, and not at all with `RUSTUP_AUTO_INSTALL=0`.
+fn ensure_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        return;
+    };
+    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+        return;
+    }
+    // rustup's proxies tell which toolchain is building us.
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", TARGET]);
+    if let Some(toolchain) = &toolchain {
+        cmd.args(["--toolchain", toolchain]);
+    }
+    let added = cmd.status().map(|s| s.success()).unwrap_or(false);
+    let toolchain = toolchain.as_deref().unwrap_or("the active toolchain");
+    if added {
+        println!(
+            "cargo:warning={toolchain} had no {TARGET} target, which the transforms are built for: this build added it with `rustup target add {TARGET}`"
+        );
+    } else {
+        println!(
+            "cargo:warning={toolchain} has no {TARGET} target and rustup could not add it: run `rustup target add {TARGET}`"
+        );
+    }
+}
+
 fn build(workspace: &Path, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--profile",
-            "transform",
-            "--target",
-            "wasm32-wasip1",
-            "--target-dir",
-        ])
+        .args(["build", "--profile", "transform", "--target", TARGET])
+        .arg("--target-dir")
         .arg(target_dir);
     for (_, package, _) in TRANSFORMS {
         cmd.args(["-p", package]);
@@ -99,8 +149,8 @@ fn build(workspace: &Path, target_dir: &Path) {
         .expect("cannot run cargo to build the transforms");
     if !status.success() {
         panic!(
-            "building the transforms for wasm32-wasip1 failed ({status}); if the target is \
-             missing, run `rustup target add wasm32-wasip1`"
+            "building the transforms for {TARGET} failed ({status}); if the target is \
+             missing, run `rustup target add {TARGET}`"
         );
     }
 }

@@ -9,6 +9,3 @@ pub const ENRICH: &[u8] = include_bytes!(env!("ENRICH_WASM"));
 pub const AGGREGATE: &[u8] = include_bytes!(env!("AGGREGATE_WASM"));
 /// The SDK alone: every record to every output topic, untouched.
 pub const TEE: &[u8] = include_bytes!(env!("TEE_WASM"));
-
-/// Where the built files are, for `rpk transform deploy --file`.
-pub const PIPELINE_PATH: &str = env!("PIPELINE_WASM");
