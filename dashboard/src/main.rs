@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use analytics::time::parse_duration_ms;
+use analytics::time::{format_duration, parse_duration_ms};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dashboard::merge::Retention;
-use dashboard::service::{routes, Settings, Shared};
-use dashboard::source::{FileSource, KafkaSource, Source};
+use dashboard::service::Settings;
+use dashboard::source::{FileSource, KafkaSource, Source, DEAD_LETTER_TOPIC};
 
 #[derive(Parser)]
 #[command(
@@ -57,20 +57,25 @@ struct Serve {
     /// The topic of the panes.
     #[arg(long, default_value = "results")]
     topic: String,
+    /// The dead-letter topic, read beside the panes: its counts by kind and latest records show
+    /// in the page, /api/status and /metrics (`''` for none).
+    #[arg(long, default_value = DEAD_LETTER_TOPIC)]
+    dlq_topic: String,
     /// Where the page and the API listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The transform's ALLOWED_LATENESS: a window is final once its partition's newest event is this far past its end.
-    #[arg(long, default_value = "10s")]
+    /// The transform's ALLOWED_LATENESS: a window is final once its partition's watermark
+    /// (the second newest event time of its latest panes) is this far past its end.
+    #[arg(long, default_value_t = format_duration(Settings::default().lateness_ms))]
     lateness: String,
-    /// Windows starting this long before the newest one are dropped.
-    #[arg(long, default_value = "24h")]
+    /// Windows starting this long before the newest watermark are dropped.
+    #[arg(long, default_value_t = format_duration(Settings::default().retention.span_ms))]
     retention: String,
     /// At most this many windows are kept; the oldest go first.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = Settings::default().retention.max_windows)]
     max_windows: usize,
     /// At most this many pages receive live updates at once.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = Settings::default().max_streams)]
     max_clients: usize,
 }
 
@@ -101,44 +106,50 @@ fn serve(cli: Serve) -> Result<()> {
         },
         max_streams: cli.max_clients,
     };
+    let dlq_topic = Some(cli.dlq_topic).filter(|t| !t.is_empty());
     let source: Box<dyn Source> = match (cli.brokers, cli.results_file) {
         (Some(brokers), _) => Box::new(KafkaSource {
             brokers,
             topic: cli.topic,
+            dlq_topic,
         }),
+        (None, Some(path)) if path.is_dir() => {
+            bail!(
+                "--results-file {}: that is a directory; give the file `harness run` wrote",
+                path.display()
+            )
+        }
         (None, Some(path)) if !path.is_file() => {
             bail!("--results-file {}: no such file", path.display())
         }
         (None, Some(path)) => Box::new(FileSource {
             path,
             topic: cli.topic,
+            dlq_topic,
         }),
         (None, None) => {
             bail!("say where the panes come from: --brokers HOST:PORT or --results-file FILE")
         }
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
-            .with_context(|| format!("listening on {}", cli.listen))?;
-        let shared = Shared::new(settings, source.describe());
-        let stop = Arc::new(AtomicBool::new(false));
-        dashboard::service::start(shared.clone(), source, stop.clone());
-        eprintln!(
-            "dashboard on http://{} — panes from {}",
-            listener.local_addr()?,
-            shared.state.read().expect("not poisoned").source.source
-        );
-        warp::serve(routes(shared))
-            .incoming(listener)
-            .graceful(async {
-                let _ = tokio::signal::ctrl_c().await;
-                eprintln!("stopping");
-            })
-            .run()
-            .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = dashboard::service::serve(&runtime, settings, source, cli.listen, stop.clone())?;
+    eprintln!(
+        "dashboard on http://{} — panes from {}",
+        served.address,
+        served
+            .shared
+            .state
+            .read()
+            .expect("not poisoned")
+            .source
+            .source
+    );
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    })
+        let _ = served.server.await;
+    });
+    Ok(())
 }

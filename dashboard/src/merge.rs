@@ -9,7 +9,7 @@
 //! (window, partition): one number per window keeps the whole identity set,
 //! which is what lets a day of windows fit in a few megabytes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use analytics::{Counters, Pane};
@@ -59,20 +59,59 @@ pub struct MergeStats {
 /// How much history is kept: memory stays bounded whatever comes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Windows starting this long before the newest one are dropped.
+    /// Windows starting this long before the newest watermark (see
+    /// `Watermark`) are dropped.
     pub span_ms: i64,
     /// At most this many windows; the oldest go first.
     pub max_windows: usize,
+}
+
+/// Panes a watermark looks back over.
+const WATERMARK_PANES: usize = 16;
+
+/// A results partition's event-time watermark, which finality and retention
+/// go by. It is the second newest event time among the partition's latest
+/// panes, never going back: so no single pane — one event with a clock
+/// decades ahead — can finalize the partition's windows or push the
+/// history out of the retention. A stream that truly moves on moves it
+/// with its next pane.
+#[derive(Debug, Default)]
+struct Watermark {
+    recent: VecDeque<i64>,
+    value: Option<i64>,
+}
+
+impl Watermark {
+    fn observe(&mut self, event_ts_ms: i64) -> Option<i64> {
+        if self.recent.len() == WATERMARK_PANES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event_ts_ms);
+        let (mut first, mut second) = (i64::MIN, None);
+        for &t in &self.recent {
+            if t > first {
+                second = (first != i64::MIN).then_some(first);
+                first = t;
+            } else if second.is_none_or(|s| t > s) {
+                second = Some(t);
+            }
+        }
+        if let Some(second) = second {
+            self.value = Some(self.value.map_or(second, |v| v.max(second)));
+        }
+        self.value
+    }
 }
 
 pub struct Merger {
     lateness_ms: i64,
     retention: Retention,
     windows: BTreeMap<WindowKey, Window>,
-    /// Largest event time seen per results partition.
-    watermarks: HashMap<i32, i64>,
+    /// Per results partition.
+    watermarks: HashMap<i32, Watermark>,
     names: HashSet<Arc<str>>,
-    newest_start: i64,
+    /// The newest watermark: windows starting a retention span before it go.
+    newest: i64,
     pub stats: MergeStats,
 }
 
@@ -84,7 +123,7 @@ impl Merger {
             windows: BTreeMap::new(),
             watermarks: HashMap::new(),
             names: HashSet::new(),
-            newest_start: i64::MIN,
+            newest: i64::MIN,
             stats: MergeStats::default(),
         }
     }
@@ -143,11 +182,14 @@ impl Merger {
         }
         window.target_cpa_micros = pane.target_cpa_micros.or(window.target_cpa_micros);
         self.stats.late_panes += u64::from(late);
-        let watermark = self.watermarks.entry(partition).or_insert(i64::MIN);
-        *watermark = (*watermark).max(pane.max_event_ts_ms);
-        if pane.window_start > self.newest_start || self.windows.len() > self.retention.max_windows
-        {
-            self.newest_start = self.newest_start.max(pane.window_start);
+        let watermark = self
+            .watermarks
+            .entry(partition)
+            .or_default()
+            .observe(pane.max_event_ts_ms);
+        let newer = watermark.is_some_and(|w| w > self.newest);
+        if newer || self.windows.len() > self.retention.max_windows {
+            self.newest = self.newest.max(watermark.unwrap_or(i64::MIN));
             self.expire();
         }
         Added::Counted { late, key }
@@ -162,7 +204,8 @@ impl Merger {
     fn is_final(&self, partition: i32, window_end: i64) -> bool {
         self.watermarks
             .get(&partition)
-            .is_some_and(|&w| w.saturating_sub(self.lateness_ms) >= window_end)
+            .and_then(|w| w.value)
+            .is_some_and(|w| w.saturating_sub(self.lateness_ms) >= window_end)
     }
 
     pub fn window_is_final(&self, window: &Window) -> bool {
@@ -173,7 +216,7 @@ impl Merger {
     }
 
     fn horizon(&self) -> i64 {
-        self.newest_start.saturating_sub(self.retention.span_ms)
+        self.newest.saturating_sub(self.retention.span_ms)
     }
 
     fn expire(&mut self) {

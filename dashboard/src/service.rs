@@ -2,13 +2,15 @@
 //! pushes each change to every connected page; Warp serves the page, the
 //! API, server-sent updates, health and metrics.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -18,7 +20,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use crate::merge::{Added, Merger, Retention, WindowKey};
-use crate::source::{Source, SourceEvent};
+use crate::source::{DeadLetter, Source, SourceEvent};
 use crate::view::{self, Filter as Query, Selection, WindowView};
 
 #[derive(Debug, Clone, Copy)]
@@ -29,11 +31,107 @@ pub struct Settings {
     pub max_streams: usize,
 }
 
+impl Default for Settings {
+    /// The transform's default lateness, a day of windows, at most 500,000
+    /// of them, and 1,000 live pages.
+    fn default() -> Settings {
+        Settings {
+            lateness_ms: analytics::config::DEFAULT_LATENESS_MS,
+            retention: Retention {
+                span_ms: 24 * 3_600_000,
+                max_windows: 500_000,
+            },
+            max_streams: 1000,
+        }
+    }
+}
+
+/// A running dashboard: see [`serve`].
+pub struct Served {
+    pub shared: Arc<Shared>,
+    pub address: SocketAddr,
+    /// Ends once `stop` is set and the last page is answered.
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+/// The whole dashboard: `source` and the merge on threads of their own,
+/// the page and the API on `listen` (port 0 picks a free one), served on
+/// `runtime` until `stop` is set.
+pub fn serve(
+    runtime: &tokio::runtime::Runtime,
+    settings: Settings,
+    source: Box<dyn Source>,
+    listen: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Served> {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    let shared = Shared::new(settings, source.describe());
+    start(shared.clone(), source, stop.clone());
+    let server = runtime.spawn(
+        warp::serve(routes(shared.clone()))
+            .incoming(listener)
+            .graceful(until_set(stop))
+            .run(),
+    );
+    Ok(Served {
+        shared,
+        address,
+        server,
+    })
+}
+
+/// Completes once `flag` is set: how servers learn that the process stops.
+pub async fn until_set(flag: Arc<AtomicBool>) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many dead letters the page lists.
+const DEAD_LETTER_SAMPLES: usize = 5;
+
+/// Most kinds of dead letters counted apart; the rest count as `other`.
+const DEAD_LETTER_KINDS: usize = 64;
+
+/// The dead-letter topic as the page shows it: counts by kind, the latest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeadLetters {
+    pub total: u64,
+    pub by_reason: BTreeMap<String, u64>,
+    /// The latest, newest first.
+    pub samples: VecDeque<DeadLetter>,
+}
+
+impl DeadLetters {
+    fn add(&mut self, dead: DeadLetter) {
+        self.total += 1;
+        let kind = if self.by_reason.len() < DEAD_LETTER_KINDS
+            || self.by_reason.contains_key(&dead.kind)
+        {
+            dead.kind.clone()
+        } else {
+            "other".to_string()
+        };
+        *self.by_reason.entry(kind).or_default() += 1;
+        if self.samples.len() == DEAD_LETTER_SAMPLES {
+            self.samples.pop_back();
+        }
+        self.samples.push_front(dead);
+    }
+}
+
 /// The source's state, as the page shows it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceState {
     pub source: String,
     pub connected: bool,
+    /// Whether everything the source held when the dashboard started has
+    /// been merged: until then the page shows part of the history.
+    pub ready: bool,
+    /// Records in the source not yet merged.
     pub lag: i64,
     pub unreadable: u64,
     pub last_error: Option<String>,
@@ -41,6 +139,7 @@ pub struct SourceState {
     pub version: Option<String>,
     /// Panes read, by their format: shows a format's rollout.
     pub pane_formats: BTreeMap<u32, u64>,
+    pub dlq: DeadLetters,
 }
 
 pub struct State {
@@ -112,6 +211,14 @@ impl Shared {
                         let read = state.source.pane_formats.entry(pane.format).or_default();
                         source_changed |= *read == 0;
                         *read += 1;
+                    }
+                    SourceEvent::DeadLetter(dead) => {
+                        state.source.dlq.add(*dead);
+                        source_changed = true;
+                    }
+                    SourceEvent::CaughtUp => {
+                        source_changed |= !state.source.ready;
+                        state.source.ready = true;
                     }
                     SourceEvent::Unreadable { reason } => {
                         state.source.unreadable += 1;
@@ -210,6 +317,12 @@ impl Shared {
             u8::from(state.source.connected).to_string(),
         );
         metric(
+            "dashboard_ready",
+            "gauge",
+            "1 once everything the source held at the start is merged.",
+            u8::from(state.source.ready).to_string(),
+        );
+        metric(
             "dashboard_windows",
             "gauge",
             "Windows kept.",
@@ -221,8 +334,26 @@ impl Shared {
             "Pages receiving live updates.",
             self.streams().to_string(),
         );
+        let dlq = &state.source.dlq;
+        out.push_str(
+            "# HELP dashboard_dead_letters_total Records of the dead-letter topic, by kind.\n\
+             # TYPE dashboard_dead_letters_total counter\n",
+        );
+        for (kind, n) in &dlq.by_reason {
+            out.push_str(&format!(
+                "dashboard_dead_letters_total{{kind=\"{}\"}} {n}\n",
+                label_value(kind)
+            ));
+        }
         out
     }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Runs `source` and the merge on threads of their own. A source that

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use analytics::Pane;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Serialize;
 
 /// What a source reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub enum SourceEvent {
         /// (the harness's `harness.transform.version` header).
         version: Option<String>,
     },
+    /// A record of the dead-letter topic: counted by kind, the latest shown.
+    DeadLetter(Box<DeadLetter>),
     /// A record that is not a pane: counted and shown, not merged.
     Unreadable {
         reason: String,
@@ -34,6 +37,9 @@ pub enum SourceEvent {
     Connected(bool),
     /// Records in the source not yet read.
     Lag(i64),
+    /// Everything the source held when it started has been read: once the
+    /// merge reaches this event, the dashboard shows the whole history.
+    CaughtUp,
 }
 
 pub trait Source: Send {
@@ -45,6 +51,73 @@ pub trait Source: Send {
 
 /// The header a harness host puts on its outputs.
 pub const VERSION_HEADER: &str = "harness.transform.version";
+
+/// The dead-letter topic the pipeline writes, which the dashboard reads
+/// beside `results` by default.
+pub const DEAD_LETTER_TOPIC: &str = "logs.dlq";
+
+/// Most characters of a dead letter's key and value kept for the page.
+const SAMPLE_CHARS: usize = 200;
+
+/// A dead-letter record: why (the pipeline's `error`, `error.kind` and
+/// `error.stage` headers), where, and the start of what it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// A stable name to count by: `error.kind`, or for records from other
+    /// writers the reason up to its first `:`.
+    pub kind: String,
+    pub reason: String,
+    pub stage: Option<String>,
+    pub partition: i32,
+    pub offset: Option<i64>,
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+impl DeadLetter {
+    /// From a dead-letter record's parts; `headers` as (key, value).
+    pub fn new<'a>(
+        partition: i32,
+        offset: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> DeadLetter {
+        let (mut kind, mut reason, mut stage) = (None, None, None);
+        for (k, v) in headers {
+            let v = v.map(|v| String::from_utf8_lossy(v).into_owned());
+            match k {
+                b"error" => reason = v,
+                b"error.kind" => kind = v,
+                b"error.stage" => stage = v,
+                _ => {}
+            }
+        }
+        let reason = reason.unwrap_or_else(|| "no `error` header".into());
+        let kind = kind.unwrap_or_else(|| {
+            let head = reason.split(':').next().unwrap_or_default().trim();
+            head.chars().take(48).collect()
+        });
+        DeadLetter {
+            kind,
+            reason: sample(reason.as_bytes()),
+            stage,
+            partition,
+            offset,
+            key: key.map(sample),
+            value: value.map(sample),
+        }
+    }
+}
+
+/// The start of some bytes, as text.
+fn sample(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4 * SAMPLE_CHARS)]);
+    match text.char_indices().nth(SAMPLE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.into_owned(),
+    }
+}
 
 /// A record of the results topic as what the source reports.
 pub fn pane_event(partition: i32, value: &[u8], version: Option<&[u8]>) -> SourceEvent {
@@ -60,11 +133,13 @@ pub fn pane_event(partition: i32, value: &[u8], version: Option<&[u8]>) -> Sourc
     }
 }
 
-/// Records of `topic` from a file in the harness's output format (one
-/// `{"topic":…,"partition":…,"value":"…"}` a line), then what is appended.
+/// Records of `topic` (and the dead letters of `dlq_topic`) from a file in
+/// the harness's output format (one `{"topic":…,"partition":…,"value":"…"}`
+/// a line), then what is appended.
 pub struct FileSource {
     pub path: PathBuf,
     pub topic: String,
+    pub dlq_topic: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -72,45 +147,109 @@ struct OutputLine {
     topic: String,
     #[serde(default)]
     partition: i32,
+    #[serde(default)]
+    key: Option<String>,
     value: Option<String>,
     #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
+    headers: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// Lines in a file, counted once at the start: what the lag counts down.
+fn count_lines(path: &std::path::Path) -> Result<u64> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+impl FileSource {
+    fn event(&self, line: &str) -> Option<SourceEvent> {
+        let line = match serde_json::from_str::<OutputLine>(line) {
+            Ok(line) => line,
+            Err(e) => {
+                return Some(SourceEvent::Unreadable {
+                    reason: format!("not an output line: {e}"),
+                })
+            }
+        };
+        let header = |name: &str| line.headers.get(name).and_then(|v| v.as_deref());
+        if line.topic == self.topic {
+            let value = line.value.as_deref().unwrap_or_default();
+            return Some(pane_event(
+                line.partition,
+                value.as_bytes(),
+                header(VERSION_HEADER).map(str::as_bytes),
+            ));
+        }
+        if self.dlq_topic.as_ref() == Some(&line.topic) {
+            let headers = line
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_deref().map(str::as_bytes)));
+            return Some(SourceEvent::DeadLetter(Box::new(DeadLetter::new(
+                line.partition,
+                None,
+                line.key.as_deref().map(str::as_bytes),
+                line.value.as_deref().map(str::as_bytes),
+                headers,
+            ))));
+        }
+        None
+    }
 }
 
 impl Source for FileSource {
     fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
+        if self.path.is_dir() {
+            bail!(
+                "{} is a directory: give the file `harness run` wrote",
+                self.path.display()
+            );
+        }
         let file = std::fs::File::open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
+        let mut known_lines = count_lines(&self.path)?;
         let mut reader = BufReader::new(file);
         let _ = out.send(SourceEvent::Connected(true));
         let mut line = String::new();
-        let mut position = 0u64;
+        let (mut position, mut lines_read) = (0u64, 0u64);
+        let mut caught_up = false;
+        let mut last_lag = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             line.clear();
             let read = reader.read_line(&mut line)?;
             // A line without its newline is still being written: wait for it.
             if read == 0 || !line.ends_with('\n') {
                 reader.seek(SeekFrom::Start(position))?;
+                if !caught_up {
+                    caught_up = true;
+                    known_lines = lines_read;
+                    let _ = out.send(SourceEvent::Lag(0));
+                    let _ = out.send(SourceEvent::CaughtUp);
+                }
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
             position += read as u64;
+            lines_read += 1;
+            if last_lag.elapsed() >= Duration::from_secs(1) {
+                last_lag = Instant::now();
+                known_lines = known_lines.max(lines_read);
+                let _ = out.send(SourceEvent::Lag((known_lines - lines_read) as i64));
+            }
             if line.trim().is_empty() {
                 continue;
             }
-            let event = match serde_json::from_str::<OutputLine>(&line) {
-                Ok(l) if l.topic != self.topic => continue,
-                Ok(l) => pane_event(
-                    l.partition,
-                    l.value.unwrap_or_default().as_bytes(),
-                    l.headers.get(VERSION_HEADER).map(|v| v.as_bytes()),
-                ),
-                Err(e) => SourceEvent::Unreadable {
-                    reason: format!("not an output line: {e}"),
-                },
-            };
-            if out.send(event).is_err() {
-                break;
+            if let Some(event) = self.event(&line) {
+                if out.send(event).is_err() {
+                    break;
+                }
             }
         }
         Ok(())
@@ -121,16 +260,34 @@ impl Source for FileSource {
     }
 }
 
-/// Every partition of a topic, from the beginning, then live.
+/// Every partition of `topic` (and of `dlq_topic`, once it exists), from
+/// the beginning, then live.
 pub struct KafkaSource {
     pub brokers: String,
     pub topic: String,
+    pub dlq_topic: Option<String>,
 }
 
-impl Source for KafkaSource {
-    fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
+/// One topic the Kafka source reads, with a consumer of its own: adding a
+/// topic to a running consumer would re-seek its partitions, and a seek
+/// into the middle of a producer's batch makes Tansu 0.6 skip the rest of
+/// that batch.
+struct TopicConsumer {
+    consumer: BaseConsumer,
+    topic: String,
+    dead_letters: bool,
+    /// Per partition: the next offset to read, and where it ended when
+    /// the source started.
+    positions: Vec<i64>,
+    start_ends: Vec<i64>,
+}
+
+impl TopicConsumer {
+    /// A consumer of every partition of `topic` from the beginning, or
+    /// `None` while the topic does not exist.
+    fn start(brokers: &str, topic: &str, dead_letters: bool) -> Result<Option<TopicConsumer>> {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+            .set("bootstrap.servers", brokers)
             .set("group.id", "dashboard")
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "50")
@@ -138,82 +295,162 @@ impl Source for KafkaSource {
             .set("log_level", "3")
             .create()
             .context("creating the Kafka consumer")?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let Some(partitions) = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32)
+        else {
+            return Ok(None);
+        };
+        let mut list = TopicPartitionList::new();
+        let (mut positions, mut start_ends) = (Vec::new(), Vec::new());
+        for p in 0..partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+            list.add_partition_offset(topic, p, Offset::Beginning)?;
+            positions.push(low);
+            start_ends.push(high);
+        }
+        consumer.assign(&list)?;
+        Ok(Some(TopicConsumer {
+            consumer,
+            topic: topic.to_string(),
+            dead_letters,
+            positions,
+            start_ends,
+        }))
+    }
+
+    /// The next record as an event; `Err` when the broker cannot be reached.
+    fn poll(&mut self, wait: Duration) -> Option<Result<SourceEvent, ()>> {
+        let m = match self.consumer.poll(wait)? {
+            Ok(m) => m,
+            Err(_) => return Some(Err(())),
+        };
+        if let Some(position) = self.positions.get_mut(m.partition() as usize) {
+            *position = m.offset() + 1;
+        }
+        let headers = m.headers();
+        let header_list = || {
+            headers
+                .into_iter()
+                .flat_map(|hs| hs.iter())
+                .map(|h| (h.key.as_bytes(), h.value))
+        };
+        Some(Ok(if self.dead_letters {
+            SourceEvent::DeadLetter(Box::new(DeadLetter::new(
+                m.partition(),
+                Some(m.offset()),
+                m.key(),
+                m.payload(),
+                header_list(),
+            )))
+        } else {
+            let version = header_list()
+                .find(|(k, _)| *k == VERSION_HEADER.as_bytes())
+                .and_then(|(_, v)| v);
+            pane_event(m.partition(), m.payload().unwrap_or_default(), version)
+        }))
+    }
+
+    fn caught_up(&self) -> bool {
+        self.positions
+            .iter()
+            .zip(&self.start_ends)
+            .all(|(p, e)| p >= e)
+    }
+
+    /// Records not yet read; `None` if the broker cannot be reached.
+    fn lag(&self) -> Option<i64> {
+        let mut lag = 0;
+        for (p, position) in self.positions.iter().enumerate() {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, p as i32, Duration::from_secs(1))
+                .ok()?;
+            lag += (high - (*position).max(low)).max(0);
+        }
+        Some(lag)
+    }
+}
+
+/// Sends a change of connectivity, once.
+fn report(connected: &mut Option<bool>, now: bool, out: &SyncSender<SourceEvent>) {
+    if *connected != Some(now) {
+        *connected = Some(now);
+        let _ = out.send(SourceEvent::Connected(now));
+    }
+}
+
+impl Source for KafkaSource {
+    fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
         // The topic may not exist yet, or the broker may be away: wait.
-        let partitions = loop {
+        let mut topics = loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            match consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(5)) {
-                Ok(m) => match m.topics().iter().find(|t| t.name() == self.topic) {
-                    Some(t) if !t.partitions().is_empty() => break t.partitions().len() as i32,
-                    _ => {}
-                },
+            match TopicConsumer::start(&self.brokers, &self.topic, false) {
+                Ok(Some(results)) => break vec![results],
+                Ok(None) => {}
                 Err(_) => {
                     let _ = out.send(SourceEvent::Connected(false));
                 }
             }
             std::thread::sleep(Duration::from_secs(1));
         };
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment.add_partition_offset(&self.topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
+        let mut dlq_pending = self.dlq_topic.clone();
+        let mut next_dlq_check = Instant::now();
         let mut connected = None;
-        let mut last_lag = Instant::now();
-        let mut positions = vec![0i64; partitions as usize];
+        let mut caught_up = false;
+        let mut last_check = Instant::now() - Duration::from_secs(1);
         while !stop.load(Ordering::Relaxed) {
-            let event = match consumer.poll(Duration::from_millis(100)) {
-                None => None,
-                Some(Ok(m)) => {
-                    positions[m.partition() as usize] = m.offset() + 1;
-                    let version = m.headers().and_then(|hs| {
-                        hs.iter()
-                            .find(|h| h.key == VERSION_HEADER)
-                            .and_then(|h| h.value)
-                    });
-                    Some(pane_event(
-                        m.partition(),
-                        m.payload().unwrap_or_default(),
-                        version,
-                    ))
-                }
-                Some(Err(_)) => {
-                    if connected != Some(false) {
-                        connected = Some(false);
-                        let _ = out.send(SourceEvent::Connected(false));
-                    }
-                    None
-                }
-            };
-            if let Some(event) = event {
-                if connected != Some(true) {
-                    connected = Some(true);
-                    let _ = out.send(SourceEvent::Connected(true));
-                }
-                if out.send(event).is_err() {
-                    break;
+            // The dead letters exist beside the panes: look for them first.
+            if let Some(dlq) = dlq_pending
+                .as_deref()
+                .filter(|_| Instant::now() >= next_dlq_check)
+            {
+                next_dlq_check = Instant::now() + Duration::from_secs(10);
+                if let Ok(Some(consumer)) = TopicConsumer::start(&self.brokers, dlq, true) {
+                    topics.push(consumer);
+                    dlq_pending = None;
                 }
             }
-            if last_lag.elapsed() >= Duration::from_secs(1) {
-                last_lag = Instant::now();
-                let mut lag = 0;
-                let mut reachable = true;
-                for (p, position) in positions.iter().enumerate() {
-                    match consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_secs(1)) {
-                        Ok((low, high)) => lag += (high - (*position).max(low)).max(0),
-                        Err(_) => reachable = false,
+            let mut idle = true;
+            for (i, topic) in topics.iter_mut().enumerate() {
+                let wait = Duration::from_millis(if i == 0 { 100 } else { 0 });
+                match topic.poll(wait) {
+                    None => {}
+                    Some(Err(())) => report(&mut connected, false, &out),
+                    Some(Ok(event)) => {
+                        idle = false;
+                        // A record may come from what was fetched before an
+                        // outage: only a round trip (below) says the broker
+                        // is back.
+                        if connected.is_none() {
+                            report(&mut connected, true, &out);
+                        }
+                        if out.send(event).is_err() {
+                            return Ok(());
+                        }
                     }
                 }
-                if reachable {
-                    if connected != Some(true) {
-                        connected = Some(true);
-                        let _ = out.send(SourceEvent::Connected(true));
+            }
+            // An empty poll past where every partition ended at the start:
+            // a high watermark that lags what a fetch returns (Tansu's can)
+            // cannot make the history look read while records still come.
+            if !caught_up && idle && topics.iter().all(TopicConsumer::caught_up) {
+                caught_up = true;
+                let _ = out.send(SourceEvent::CaughtUp);
+            }
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                last_check = Instant::now();
+                match topics.iter().map(TopicConsumer::lag).sum::<Option<i64>>() {
+                    Some(lag) => {
+                        report(&mut connected, true, &out);
+                        let _ = out.send(SourceEvent::Lag(lag));
                     }
-                    let _ = out.send(SourceEvent::Lag(lag));
-                } else if connected != Some(false) {
-                    connected = Some(false);
-                    let _ = out.send(SourceEvent::Connected(false));
+                    None => report(&mut connected, false, &out),
                 }
             }
         }
@@ -221,6 +458,9 @@ impl Source for KafkaSource {
     }
 
     fn describe(&self) -> String {
-        format!("{} on {}", self.topic, self.brokers)
+        match &self.dlq_topic {
+            Some(dlq) => format!("{} and {dlq} on {}", self.topic, self.brokers),
+            None => format!("{} on {}", self.topic, self.brokers),
+        }
     }
 }

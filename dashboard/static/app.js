@@ -204,7 +204,20 @@ function drawChart(data) {
   }
 }
 
+function renderDeadLetters() {
+  const dlq = source.dlq || { total: 0, by_reason: {}, samples: [] };
+  $("dlq-total").textContent = `${fmtInt(dlq.total)} records`;
+  const kinds = Object.entries(dlq.by_reason).sort((a, b) => b[1] - a[1]);
+  $("dlq-kinds").tBodies[0].replaceChildren(...kinds.map(([kind, n]) => row([kind, fmtInt(n)])));
+  $("dlq-samples").tBodies[0].replaceChildren(...dlq.samples.map((d) => {
+    const why = el("td");
+    why.append(el("span", d.kind, "tag late"), el("div", d.reason, "muted"));
+    return row([why, String(d.partition), d.offset === null ? "–" : fmtInt(d.offset), el("td", d.value === null ? "null" : d.value, "sample")]);
+  }));
+}
+
 function renderConnection() {
+  renderDeadLetters();
   const c = $("connection");
   if (!live) {
     c.className = "state down";
@@ -212,6 +225,10 @@ function renderConnection() {
   } else if (!source.connected) {
     c.className = "state down";
     c.textContent = `live · source unreachable (${source.source || "?"}) — retrying`;
+  } else if (!source.ready) {
+    // Until the history is read, totals are partial: say so.
+    c.className = "state connecting";
+    c.textContent = `reading the history · ${fmtInt(source.lag)} records to go`;
   } else {
     c.className = "state live";
     // Where an operator looks during a swap: which version writes the panes now.

@@ -221,11 +221,16 @@ fn windows_turn_final_with_their_partitions_watermark_and_corrections_show_as_la
     assert!(!m.window_is_final(m.windows().next().unwrap()));
     // Partition 1's events say nothing about partition 0's windows.
     m.add(1, &pane("b", 120_000, 0, 0, 1, 200_000));
+    m.add(1, &pane("b", 120_000, 1, 1, 1, 200_000));
     assert!(!m.window_is_final(m.windows().next().unwrap()));
+    // The watermark is the second newest event time of the latest panes:
+    // one pane past the window's end and its lateness is not yet enough.
     m.add(0, &pane("a", 60_000, 1, 1, 1, 70_000));
+    assert!(!m.window_is_final(m.windows().next().unwrap()));
+    m.add(0, &pane("a", 60_000, 2, 2, 1, 75_000));
     assert!(m.window_is_final(m.windows().next().unwrap()));
     // A correction with a late record still counts, and shows as late.
-    let mut correction = pane("a", 0, 2, 2, 1, 30_000);
+    let mut correction = pane("a", 0, 3, 3, 1, 30_000);
     correction.late_records = 1;
     assert!(matches!(
         m.add(0, &correction),
@@ -234,6 +239,44 @@ fn windows_turn_final_with_their_partitions_watermark_and_corrections_show_as_la
     let w = m.windows().next().unwrap();
     assert_eq!((w.counters.impressions, w.late_panes), (2, 1));
     assert_eq!(m.stats.late_panes, 1);
+}
+
+/// 2099-01-01T00:00:00Z: a clock far ahead.
+const FAR_AHEAD_MS: i64 = 4_070_908_800_000;
+
+#[test]
+fn one_pane_from_a_clock_far_ahead_neither_finalizes_nor_evicts_history() {
+    let mut m = Merger::new(
+        10_000,
+        Retention {
+            span_ms: 24 * 3_600_000,
+            max_windows: 1000,
+        },
+    );
+    for i in 0..5 {
+        m.add(0, &pane("a", i * 60_000, i, i, 1, i * 60_000 + 30_000));
+    }
+    let outlier = pane("a", FAR_AHEAD_MS, 5, 5, 1, FAR_AHEAD_MS);
+    assert!(matches!(m.add(0, &outlier), Added::Counted { .. }));
+    // Every window is kept, the outlier's too; the watermark went no
+    // further than the real stream's newest event (270 s), so the latest
+    // real window stays open.
+    assert_eq!(m.len(), 6);
+    let open: Vec<i64> = m
+        .windows()
+        .filter(|w| !m.window_is_final(w))
+        .map(|w| w.window_start)
+        .collect();
+    assert_eq!(open, [240_000, FAR_AHEAD_MS]);
+    // The stream goes on as before.
+    m.add(0, &pane("a", 300_000, 6, 6, 1, 330_000));
+    assert_eq!(m.len(), 7);
+    let total: u64 = m.windows().map(|w| w.counters.impressions).sum();
+    assert_eq!(total, 7);
+    // A second pane that far ahead is a stream that moved on: then the
+    // history a day before it goes.
+    m.add(0, &pane("b", FAR_AHEAD_MS, 7, 7, 1, FAR_AHEAD_MS));
+    assert_eq!(m.len(), 2);
 }
 
 #[test]
@@ -248,7 +291,10 @@ fn retention_bounds_the_windows_kept() {
     for i in 0..10 {
         m.add(0, &pane("a", i * 60_000, i, i, 1, i * 60_000));
     }
-    assert_eq!(m.len(), 3);
+    // The watermark is the second newest event time, 480 s: windows from
+    // 360 s on are kept.
+    let kept: Vec<i64> = m.windows().map(|w| w.window_start).collect();
+    assert_eq!(kept, [360_000, 420_000, 480_000, 540_000]);
     assert_eq!(m.add(0, &pane("a", 0, 100, 100, 1, 0)), Added::Expired);
     let mut m = Merger::new(
         0,

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
-use analytics::time::{parse_duration_ms, parse_timestamp_ms};
+use analytics::time::{parse_duration_ms, parse_timestamp_ms, MAX_TS_MS, MIN_TS_MS};
 use anyhow::{bail, Context, Result};
 use clap::{Args, FromArgMatches};
 
 use crate::{Clock, Plan, Profile};
+
+/// Most partitions a topic may have here: far above what a pipeline meets,
+/// far below what would exhaust memory on per-partition bookkeeping.
+pub const MAX_PARTITIONS: i32 = 100_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct StreamArgs {
@@ -90,10 +94,15 @@ impl StreamArgs {
     pub fn clock(&self) -> Result<Clock> {
         Ok(match &self.start {
             None => Clock::Wall,
-            Some(s) => Clock::Simulated {
-                next_ms: parse_timestamp_ms(s)
-                    .with_context(|| format!("--start `{s}` is not a timestamp"))?,
-            },
+            Some(s) => {
+                let next_ms = parse_timestamp_ms(s)
+                    .with_context(|| format!("--start `{s}` is not a timestamp"))?;
+                // Events outside what the pipeline accepts would all be dead letters.
+                if !(MIN_TS_MS..MAX_TS_MS).contains(&next_ms) {
+                    bail!("--start `{s}`: event times must fall within 2000..2100, which the pipeline accepts");
+                }
+                Clock::Simulated { next_ms }
+            }
         })
     }
 
@@ -116,8 +125,8 @@ impl StreamArgs {
             })
             .transpose()?
             .map(|ms| Duration::from_millis(ms as u64));
-        if partitions < 1 {
-            bail!("--partitions must be at least 1");
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            bail!("--partitions {partitions}: use 1 to {MAX_PARTITIONS}");
         }
         Ok(Plan {
             rate,

@@ -59,7 +59,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let window_ms = parse_duration_ms(&cli.window)
-        .with_context(|| format!("--window `{}`: use 30s, 1m, 1h", cli.window))?;
+        .filter(|&ms| ms > 0)
+        .with_context(|| {
+            format!(
+                "--window `{}`: use a positive duration such as 30s, 1m, 1h",
+                cli.window
+            )
+        })?;
     let profile = cli.stream.profile()?;
     let clock = cli.stream.clock()?;
     // Checked before anything is created; an existing topic may change the partitions.

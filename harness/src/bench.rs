@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use analytics::{pane_record, Config, Pipeline, Routed};
+use analytics::{pane_record, Config, Pipeline, RecordMeta, Routed};
 use anyhow::{anyhow, Result};
 use record_payload::{encode_record, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
@@ -16,6 +16,8 @@ pub struct BenchReport {
     pub outputs: usize,
     pub wasm: Duration,
     pub native: Duration,
+    /// The guest's linear memory after the seed's stream.
+    pub wasm_memory_bytes: usize,
 }
 
 impl BenchReport {
@@ -48,8 +50,12 @@ pub fn bench(
             next_ms: 1_755_439_200_000,
         },
     );
-    let values: Vec<Vec<u8>> = (0..events)
-        .map(|_| stream.next_event().value.into_bytes())
+    // Records as the generator writes them: stamped with their event time.
+    let values: Vec<(i64, Vec<u8>)> = (0..events)
+        .map(|_| {
+            let event = stream.next_event();
+            (event.ts_ms, event.value.into_bytes())
+        })
         .collect();
     let batches: Vec<Arc<Batch>> = values
         .chunks(batch_size.max(1))
@@ -58,12 +64,12 @@ pub fn bench(
             let records = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, v)| {
+                .map(|(i, (ts_ms, v))| {
                     let mut payload = Vec::new();
                     encode_record(&BorrowedRecord::new(Some(b"key"), Some(v)), &mut payload);
                     Record {
                         offset: (b * batch_size + i) as i64,
-                        timestamp_ms: 0,
+                        timestamp_ms: *ts_ms,
                         payload,
                     }
                 })
@@ -74,6 +80,7 @@ pub fn bench(
     let config = Config::from_vars(spec.env.clone()).map_err(|e| anyhow!(e))?;
     let (mut best_wasm, mut best_native) = (Duration::MAX, Duration::MAX);
     let mut outputs = 0;
+    let mut wasm_memory_bytes = 0;
     for _ in 0..rounds.max(1) {
         let mut runtime = Runtime::start(
             host,
@@ -92,6 +99,7 @@ pub fn bench(
                 .len();
         }
         best_wasm = best_wasm.min(start.elapsed());
+        wasm_memory_bytes = runtime.memory_bytes();
 
         let start = Instant::now();
         let native_outputs = native_pipeline(&config, &values, batch_size);
@@ -108,30 +116,88 @@ pub fn bench(
         outputs,
         wasm: best_wasm,
         native: best_native,
+        wasm_memory_bytes,
+    })
+}
+
+/// How the transform's memory holds up when every record has a key of its
+/// own: the most it used, against the seed's handful of keys.
+pub struct KeyCapacity {
+    pub keys: usize,
+    pub batch_size: usize,
+    pub memory_bytes: usize,
+    pub took: Duration,
+}
+
+impl KeyCapacity {
+    /// What one more key in a batch costs, in bytes of guest memory: the
+    /// memory over the seed stream's, per key of a batch.
+    pub fn bytes_per_key_in_a_batch(&self, baseline_bytes: usize) -> f64 {
+        self.memory_bytes.saturating_sub(baseline_bytes) as f64 / self.batch_size as f64
+    }
+}
+
+/// Runs `keys` events, each of a campaign of its own, through the
+/// transform in batches of `batch_size`.
+pub fn key_capacity(
+    host: &Host,
+    transform: &Transform,
+    spec: &TransformSpec,
+    keys: usize,
+    batch_size: usize,
+    logger: Logger,
+) -> Result<KeyCapacity> {
+    let mut runtime = Runtime::start(
+        host,
+        transform,
+        spec.clone(),
+        vec![1; spec.output_topics.len()],
+        logger,
+    )
+    .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+    let start = Instant::now();
+    let base_ms = 1_755_439_200_000i64;
+    let mut offset = 0i64;
+    while (offset as usize) < keys {
+        let n = batch_size.min(keys - offset as usize);
+        let records = (0..n as i64)
+            .map(|i| {
+                let o = offset + i;
+                let ts_ms = base_ms + o;
+                let value = format!(
+                    r#"{{"event_id":"e{o}","ts":"{}","user_id":"u{o}","campaign_id":"campaign_{o:08}","channel":"email","event":"click","cost":1.25}}"#,
+                    analytics::time::format_naive(ts_ms)
+                );
+                let mut payload = Vec::new();
+                encode_record(&BorrowedRecord::new(None, Some(value.as_bytes())), &mut payload);
+                Record {
+                    offset: o,
+                    timestamp_ms: ts_ms,
+                    payload,
+                }
+            })
+            .collect();
+        runtime
+            .process(0, Arc::new(Batch { records }))
+            .map_err(|f| anyhow!("at {offset} distinct keys: {f}"))?;
+        offset += n as i64;
+    }
+    Ok(KeyCapacity {
+        keys,
+        batch_size,
+        memory_bytes: runtime.memory_bytes(),
+        took: start.elapsed(),
     })
 }
 
 /// The same work as the transform, natively: enrich, aggregate, and encode
 /// every output as the guest does for the host.
-fn native_pipeline(config: &Config, values: &[Vec<u8>], batch_size: usize) -> usize {
+fn native_pipeline(config: &Config, values: &[(i64, Vec<u8>)], batch_size: usize) -> usize {
     let mut pipeline = Pipeline::new(config.clone());
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(batch_size * 2);
     let mut total = 0;
-    for (b, chunk) in values.chunks(batch_size.max(1)).enumerate() {
-        for (i, value) in chunk.iter().enumerate() {
-            let mut payload = Vec::new();
-            match pipeline.record((b * batch_size + i) as i64, Some(value)) {
-                Routed::Event { key, value } => {
-                    encode_record(&BorrowedRecord::new(Some(key), Some(value)), &mut payload)
-                }
-                Routed::Rejected(why) => encode_record(
-                    &BorrowedRecord::new(Some(why.0.as_bytes()), Some(value)),
-                    &mut payload,
-                ),
-            }
-            outputs.push(payload);
-        }
-        for pane in pipeline.finish_batch() {
+    let write_panes = |pipeline: &mut Pipeline, outputs: &mut Vec<Vec<u8>>| {
+        let Ok(()) = pipeline.flush(|pane| {
             let (key, value) = pane_record(&pane);
             let mut payload = Vec::new();
             encode_record(
@@ -139,7 +205,35 @@ fn native_pipeline(config: &Config, values: &[Vec<u8>], batch_size: usize) -> us
                 &mut payload,
             );
             outputs.push(payload);
+            Ok::<(), std::convert::Infallible>(())
+        });
+    };
+    for (b, chunk) in values.chunks(batch_size.max(1)).enumerate() {
+        for (i, (timestamp_ms, value)) in chunk.iter().enumerate() {
+            let mut payload = Vec::new();
+            encode_record(
+                &BorrowedRecord::new(Some(b"key"), Some(value)),
+                &mut payload,
+            );
+            let meta = RecordMeta {
+                timestamp_ms: *timestamp_ms,
+                size_bytes: payload.len(),
+            };
+            match pipeline.record((b * batch_size + i) as i64, meta, Some(value)) {
+                Routed::Event { key, value } => {
+                    encode_record(&BorrowedRecord::new(Some(key), Some(value)), &mut payload)
+                }
+                Routed::Rejected(why) => encode_record(
+                    &BorrowedRecord::new(Some(why.message.as_bytes()), Some(value)),
+                    &mut payload,
+                ),
+            }
+            outputs.push(payload);
+            if pipeline.must_flush() {
+                write_panes(&mut pipeline, &mut outputs);
+            }
         }
+        write_panes(&mut pipeline, &mut outputs);
         total += outputs.len();
         outputs.clear();
     }

@@ -46,7 +46,7 @@ use crate::admin::{Admin, Swap, SwapTiming, TransformStatus};
 use crate::batch_log::{self, BatchEntry, OutputEnd};
 use crate::quantile;
 use crate::records::show;
-use crate::runtime::Runtime;
+use crate::runtime::{unread_batch, Runtime};
 use crate::transport::{Polled, Reader, StartAt, Transport, Writer};
 // On every output: which transform version wrote it, for readers such as
 // the dashboard.
@@ -516,16 +516,15 @@ impl Bridge {
                             Err(_) => ("?".into(), "?".into()),
                         };
                         anyhow!(
-                            "the transform failed on {} partition {p} offset {} (key {key}, value {value}): {}; \
+                            "the transform failed on {} partition {p} offset {} (key {key}, value {value}): {failure}; \
                              it was not committed, so a restart retries it",
                             self.runtime.spec().input_topic,
                             r.offset,
-                            failure.message
                         )
                     }
                     None => anyhow!(
-                        "the transform failed in a batch of partition {p} (offsets {first_offset}..={last_offset}) before reading a record: {}",
-                        failure.message
+                        "the transform failed on a batch of partition {p} ({}) before reading any of its records: {failure}",
+                        unread_batch(&batch)
                     ),
                 });
             }

@@ -116,11 +116,3 @@ pub fn stderr_logger() -> Logger {
         eprintln!("[{}{stream}] {}", line.transform, line.line);
     })
 }
-
-/// Completes once `flag` is set: how servers learn that Ctrl-C stopped the
-/// host.
-pub async fn until_set(flag: Arc<std::sync::atomic::AtomicBool>) {
-    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}

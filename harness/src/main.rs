@@ -9,18 +9,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use dashboard::service::until_set;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::admin::{deploy_to, list_from, serve as serve_admin, DEFAULT_ADMIN};
-use harness::bench::bench;
+use harness::bench::{bench, key_capacity};
 use harness::bench_broker::{bench_broker, per_sec, BrokerBench};
 use harness::bench_swap::{bench_swap, Spread, SwapBench};
 use harness::bridge::{Bridge, BridgeOptions, StartFrom};
 use harness::records::read_input;
 use harness::run::{run, RunOptions};
+use harness::runtime::MAX_PARTITIONS;
 use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
 use harness::transport::KafkaTransport;
 use harness::up::{up, UpOptions};
-use harness::{load_module as load, module_bytes, stderr_logger, until_set};
+use harness::{load_module as load, module_bytes, stderr_logger};
 use transform_host::{Host, Limits, TransformSpec};
 
 #[derive(Parser)]
@@ -63,10 +65,10 @@ command exits with status 1.")]
         #[command(flatten)]
         deploy: DeployArgs,
         /// Most records in one batch; a batch is consecutive records of one partition.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
         batch_size: usize,
         /// Partitions of every topic (default: highest input partition + 1).
-        #[arg(long)]
+        #[arg(long, value_parser = partition_count)]
         partitions: Option<i32>,
         #[command(flatten)]
         limits: LimitArgs,
@@ -89,7 +91,7 @@ batch and writes none of its outputs twice. Run one bridge per transform."
         #[command(flatten)]
         deploy: DeployArgs,
         /// Most records in one batch.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         batch_size: usize,
         /// Where partitions with no committed offset start: `start` or `end` of the input topic.
         #[arg(long, default_value = "start", value_parser = parse_start_from)]
@@ -116,7 +118,7 @@ Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count 1000000 --st
         #[command(flatten)]
         stream: Box<StreamArgs>,
         /// Partitions of every topic.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = partition_count)]
         partitions: i32,
         /// The transform's window size (its WINDOW_SIZE): 30s, 1m, 5m, 1h.
         #[arg(long)]
@@ -133,10 +135,10 @@ Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count 1000000 --st
         #[command(flatten)]
         deploy: DeployArgs,
         /// Most records in one batch.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         batch_size: usize,
         /// Megabytes each topic keeps beyond what its readers have not committed.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         retention_mb: usize,
         /// When the generator is done, write its exact totals per (campaign, channel, window) here.
         #[arg(long)]
@@ -196,9 +198,9 @@ time from the newest event of each pane to the pane being read from results (p50
         /// Events for the throughput runs.
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = partition_count)]
         partitions: i32,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         batch_size: usize,
         /// Rates for the latency runs, events a second; repeatable.
         #[arg(long = "latency-rate", default_values_t = [1000.0, 20000.0])]
@@ -230,9 +232,9 @@ from the request to the switch, while the old version keeps processing."
         /// Events a second of the steady stream.
         #[arg(long, default_value_t = 20_000.0)]
         rate: f64,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = partition_count)]
         partitions: i32,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         batch_size: usize,
         #[command(flatten)]
         limits: LimitArgs,
@@ -245,11 +247,14 @@ from the request to the switch, while the old version keeps processing."
         /// Events to push through each side.
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 500, value_parser = at_least_one)]
         batch_size: usize,
         /// Rounds per side; the best of each is reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Distinct keys for the key-capacity run (every event a campaign of its own); 0 skips it.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
         #[arg(long, default_value = "transform.yaml")]
         config: PathBuf,
         #[command(flatten)]
@@ -296,6 +301,21 @@ impl DeployArgs {
     }
 }
 
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}
+
+fn partition_count(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if (1..=MAX_PARTITIONS).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}`: use 1 to {MAX_PARTITIONS} partitions")),
+    }
+}
+
 fn parse_start_from(s: &str) -> Result<StartFrom, String> {
     match s {
         "start" => Ok(StartFrom::Beginning),
@@ -328,6 +348,15 @@ impl LimitArgs {
 fn main() -> ExitCode {
     match main_result() {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that has seen enough (`| head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -491,7 +520,7 @@ fn main_result() -> Result<()> {
                     listen: SocketAddr::new(bind, port),
                     admin_listen,
                     batch_size,
-                    retention_bytes: retention_mb << 20,
+                    retention_bytes: retention_mb.saturating_mul(1 << 20),
                     truth,
                 },
                 stderr_logger(),
@@ -516,8 +545,8 @@ fn main_result() -> Result<()> {
                         );
                     }
                     let line = format!(
-                        "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard",
-                        s.generated, s.bridge.records_in, s.bridge.batches, s.bridge.records_out, s.windows
+                        "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters",
+                        s.generated, s.bridge.records_in, s.bridge.batches, s.bridge.records_out, s.windows, s.dead_letters
                     );
                     if live {
                         eprint!("\r{line} ");
@@ -685,6 +714,7 @@ fn main_result() -> Result<()> {
             events,
             batch_size,
             rounds,
+            keys,
             config,
             limits,
         } => {
@@ -715,6 +745,26 @@ fn main_result() -> Result<()> {
                 report.native.as_secs_f64()
             );
             println!("wasm/native cost:  {:>12.2}x", report.cost_ratio());
+            println!(
+                "guest memory:      {:>12} KiB after the seed's stream (limit {} KiB)",
+                report.wasm_memory_bytes >> 10,
+                limits.memory_limit >> 10
+            );
+            if keys > 0 {
+                eprintln!("running {keys} events of {keys} distinct keys…");
+                let capacity =
+                    key_capacity(&host, &transform, &spec, keys, batch_size, stderr_logger())?;
+                println!(
+                    "distinct keys:     {:>12} in {:.1} s, no trap; guest memory {} KiB at most",
+                    capacity.keys,
+                    capacity.took.as_secs_f64(),
+                    capacity.memory_bytes >> 10
+                );
+                println!(
+                    "per key in a batch: {:>11.0} bytes of guest memory (batches of {batch_size}); none kept between batches",
+                    capacity.bytes_per_key_in_a_batch(report.wasm_memory_bytes)
+                );
+            }
             Ok(())
         }
     }

@@ -50,7 +50,9 @@ impl InputRecord {
             );
         }
         let raw = input.value.get();
-        let value = match serde_json::from_str::<serde_json::Value>(raw)? {
+        let value = serde_json::from_str::<serde_json::Value>(raw)
+            .with_context(|| format!("input line {line}: `value`"))?;
+        let value = match value {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s.into_bytes()),
             other => Some(serde_json::to_vec(&other)?),

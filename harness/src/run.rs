@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
 use crate::records::{show, InputRecord, OutputLine};
-use crate::runtime::{batch_ranges, Runtime};
+use crate::runtime::{batch_ranges, unread_batch, Runtime, MAX_PARTITIONS};
 
 pub struct RunOptions {
     pub batch_size: usize,
@@ -29,12 +29,16 @@ pub fn run(
         bail!("--batch-size must be at least 1");
     }
     let highest = records.iter().max_by_key(|r| r.partition);
+    if let Some(r) = highest.filter(|r| r.partition >= MAX_PARTITIONS) {
+        bail!(
+            "input line {}: partition {}, but a topic has at most {MAX_PARTITIONS} partitions here",
+            r.line,
+            r.partition
+        );
+    }
     let partitions = options
         .partitions
         .unwrap_or(highest.map_or(1, |r| r.partition + 1));
-    if partitions < 1 {
-        bail!("--partitions must be at least 1");
-    }
     if let Some(r) = highest.filter(|r| r.partition >= partitions) {
         bail!(
             "input line {}: partition {}, but the topics have {partitions} partitions (--partitions)",
@@ -62,7 +66,8 @@ pub fn run(
                 .collect(),
         };
         next_offset[partition as usize] += inputs.len() as i64;
-        match runtime.process(partition, Arc::new(batch)) {
+        let batch = Arc::new(batch);
+        match runtime.process(partition, batch.clone()) {
             Ok(outputs) => {
                 for out in outputs {
                     let topic = &runtime.spec().output_topics[out.topic];
@@ -80,11 +85,14 @@ pub fn run(
                         failure.offset.unwrap_or_default(),
                         show(r.key.as_deref()),
                         show(r.value.as_deref()),
-                        failure.message
+                        failure
                     ),
                     None => anyhow!(
-                        "the transform failed in a batch of partition {partition} before reading a record: {}",
-                        failure.message
+                        "the transform failed on a batch of partition {partition} (input lines {}..={}, {}) before reading any of its records: {}",
+                        inputs[0].line,
+                        inputs[inputs.len() - 1].line,
+                        unread_batch(&batch),
+                        failure
                     ),
                 });
             }

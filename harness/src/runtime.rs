@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use transform_host::{Batch, Failure, Host, Logger, Output, Transform, TransformSpec, Vm};
 
+pub use generator::MAX_PARTITIONS;
+
 pub struct Runtime {
     vm: Vm,
     spec: TransformSpec,
@@ -44,6 +46,11 @@ impl Runtime {
         &self.spec
     }
 
+    /// The guest's linear memory in bytes: the most it has used.
+    pub fn memory_bytes(&self) -> usize {
+        self.vm.memory_bytes()
+    }
+
     /// Runs a batch of input partition `partition`; each output goes to the
     /// same partition number of its topic (modulo its partition count).
     pub fn process(&mut self, partition: i32, batch: Arc<Batch>) -> Result<Vec<Produced>, Failure> {
@@ -57,6 +64,26 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+/// What a batch held, for a failure before the guest read any of it: the
+/// usual cause is a record too large for the transform's memory.
+pub fn unread_batch(batch: &Batch) -> String {
+    let (Some(first), Some(last)) = (batch.records.first(), batch.records.last()) else {
+        return "an empty batch".into();
+    };
+    let largest = batch
+        .records
+        .iter()
+        .max_by_key(|r| r.payload.len())
+        .expect("not empty");
+    format!(
+        "offsets {}..={}, the largest record {} bytes at offset {}",
+        first.offset,
+        last.offset,
+        largest.payload.len(),
+        largest.offset
+    )
 }
 
 /// Splits records into batches: consecutive records of one partition, at

@@ -10,16 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use dashboard::merge::Retention;
-use dashboard::service::{self, routes, Settings, Shared};
+use dashboard::service::{self, until_set, Settings};
 use generator::{generate, Progress, Stream, StreamArgs, Truth};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use crate::admin;
 use crate::bridge::{Bridge, BridgeOptions, StartFrom};
-use crate::transport::memory::{TopicSink, TopicSource};
+use crate::transport::memory::{Closed, TopicSink, TopicSource};
 use crate::transport::{Topics, Transport};
-use crate::until_set;
 
 pub struct UpOptions {
     pub stream: StreamArgs,
@@ -38,6 +36,7 @@ pub struct Status<'a> {
     pub generating: bool,
     pub bridge: &'a crate::bridge::BridgeProgress,
     pub windows: usize,
+    pub dead_letters: u64,
 }
 
 /// Runs until `stop` is set. `ready` is told where the dashboard and the
@@ -85,32 +84,28 @@ pub fn up(
     )?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(options.listen))
-        .with_context(|| format!("listening on {}", options.listen))?;
-    let address = listener.local_addr()?;
-    let shared = Shared::new(
-        Settings {
-            lateness_ms: config.lateness_ms,
-            retention: Retention {
-                span_ms: 24 * 3_600_000,
-                max_windows: 500_000,
-            },
-            max_streams: 1000,
-        },
-        format!("{results} (in-process topic)"),
-    );
+    // The pipeline's dead letters: `<input>.dlq` among the outputs (logs.dlq).
+    let dead_letters = format!("{}.dlq", spec.input_topic);
     let source = TopicSource {
         topics: topics.clone(),
         topic: results,
+        dlq_topic: spec
+            .output_topics
+            .contains(&dead_letters)
+            .then_some(dead_letters),
     };
-    service::start(shared.clone(), Box::new(source), stop.clone());
-    let server = runtime.spawn(
-        warp::serve(routes(shared.clone()))
-            .incoming(listener)
-            .graceful(until_set(stop.clone()))
-            .run(),
-    );
+    let settings = Settings {
+        lateness_ms: config.lateness_ms,
+        ..Settings::default()
+    };
+    let dashboard = service::serve(
+        &runtime,
+        settings,
+        Box::new(source),
+        options.listen,
+        stop.clone(),
+    )?;
+    let (address, shared) = (dashboard.address, dashboard.shared.clone());
     let (admin_address, admin_server) = admin::serve(
         &runtime,
         options.admin_listen,
@@ -153,6 +148,16 @@ pub fn up(
         })
     };
 
+    // Once stopping, a writer waiting for a reader that has stopped gives up.
+    std::thread::spawn({
+        let (topics, stop) = (topics.clone(), stop.clone());
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            topics.close();
+        }
+    });
     ready(address, admin_address);
     let result = bridge.run(&stop, every, &mut |p| {
         status(&Status {
@@ -160,6 +165,7 @@ pub fn up(
             generating: generating.load(Ordering::Relaxed),
             bridge: p,
             windows: shared.state.read().expect("not poisoned").merger.len(),
+            dead_letters: shared.state.read().expect("not poisoned").source.dlq.total,
         })
     });
     // Whatever ended the bridge ends the rest.
@@ -169,7 +175,12 @@ pub fn up(
         .map_err(|_| anyhow!("the generator panicked"))?;
     // The servers were told to stop with the rest; a failed join is a
     // panic already reported on stderr.
-    let _ = runtime.block_on(server);
+    let _ = runtime.block_on(dashboard.server);
     let _ = runtime.block_on(admin_server);
-    result.and(generated.map(|_| ()))
+    // A writer cut short by the stop is the stop, not a failure.
+    let stopped = |r: Result<()>| match r {
+        Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),
+        other => other,
+    };
+    stopped(result).and(stopped(generated.map(|_| ())))
 }

@@ -83,6 +83,21 @@ fn injected_invalid(count: u64) -> Vec<Vec<u8>> {
     values
 }
 
+/// The ids of the first `count` events that are valid, sorted.
+fn valid_event_ids(count: u64) -> Vec<String> {
+    let mut stream = stream();
+    let mut ids: Vec<String> = (0..count)
+        .map(|_| stream.next_event())
+        .filter(|e| e.counted.is_some())
+        .map(|e| {
+            let event: serde_json::Value = serde_json::from_str(&e.value).unwrap();
+            event["event_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// `harness bridge @pipeline` as a child process; its stderr goes to a file.
 struct BridgeProcess {
     child: Child,
@@ -164,7 +179,8 @@ fn log_path(test: &str) -> PathBuf {
 #[derive(Default)]
 struct Outputs {
     panes: Vec<serde_json::Value>,
-    events: u64,
+    /// The `event_id` of every record of `events`.
+    event_ids: Vec<String>,
     dead: Vec<Consumed>,
 }
 
@@ -186,7 +202,11 @@ fn read_outputs(brokers: &str, truth: &TruthFile, timeout: Duration) -> Outputs 
     while complete_since.is_none_or(|t| t.elapsed() < Duration::from_secs(2)) {
         reader.read_for(Duration::from_millis(200), &mut |topic, r| match topic {
             "results" => out.panes.push(serde_json::from_slice(&r.value).unwrap()),
-            "events" => out.events += 1,
+            "events" => {
+                let event: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+                out.event_ids
+                    .push(event["event_id"].as_str().unwrap().to_string());
+            }
             _ => out.dead.push(r),
         });
         let counted: u64 = out
@@ -194,15 +214,16 @@ fn read_outputs(brokers: &str, truth: &TruthFile, timeout: Duration) -> Outputs 
             .iter()
             .map(|p| p["records"].as_u64().unwrap())
             .sum();
+        let events = out.event_ids.len() as u64;
         let complete =
-            counted >= valid && out.events >= valid && out.dead.len() as u64 >= truth.invalid;
+            counted >= valid && events >= valid && out.dead.len() as u64 >= truth.invalid;
         if complete && complete_since.is_none() {
             complete_since = Some(Instant::now());
         }
         assert!(
             Instant::now() < deadline,
             "timed out: {counted} of {valid} records in panes, {} events, {} of {} dead letters",
-            out.events,
+            out.event_ids.len(),
             out.dead.len(),
             truth.invalid
         );
@@ -233,6 +254,7 @@ impl Dashboard {
         let source = KafkaSource {
             brokers: brokers.to_string(),
             topic: "results".into(),
+            dlq_topic: Some("logs.dlq".into()),
         };
         dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
         Dashboard { shared, stop }
@@ -322,7 +344,7 @@ fn assert_exact(out: &Outputs, truth: &TruthFile, invalid: &[Vec<u8>]) {
         "{counted} records in {} panes, {} events, {} dead letters for {} events ({} invalid); \
          {} of {} windows differ from the truth ({} windows not in it):\n{}",
         out.panes.len(),
-        out.events,
+        out.event_ids.len(),
         out.dead.len(),
         truth.events,
         truth.invalid,
@@ -331,7 +353,14 @@ fn assert_exact(out: &Outputs, truth: &TruthFile, invalid: &[Vec<u8>]) {
         totals.keys().filter(|k| !expected.contains_key(*k)).count(),
         wrong.join("\n")
     );
-    assert_eq!(out.events, truth.events - truth.invalid);
+    // Every valid event in `events` exactly once: the same ids, none twice.
+    let mut ids = out.event_ids.clone();
+    ids.sort();
+    assert_eq!(ids.len() as u64, truth.events - truth.invalid);
+    assert!(
+        ids == valid_event_ids(truth.events),
+        "events does not hold every valid event once"
+    );
     let mut dead: Vec<Vec<u8>> = out.dead.iter().map(|r| r.value.clone()).collect();
     dead.sort();
     assert_eq!(dead.len(), invalid.len());

@@ -100,7 +100,7 @@ fn dead_letters_keep_the_original_bytes() {
             out.value.as_deref().map(str::as_bytes),
             input.value.as_deref()
         );
-        let original: Vec<_> = out.headers[..out.headers.len() - 2]
+        let original: Vec<_> = out.headers[..out.headers.len() - 3]
             .iter()
             .map(|(k, v)| {
                 (
@@ -110,10 +110,10 @@ fn dead_letters_keep_the_original_bytes() {
             })
             .collect();
         assert_eq!(original, input.headers);
-        let names: Vec<_> = out.headers[out.headers.len() - 2..]
+        let names: Vec<_> = out.headers[out.headers.len() - 3..]
             .iter()
             .map(|(k, _)| k.as_str())
             .collect();
-        assert_eq!(names, ["error", "error.stage"]);
+        assert_eq!(names, ["error", "error.kind", "error.stage"]);
     }
 }

@@ -216,15 +216,38 @@ fn the_embedded_dashboard_equals_the_truth() {
 
 #[test]
 fn bad_arguments_get_a_message() {
-    for (args, message) in [
-        (&["--rate", "fast"][..], "--rate must be a positive number"),
+    // Status 2 for what the command line's parser refuses, as clap (and
+    // most Unix tools) do; 1 for settings refused once read.
+    for (args, code, message) in [
+        (
+            &["--rate", "fast"][..],
+            1,
+            "--rate must be a positive number",
+        ),
         (
             &["--partitions", "0"][..],
-            "--partitions must be at least 1",
+            2,
+            "`0`: use 1 to 100000 partitions",
         ),
-        (&["--window", "soon"][..], "WINDOW_SIZE"),
+        (
+            &["--partitions", "2147483647"][..],
+            2,
+            "`2147483647`: use 1 to 100000 partitions",
+        ),
+        (
+            &["--retention-mb", "0"][..],
+            2,
+            "`0` is not a whole number of at least 1",
+        ),
+        (
+            &["--start", "1969-12-31T00:00:00"][..],
+            1,
+            "--start `1969-12-31T00:00:00`: event times must fall within 2000..2100",
+        ),
+        (&["--window", "soon"][..], 1, "WINDOW_SIZE"),
         (
             &["--invalid-ratio", "2"][..],
+            1,
             "--invalid-ratio must be between 0 and 1",
         ),
     ] {
@@ -235,7 +258,7 @@ fn bad_arguments_get_a_message() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }

@@ -32,6 +32,7 @@ const SOURCES: &[&str] = &[
     "transforms/tee",
     "Cargo.toml",
     "Cargo.lock",
+    ".cargo/config.toml",
     "rust-toolchain.toml",
 ];
 
@@ -100,7 +101,12 @@ fn ensure_target() {
     let Some(sysroot) = sysroot else {
         return;
     };
-    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
         return;
     }
     // rustup's proxies tell which toolchain is building us.

@@ -4,6 +4,7 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
+use record_payload::{parse_write_options, WriteTarget};
 use wasmtime::Result;
 use wasmtime::{Caller, Linker};
 
@@ -74,6 +75,8 @@ impl HostState {
             }
         })
         .await;
+        // No record of the new batch is read yet.
+        shared.current_offset.store(-1, Ordering::Relaxed);
         let fuel = caller.data().fuel_per_record;
         caller.set_fuel(fuel)?;
         let header = batch.header();
@@ -156,10 +159,10 @@ impl HostState {
         }
         let topic = match opts {
             None => 0,
-            Some(opts) => match parse_options(opts) {
-                Err(()) => return Ok(MALFORMED),
-                Ok(None) => 0,
-                Ok(Some(name)) => match state
+            Some(opts) => match parse_write_options(opts) {
+                Err(_) => return Ok(MALFORMED),
+                Ok(WriteTarget::Default) => 0,
+                Ok(WriteTarget::Topic(name)) => match state
                     .output_topics
                     .iter()
                     .position(|t| t.as_bytes() == name)
@@ -174,36 +177,5 @@ impl HostState {
             payload: payload.to_vec(),
         });
         Ok(len)
-    }
-}
-
-/// Write options: empty, or `0x01`, a varint-sized topic name, nothing after.
-fn parse_options(opts: &[u8]) -> Result<Option<&[u8]>, ()> {
-    match opts.split_first() {
-        None => Ok(None),
-        Some((0x01, rest)) => match record_payload::read_sized(rest) {
-            Ok((Some(name), read)) if read == rest.len() => Ok(Some(name)),
-            _ => Err(()),
-        },
-        Some(_) => Err(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_options;
-
-    #[test]
-    fn options_buffer() {
-        let mut opts = vec![0x01];
-        record_payload::write_sized(&mut opts, Some(b"events"));
-        assert_eq!(parse_options(&opts), Ok(Some(&b"events"[..])));
-        assert_eq!(parse_options(&[]), Ok(None));
-        let mut trailing = opts.clone();
-        trailing.push(0);
-        assert_eq!(parse_options(&trailing), Err(()));
-        assert_eq!(parse_options(&opts[..opts.len() - 1]), Err(()));
-        assert_eq!(parse_options(&[0x02, 0]), Err(()));
-        assert_eq!(parse_options(&[0x01, 0x01]), Err(()), "a null topic name");
     }
 }

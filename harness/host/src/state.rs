@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub current_offset: AtomicI64,
     /// Memory size the guest last asked for and was refused (0: none).
     pub refused_memory: AtomicUsize,
+    /// The guest's linear memory: it only grows, so this is also its peak.
+    pub memory_bytes: AtomicUsize,
 }
 
 pub struct HostState {
@@ -71,6 +73,9 @@ impl ResourceLimiter for HostState {
                 .store(desired, std::sync::atomic::Ordering::Relaxed);
             return Ok(false);
         }
+        self.shared
+            .memory_bytes
+            .store(desired, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 

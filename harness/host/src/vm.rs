@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, WasmBacktrace};
 
 use crate::state::{HostState, Shared};
 use crate::wasi::WasiState;
@@ -96,14 +96,20 @@ pub struct Failure {
     pub message: String,
     /// Offset of the input record being processed, if any had been read.
     pub offset: Option<i64>,
+    /// Where in the guest it stopped: a trap's wasm backtrace, the guest's
+    /// own functions (the host's native frames are ours, not the user's:
+    /// they are added to the message only with `RUST_BACKTRACE=full`).
+    pub backtrace: Option<String>,
 }
 
+/// The message, then the guest's stack; callers name the record.
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.offset {
-            Some(offset) => write!(f, "at input offset {offset}: {}", self.message),
-            None => f.write_str(&self.message),
+        f.write_str(&self.message)?;
+        if let Some(backtrace) = &self.backtrace {
+            write!(f, "\n{backtrace}")?;
         }
+        Ok(())
     }
 }
 
@@ -144,6 +150,7 @@ impl Vm {
                     spec.output_topics.len()
                 ),
                 offset: None,
+                backtrace: None,
             });
         }
         let shared = Arc::new(Shared::default());
@@ -206,48 +213,66 @@ impl Vm {
             .unwrap_or_default())
     }
 
+    /// The guest's linear memory in bytes; it never shrinks, so this is
+    /// the most it has used.
+    pub fn memory_bytes(&self) -> usize {
+        self.shared.memory_bytes.load(Ordering::Relaxed)
+    }
+
     /// Polls the guest until it parks waiting for a batch.
     fn resume(&mut self) -> Result<(), Failure> {
         let mut cx = Context::from_waker(Waker::noop());
-        let outcome = match self.run.as_mut().poll(&mut cx) {
+        let (message, backtrace) = match self.run.as_mut().poll(&mut cx) {
             Poll::Pending if self.shared.exchange.lock().expect("exchange lock").parked => {
                 return Ok(())
             }
-            Poll::Pending => {
-                "the transform is blocked on something other than its input".to_string()
-            }
-            Poll::Ready(Ok(())) => {
-                "the transform's `_start` returned: it must process batches forever".to_string()
-            }
+            Poll::Pending => (
+                "the transform is blocked on something other than its input".to_string(),
+                None,
+            ),
+            Poll::Ready(Ok(())) => (
+                "the transform's `_start` returned: it must process batches forever".to_string(),
+                None,
+            ),
             Poll::Ready(Err(e)) => self.explain(e),
         };
         let offset = self.shared.current_offset.load(Ordering::Relaxed);
         let failure = Failure {
-            message: outcome,
+            message,
             offset: (offset >= 0).then_some(offset),
+            backtrace,
         };
         self.failed = Some(failure.clone());
         Err(failure)
     }
 
-    fn explain(&self, e: wasmtime::Error) -> String {
+    /// The reason, and the guest's stack where there is one.
+    fn explain(&self, e: wasmtime::Error) -> (String, Option<String>) {
         let refused = self.shared.refused_memory.load(Ordering::Relaxed);
-        if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        let trap = e.downcast_ref::<Trap>().copied();
+        let backtrace = e
+            .downcast_ref::<WasmBacktrace>()
+            .map(|b| b.to_string().trim_end().to_string())
+            .filter(|b| !b.is_empty());
+        let mut message = if trap == Some(Trap::OutOfFuel) {
             format!(
                 "the transform used all of its fuel ({} units) on one record: an endless loop, or work far too heavy for one record",
                 self.limits.fuel_per_record
             )
         } else if refused > 0 {
             format!(
-                "the transform ran out of memory: it asked for {refused} bytes, over the limit of {} bytes ({e:#})",
+                "the transform ran out of memory: it asked for {refused} bytes, over the limit of {} bytes",
                 self.limits.memory_bytes
             )
-        } else if e.downcast_ref::<Trap>().is_some() {
-            // A trap in guest code: its wasm backtrace says where.
-            format!("{e:?}")
+        } else if let Some(trap) = trap {
+            format!("the transform trapped: {trap}")
         } else {
             // A host function stopped it (proc_exit, a bad pointer): the reason is enough.
             e.root_cause().to_string()
+        };
+        if std::env::var("RUST_BACKTRACE").as_deref() == Ok("full") {
+            message.push_str(&format!("\nthe host's stack:\n{e:?}"));
         }
+        (message, backtrace)
     }
 }

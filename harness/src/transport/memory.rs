@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Result};
-use dashboard::source::{pane_event, Source, SourceEvent, VERSION_HEADER};
+use dashboard::source::{pane_event, DeadLetter, Source, SourceEvent, VERSION_HEADER};
 use generator::{LogRecord, Sink};
 use record_payload::{decode_record, encode_record, BorrowedRecord};
 use transform_host::Record;
@@ -41,7 +41,21 @@ struct Inner {
     /// Signalled when records are appended or committed.
     changed: Condvar,
     retention_bytes: usize,
+    /// Set when the process stops: a writer that would wait gives up.
+    closed: AtomicBool,
 }
+
+/// An append refused because the topics are closing (see [`Topics::close`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the in-process topics are closing")
+    }
+}
+
+impl std::error::Error for Closed {}
 
 #[derive(Default)]
 struct State {
@@ -120,8 +134,16 @@ impl Topics {
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 retention_bytes,
+                closed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Stops every wait for readers: a writer that would have to wait for
+    /// a reader that has stopped fails with [`Closed`] instead.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        self.inner.changed.notify_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -150,8 +172,14 @@ impl Topics {
         let share = self.share(partitions);
         loop {
             state.trim(topic, index, share);
-            if state.topics[topic][index].bytes <= 2 * share {
+            // A partition left with one record larger than its share takes
+            // the next: otherwise nothing could ever be appended after it.
+            let p = &state.topics[topic][index];
+            if p.bytes <= 2 * share || p.records.len() <= 1 {
                 break;
+            }
+            if self.inner.closed.load(Ordering::Relaxed) {
+                return Err(Closed.into());
             }
             state = self
                 .inner
@@ -170,6 +198,10 @@ impl Topics {
         drop(state);
         self.inner.changed.notify_all();
         Ok(offset)
+    }
+
+    pub fn exists(&self, topic: &str) -> bool {
+        self.lock().topics.contains_key(topic)
     }
 
     /// The end offset of every partition of `topic`.
@@ -457,47 +489,90 @@ impl Sink for TopicSink {
 pub struct TopicSource {
     pub topics: Topics,
     pub topic: String,
+    /// Read beside `topic` when it exists: the dead letters.
+    pub dlq_topic: Option<String>,
+}
+
+/// One topic the dashboard reads: where it is, where it ended at the start.
+struct SourceTopic {
+    reader: Box<dyn Reader>,
+    dead_letters: bool,
+    positions: Vec<i64>,
+    start_ends: Vec<i64>,
 }
 
 impl Source for TopicSource {
     fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
-        let partitions = self.topics.ends(&self.topic)?.len();
-        let mut reader = self.topics.reader(
-            "dashboard",
-            &self.topic,
-            &vec![StartAt::Beginning; partitions],
-        )?;
+        let mut topics = Vec::new();
+        let dlq = self.dlq_topic.iter().filter(|t| self.topics.exists(t));
+        for (name, dead_letters) in
+            std::iter::once((&self.topic, false)).chain(dlq.map(|t| (t, true)))
+        {
+            let start_ends = self.topics.ends(name)?;
+            let starts = vec![StartAt::Beginning; start_ends.len()];
+            topics.push(SourceTopic {
+                reader: self.topics.reader("dashboard", name, &starts)?,
+                dead_letters,
+                positions: vec![0; start_ends.len()],
+                start_ends,
+            });
+        }
         let _ = out.send(SourceEvent::Connected(true));
-        let mut positions = vec![0i64; partitions];
+        let mut caught_up = false;
         let mut last_commit = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if let Polled::Record(p, record) = reader.poll(Duration::from_millis(100)) {
-                positions[p as usize] = record.offset + 1;
-                let record = decode_record(&record.payload)?;
-                let version = record
-                    .headers()
-                    .iter()
-                    .find(|h| h.key() == VERSION_HEADER.as_bytes())
-                    .and_then(|h| h.value());
-                let event = pane_event(p, record.value().unwrap_or_default(), version);
+            let mut idle = true;
+            for (i, t) in topics.iter_mut().enumerate() {
+                let wait = Duration::from_millis(if i == 0 { 100 } else { 0 });
+                let Polled::Record(p, record) = t.reader.poll(wait) else {
+                    continue;
+                };
+                idle = false;
+                t.positions[p as usize] = record.offset + 1;
+                let decoded = decode_record(&record.payload)?;
+                let event = if t.dead_letters {
+                    let headers = decoded.headers().iter().map(|h| (h.key(), h.value()));
+                    SourceEvent::DeadLetter(Box::new(DeadLetter::new(
+                        p,
+                        Some(record.offset),
+                        decoded.key(),
+                        decoded.value(),
+                        headers,
+                    )))
+                } else {
+                    let version = decoded
+                        .headers()
+                        .iter()
+                        .find(|h| h.key() == VERSION_HEADER.as_bytes())
+                        .and_then(|h| h.value());
+                    pane_event(p, decoded.value().unwrap_or_default(), version)
+                };
                 if out.send(event).is_err() {
-                    break;
+                    return Ok(());
                 }
+            }
+            if !caught_up
+                && idle
+                && topics
+                    .iter()
+                    .all(|t| t.positions.iter().zip(&t.start_ends).all(|(p, e)| p >= e))
+            {
+                caught_up = true;
+                let _ = out.send(SourceEvent::CaughtUp);
             }
             if last_commit.elapsed() >= Duration::from_millis(200) {
                 last_commit = Instant::now();
-                let offsets: Vec<(i32, i64)> = positions
-                    .iter()
-                    .enumerate()
-                    .map(|(p, &o)| (p as i32, o))
-                    .collect();
-                reader.commit(&offsets, false)?;
-                let ends = self.topics.ends(&self.topic)?;
-                let lag = ends
-                    .iter()
-                    .zip(&positions)
-                    .map(|(e, p)| (e - p).max(0))
-                    .sum();
+                let mut lag = 0;
+                for t in &mut topics {
+                    let offsets: Vec<(i32, i64)> = t
+                        .positions
+                        .iter()
+                        .enumerate()
+                        .map(|(p, &o)| (p as i32, o))
+                        .collect();
+                    t.reader.commit(&offsets, false)?;
+                    lag += t.reader.lag().unwrap_or(0);
+                }
                 let _ = out.send(SourceEvent::Lag(lag));
             }
         }
@@ -505,7 +580,10 @@ impl Source for TopicSource {
     }
 
     fn describe(&self) -> String {
-        format!("{} (in-process topic)", self.topic)
+        match &self.dlq_topic {
+            Some(dlq) => format!("{} and {dlq} (in-process topics)", self.topic),
+            None => format!("{} (in-process topic)", self.topic),
+        }
     }
 }
 

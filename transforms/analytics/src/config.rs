@@ -10,6 +10,15 @@ pub const DEFAULT_WINDOW_MS: i64 = 60_000;
 pub const DEFAULT_LATENESS_MS: i64 = 10_000;
 /// The newest `results` format this library writes; see [`crate::Pane::format`].
 pub const LATEST_PANE_FORMAT: u32 = 2;
+/// Records larger than this go to the dead-letter topic unparsed. Events
+/// are a few hundred bytes; the limit keeps one record far below the 2 MiB
+/// a transform has in all.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 10;
+/// Longest text field of an event (ids, names, the timestamp).
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 256;
+/// How far an event's time may be ahead of its record's timestamp (the
+/// producer's or the broker's clock) before it counts as a broken clock.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Campaign {
@@ -33,6 +42,12 @@ pub struct Config {
     /// The `results` format to write, `PANE_FORMAT` (default 1): a new
     /// format is rolled out by a redeploy, after its readers can take it.
     pub pane_format: u32,
+    /// `MAX_RECORD_BYTES`: key, value and headers of one record.
+    pub max_record_bytes: usize,
+    /// `MAX_FIELD_BYTES`: each text field of an event.
+    pub max_field_bytes: usize,
+    /// `MAX_CLOCK_SKEW`: how far an event may be ahead of its record's timestamp.
+    pub max_clock_skew_ms: i64,
 }
 
 impl Default for Config {
@@ -43,6 +58,9 @@ impl Default for Config {
             campaigns: BTreeMap::new(),
             channel_aliases: BTreeMap::new(),
             pane_format: 1,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+            max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
         }
     }
 }
@@ -74,6 +92,11 @@ impl Config {
                         .ok_or_else(|| {
                             format!("{key}={value}: expected a pane format from 1 to {LATEST_PANE_FORMAT}")
                         })?;
+                }
+                "MAX_RECORD_BYTES" => config.max_record_bytes = positive_bytes(key, value)?,
+                "MAX_FIELD_BYTES" => config.max_field_bytes = positive_bytes(key, value)?,
+                "MAX_CLOCK_SKEW" => {
+                    config.max_clock_skew_ms = positive_duration(key, value)?;
                 }
                 "CHANNEL_ALIASES" => {
                     for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
@@ -109,6 +132,15 @@ fn positive_duration(key: &str, value: &str) -> Result<i64, String> {
         Some(ms) if ms > 0 => Ok(ms),
         _ => Err(format!(
             "{key}={value}: expected a positive duration like 1m, 30s or 1h"
+        )),
+    }
+}
+
+fn positive_bytes(key: &str, value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{key}={value}: expected a positive number of bytes"
         )),
     }
 }
@@ -150,9 +182,16 @@ mod tests {
             ("CAMPAIGN_SPRING_SALE_NAME", " Spring Sale "),
             ("CHANNEL_ALIASES", "IG=Facebook Ads, snap=snapchat"),
             ("PANE_FORMAT", "2"),
+            ("MAX_RECORD_BYTES", "1000"),
+            ("MAX_FIELD_BYTES", "64"),
+            ("MAX_CLOCK_SKEW", "1h"),
             ("REDPANDA_INPUT_TOPIC", "logs"),
         ])
         .unwrap();
+        assert_eq!(
+            (c.max_record_bytes, c.max_field_bytes, c.max_clock_skew_ms),
+            (1000, 64, 3_600_000)
+        );
         assert_eq!(c.window_ms, 300_000);
         assert_eq!(c.lateness_ms, 0);
         let spring = &c.campaigns["spring_sale"];
@@ -175,5 +214,15 @@ mod tests {
             let e = Config::from_vars([("PANE_FORMAT", bad)]).unwrap_err();
             assert!(e.contains("from 1 to 2"), "{e}");
         }
+        for (key, bad) in [
+            ("MAX_RECORD_BYTES", "0"),
+            ("MAX_FIELD_BYTES", "-5"),
+            ("MAX_FIELD_BYTES", "1k"),
+        ] {
+            let e = Config::from_vars([(key, bad)]).unwrap_err();
+            assert!(e.contains("positive number of bytes"), "{e}");
+        }
+        let e = Config::from_vars([("MAX_CLOCK_SKEW", "0s")]).unwrap_err();
+        assert!(e.contains("MAX_CLOCK_SKEW=0s"), "{e}");
     }
 }

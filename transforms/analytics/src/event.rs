@@ -8,7 +8,9 @@ use serde_json::value::RawValue;
 use crate::config::{normalise, Config};
 use crate::json::JsonObject;
 use crate::money::{decimal_to_micros, to_units};
-use crate::time::{parse_timestamp_ms, window_start, MAX_TS_MS, MIN_TS_MS};
+use crate::time::{
+    format_duration, format_utc, parse_timestamp_ms, window_start, MAX_TS_MS, MIN_TS_MS,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,18 +31,51 @@ impl Kind {
     }
 }
 
-/// Why a record was sent to the dead-letter topic.
+/// Why a record was sent to the dead-letter topic: a stable kind for
+/// counting (the `error.kind` header) and a message for people (`error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection(pub String);
+pub struct Rejection {
+    pub kind: &'static str,
+    pub message: String,
+}
 
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Longest `error` message: a reason quotes field values, which are long
+/// only when the record is broken anyway.
+pub const MAX_REASON_BYTES: usize = 512;
+
+impl Rejection {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Rejection {
+        let mut message = message.into();
+        if message.len() > MAX_REASON_BYTES {
+            let mut end = MAX_REASON_BYTES - 3;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
+        }
+        Rejection { kind, message }
     }
 }
 
-fn reject<T>(reason: impl Into<String>) -> Result<T, Rejection> {
-    Err(Rejection(reason.into()))
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn reject<T>(kind: &'static str, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(kind, message))
+}
+
+/// What is known of a record besides its value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The record's timestamp (the producer's or the broker's clock);
+    /// 0 or less when unknown.
+    pub timestamp_ms: i64,
+    /// Key, value and headers, in bytes.
+    pub size_bytes: usize,
 }
 
 /// A `logs` record as producers write it; every field optional here so that
@@ -116,21 +151,59 @@ impl Event<'_> {
     }
 }
 
+/// Records over `MAX_RECORD_BYTES` are refused before they are parsed.
+pub fn check_record_size(meta: RecordMeta, config: &Config) -> Result<(), Rejection> {
+    if meta.size_bytes > config.max_record_bytes {
+        return reject(
+            "record_too_large",
+            format!(
+                "the record is {} bytes, over MAX_RECORD_BYTES ({})",
+                meta.size_bytes, config.max_record_bytes
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// Validates, normalises and enriches one raw `logs` value.
-pub fn enrich<'a>(value: Option<&'a [u8]>, config: &'a Config) -> Result<Event<'a>, Rejection> {
+pub fn enrich<'a>(
+    value: Option<&'a [u8]>,
+    meta: RecordMeta,
+    config: &'a Config,
+) -> Result<Event<'a>, Rejection> {
+    check_record_size(meta, config)?;
     let Some(value) = value else {
-        return reject("record has no value");
+        return reject("no_value", "record has no value");
     };
     // serde would also take a JSON array for the struct, with a baffling message.
     if value.trim_ascii_start().first() != Some(&b'{')
         && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
     {
-        return reject("event is not a JSON object");
+        return reject("not_an_object", "event is not a JSON object");
     }
     let raw: RawEvent<'a> = match serde_json::from_slice(value) {
         Ok(raw) => raw,
-        Err(e) => return reject(format!("invalid JSON: {e}")),
+        Err(e) => return reject("invalid_json", format!("invalid JSON: {e}")),
     };
+    for (field, v) in [
+        ("event_id", &raw.event_id),
+        ("ts", &raw.ts),
+        ("user_id", &raw.user_id),
+        ("campaign_id", &raw.campaign_id),
+        ("channel", &raw.channel),
+        ("event", &raw.event),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| v.len() > config.max_field_bytes) {
+            return reject(
+                "field_too_long",
+                format!(
+                    "field `{field}` is {} bytes, over MAX_FIELD_BYTES ({})",
+                    v.len(),
+                    config.max_field_bytes
+                ),
+            );
+        }
+    }
     let ts = required(raw.ts, "ts")?;
     let user_id = trimmed(required(raw.user_id, "user_id")?);
     let campaign_id = name(required(raw.campaign_id, "campaign_id")?);
@@ -140,25 +213,50 @@ pub fn enrich<'a>(value: Option<&'a [u8]>, config: &'a Config) -> Result<Event<'
     if cost_text == "null" {
         return Err(missing("cost"));
     }
+    if cost_text.len() > config.max_field_bytes {
+        return reject(
+            "field_too_long",
+            format!(
+                "field `cost` is {} bytes, over MAX_FIELD_BYTES ({})",
+                cost_text.len(),
+                config.max_field_bytes
+            ),
+        );
+    }
     for (field, v) in [
         ("user_id", &user_id),
         ("campaign_id", &campaign_id),
         ("channel", &channel),
     ] {
         if v.is_empty() {
-            return reject(format!("field `{field}` is empty"));
+            return reject("empty_field", format!("field `{field}` is empty"));
         }
     }
     let Some(kind) = Kind::parse(&kind_text) else {
-        return reject(format!(
-            "unknown event type `{kind_text}` (expected impression, click or conversion)"
-        ));
+        return reject(
+            "unknown_event_type",
+            format!("unknown event type `{kind_text}` (expected impression, click or conversion)"),
+        );
     };
     let Some(ts_ms) = parse_timestamp_ms(&ts) else {
-        return reject(format!("unparseable timestamp `{ts}`"));
+        return reject("bad_timestamp", format!("unparseable timestamp `{ts}`"));
     };
     if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
-        return reject(format!("timestamp `{ts}` is outside 2000..2100"));
+        return reject(
+            "timestamp_out_of_range",
+            format!("timestamp `{ts}` is outside 2000..2100"),
+        );
+    }
+    if meta.timestamp_ms > 0 && ts_ms - meta.timestamp_ms > config.max_clock_skew_ms {
+        return reject(
+            "clock_skew",
+            format!(
+                "event time `{ts}` is {} ahead of the record's timestamp {}, more than MAX_CLOCK_SKEW ({}): a broken clock",
+                format_duration(ts_ms - meta.timestamp_ms),
+                format_utc(meta.timestamp_ms),
+                format_duration(config.max_clock_skew_ms)
+            ),
+        );
     }
     let cost_micros = cost_micros(cost_text)?;
     let channel = canonical_channel(channel, config);
@@ -183,7 +281,7 @@ pub fn enrich<'a>(value: Option<&'a [u8]>, config: &'a Config) -> Result<Event<'
 }
 
 fn missing(field: &str) -> Rejection {
-    Rejection(format!("missing field `{field}`"))
+    Rejection::new("missing_field", format!("missing field `{field}`"))
 }
 
 fn required<'a>(v: Option<Cow<'a, str>>, field: &str) -> Result<Cow<'a, str>, Rejection> {
@@ -193,11 +291,12 @@ fn required<'a>(v: Option<Cow<'a, str>>, field: &str) -> Result<Cow<'a, str>, Re
 fn cost_micros(text: &str) -> Result<i64, Rejection> {
     // Numbers arrive as JSON numbers; some producers quote them.
     let number: Cow<str> = if text.starts_with('"') {
-        serde_json::from_str(text).map_err(|e| Rejection(format!("cost: {e}")))?
+        serde_json::from_str(text).map_err(|e| Rejection::new("bad_cost", format!("cost: {e}")))?
     } else {
         Cow::Borrowed(text)
     };
-    decimal_to_micros(&number).map_err(|e| Rejection(format!("{e}: {}", number.trim())))
+    decimal_to_micros(&number)
+        .map_err(|e| Rejection::new("bad_cost", format!("{e}: {}", number.trim())))
 }
 
 fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
@@ -258,11 +357,11 @@ pub struct EventRef<'a> {
 
 impl<'a> EventRef<'a> {
     pub fn parse(value: Option<&'a [u8]>) -> Result<EventRef<'a>, Rejection> {
-        let value = value.ok_or_else(|| Rejection("record has no value".into()))?;
+        let value = value.ok_or_else(|| Rejection::new("no_value", "record has no value"))?;
         let event: EventRef = serde_json::from_slice(value)
-            .map_err(|e| Rejection(format!("not an enriched event: {e}")))?;
+            .map_err(|e| Rejection::new("not_an_event", format!("not an enriched event: {e}")))?;
         if event.cost_micros < 0 {
-            return reject("cost_micros is negative");
+            return reject("bad_cost", "cost_micros is negative");
         }
         Ok(event)
     }
@@ -283,11 +382,13 @@ mod tests {
     fn ok(json: &str) -> Event<'static> {
         let config = Box::leak(Box::new(config()));
         let value: &'static [u8] = Box::leak(json.as_bytes().to_vec().into_boxed_slice());
-        enrich(Some(value), config).unwrap()
+        enrich(Some(value), RecordMeta::default(), config).unwrap()
     }
 
     fn err(json: &str) -> String {
-        enrich(Some(json.as_bytes()), &config()).unwrap_err().0
+        enrich(Some(json.as_bytes()), RecordMeta::default(), &config())
+            .unwrap_err()
+            .message
     }
 
     #[test]
@@ -358,9 +459,96 @@ mod tests {
             "field `campaign_id` is empty"
         );
         assert_eq!(
-            enrich(None, &config()).unwrap_err().0,
+            enrich(None, RecordMeta::default(), &config())
+                .unwrap_err()
+                .message,
             "record has no value"
         );
+    }
+
+    fn seed_event(campaign: &str, ts: &str) -> String {
+        format!(
+            r#"{{"ts":"{ts}","user_id":"u","campaign_id":"{campaign}","channel":"email","event":"click","cost":1}}"#
+        )
+    }
+
+    #[test]
+    fn oversized_records_and_fields_are_rejected_with_the_limit() {
+        let config = config();
+        let small = seed_event("c", "2025-08-17T14:46:04");
+        let meta = |size_bytes| RecordMeta {
+            timestamp_ms: 0,
+            size_bytes,
+        };
+        let e = enrich(Some(small.as_bytes()), meta(70_000), &config).unwrap_err();
+        assert_eq!(e.kind, "record_too_large");
+        assert_eq!(
+            e.message,
+            "the record is 70000 bytes, over MAX_RECORD_BYTES (65536)"
+        );
+        assert!(enrich(Some(small.as_bytes()), meta(65_536), &config).is_ok());
+
+        let long = seed_event(&"x".repeat(257), "2025-08-17T14:46:04");
+        let e = enrich(Some(long.as_bytes()), meta(long.len()), &config).unwrap_err();
+        assert_eq!(e.kind, "field_too_long");
+        assert_eq!(
+            e.message,
+            "field `campaign_id` is 257 bytes, over MAX_FIELD_BYTES (256)"
+        );
+        let fits = seed_event(&"x".repeat(256), "2025-08-17T14:46:04");
+        assert!(enrich(Some(fits.as_bytes()), meta(fits.len()), &config).is_ok());
+        let long_cost = small.replace("\"cost\":1", &format!("\"cost\":1.{}", "0".repeat(300)));
+        let e = enrich(Some(long_cost.as_bytes()), meta(0), &config).unwrap_err();
+        assert_eq!(
+            e.message,
+            "field `cost` is 302 bytes, over MAX_FIELD_BYTES (256)"
+        );
+    }
+
+    #[test]
+    fn events_far_ahead_of_their_record_are_a_broken_clock() {
+        let config = config();
+        let record_ts = 1_755_441_964_000; // 2025-08-17T14:46:04Z
+        let at = |ts: &str| {
+            let json = seed_event("c", ts);
+            enrich(
+                Some(json.as_bytes()),
+                RecordMeta {
+                    timestamp_ms: record_ts,
+                    size_bytes: json.len(),
+                },
+                &config,
+            )
+            .map(|e| e.ts_ms)
+        };
+        assert_eq!(at("2025-08-18T14:46:04Z"), Ok(record_ts + 86_400_000));
+        assert_eq!(
+            at("2001-01-01T00:00:00Z"),
+            Ok(978_307_200_000),
+            "the past is late, not broken"
+        );
+        let e = at("2099-01-01T00:00:00Z").unwrap_err();
+        assert_eq!(e.kind, "clock_skew");
+        assert_eq!(
+            e.message,
+            "event time `2099-01-01T00:00:00Z` is 26799d 9h ahead of the record's timestamp \
+             2025-08-17T14:46:04Z, more than MAX_CLOCK_SKEW (1d): a broken clock"
+        );
+        // No record timestamp (0): nothing to compare with.
+        let json = seed_event("c", "2099-01-01T00:00:00Z");
+        assert!(enrich(Some(json.as_bytes()), RecordMeta::default(), &config).is_ok());
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let config = Config::from_vars([("MAX_FIELD_BYTES", "2000")]).unwrap();
+        let json = seed_event("c", &"9".repeat(1000));
+        let e = enrich(Some(json.as_bytes()), RecordMeta::default(), &config)
+            .unwrap_err()
+            .message;
+        assert!(e.len() <= MAX_REASON_BYTES && e.ends_with("..."), "{e}");
+        let r = Rejection::new("k", "é".repeat(400));
+        assert!(r.message.len() <= MAX_REASON_BYTES);
     }
 
     #[test]

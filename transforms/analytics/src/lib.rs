@@ -11,6 +11,6 @@ pub mod pipeline;
 pub mod time;
 
 pub use config::Config;
-pub use event::{enrich, Event, EventRef, Kind, Rejection};
+pub use event::{enrich, Event, EventRef, Kind, RecordMeta, Rejection};
 pub use pane::{Contribution, Counters, Pane, PaneBuilder};
 pub use pipeline::{pane_record, Aggregator, Pipeline, Routed};

@@ -12,10 +12,6 @@ use crate::event::Kind;
 use crate::money::{ratio, to_units};
 use crate::time::{format_utc, window_start};
 
-/// Keys beyond this many stop keeping their lateness watermark between
-/// batches: memory stays bounded whatever the key cardinality.
-pub const MAX_TRACKED_KEYS: usize = 10_000;
-
 /// Additive counters of a window; panes and merged windows both carry them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -155,16 +151,32 @@ struct Open {
     max_event_ts_ms: i64,
 }
 
+/// The open panes of one key: `key` is `campaign|channel`, split at
+/// `campaign_len` (a campaign id may itself hold a `|`).
 #[derive(Debug)]
-struct KeyState {
-    campaign: String,
-    channel: String,
-    /// Largest event time seen for this key. Every key lives in one
-    /// partition, so this never runs ahead of its partition's watermark,
-    /// however batches of several partitions interleave in one VM.
-    max_ts_ms: i64,
-    open: Vec<Open>,
+struct OpenKey {
+    campaign_len: usize,
+    panes: Vec<Open>,
 }
+
+/// Lateness watermarks: the largest event time seen, per slot of a fixed
+/// table that keys hash into. A record is late once its window ended more
+/// than the allowed lateness before its slot's watermark. The table's size
+/// is fixed, so the state kept between batches is the same for 10 keys or
+/// a million; keys sharing a slot share the larger watermark, which can
+/// only mark a record late sooner, and late records are still counted.
+pub const WATERMARK_SLOTS: usize = 4096;
+
+/// Open panes beyond about this many bytes are emitted before the batch
+/// ends, so a batch of many keys or windows fits in a transform's memory.
+/// A re-read batch is cut at the same records, so its panes keep their
+/// identities; see [`PaneBuilder::must_flush`].
+pub const MAX_OPEN_PANE_BYTES: usize = 192 << 10;
+
+/// Heap bytes counted per open key besides its text, and per open pane:
+/// allocations, map nodes and vector slack, generously.
+const KEY_OVERHEAD_BYTES: usize = 128;
+const PANE_OVERHEAD_BYTES: usize = 2 * std::mem::size_of::<Open>();
 
 /// Collects the panes of the current batch.
 #[derive(Debug)]
@@ -172,7 +184,9 @@ pub struct PaneBuilder {
     window_ms: i64,
     lateness_ms: i64,
     format: u32,
-    keys: BTreeMap<String, KeyState>,
+    watermarks: Box<[i64]>,
+    open: BTreeMap<String, OpenKey>,
+    open_bytes: usize,
     key_buf: String,
 }
 
@@ -182,7 +196,9 @@ impl PaneBuilder {
             window_ms: config.window_ms,
             lateness_ms: config.lateness_ms,
             format: config.pane_format,
-            keys: BTreeMap::new(),
+            watermarks: vec![i64::MIN; WATERMARK_SLOTS].into_boxed_slice(),
+            open: BTreeMap::new(),
+            open_bytes: 0,
             key_buf: String::new(),
         }
     }
@@ -192,26 +208,28 @@ impl PaneBuilder {
         self.key_buf.push_str(c.campaign);
         self.key_buf.push('|');
         self.key_buf.push_str(c.channel);
-        let state = match self.keys.get_mut(self.key_buf.as_str()) {
-            Some(state) => state,
-            None => self
-                .keys
-                .entry(self.key_buf.clone())
-                .or_insert_with(|| KeyState {
-                    campaign: c.campaign.to_string(),
-                    channel: c.channel.to_string(),
-                    max_ts_ms: i64::MIN,
-                    open: Vec::new(),
-                }),
-        };
+        let slot = &mut self.watermarks[slot(&self.key_buf)];
         let start = window_start(c.ts_ms, self.window_ms);
-        let late = state.max_ts_ms != i64::MIN
-            && start + self.window_ms <= state.max_ts_ms.saturating_sub(self.lateness_ms);
-        state.max_ts_ms = state.max_ts_ms.max(c.ts_ms);
-        let pane = match state.open.iter_mut().position(|p| p.window_start == start) {
-            Some(i) => &mut state.open[i],
+        let late =
+            *slot != i64::MIN && start + self.window_ms <= slot.saturating_sub(self.lateness_ms);
+        *slot = (*slot).max(c.ts_ms);
+        let key = match self.open.get_mut(self.key_buf.as_str()) {
+            Some(key) => key,
             None => {
-                state.open.push(Open {
+                self.open_bytes += self.key_buf.len() + KEY_OVERHEAD_BYTES;
+                self.open
+                    .entry(self.key_buf.clone())
+                    .or_insert_with(|| OpenKey {
+                        campaign_len: c.campaign.len(),
+                        panes: Vec::new(),
+                    })
+            }
+        };
+        let pane = match key.panes.iter_mut().position(|p| p.window_start == start) {
+            Some(i) => &mut key.panes[i],
+            None => {
+                self.open_bytes += PANE_OVERHEAD_BYTES;
+                key.panes.push(Open {
                     window_start: start,
                     counters: Counters::default(),
                     first_offset: c.offset,
@@ -219,7 +237,7 @@ impl PaneBuilder {
                     records: 0,
                     max_event_ts_ms: c.ts_ms,
                 });
-                state.open.last_mut().expect("just pushed")
+                key.panes.last_mut().expect("just pushed")
             }
         };
         pane.counters.count(c.kind, c.cost_micros);
@@ -230,18 +248,32 @@ impl PaneBuilder {
         pane.max_event_ts_ms = pane.max_event_ts_ms.max(c.ts_ms);
     }
 
-    /// Ends the batch: every pane it touched, ordered by key and window.
-    pub fn finish_batch(&mut self, config: &Config) -> Vec<Pane> {
-        let mut panes = Vec::new();
-        for state in self.keys.values_mut() {
-            state.open.sort_by_key(|p| p.window_start);
-            let meta = config.campaigns.get(&state.campaign);
-            for open in state.open.drain(..) {
+    /// Whether the open panes should be emitted now, before the batch
+    /// ends: they hold more than [`MAX_OPEN_PANE_BYTES`]. The answer
+    /// depends only on the records added since the last emit, so a re-read
+    /// batch is cut at the same records.
+    pub fn must_flush(&self) -> bool {
+        self.open_bytes > MAX_OPEN_PANE_BYTES
+    }
+
+    /// Emits every open pane, ordered by key and window: at the end of a
+    /// batch, or within it when [`PaneBuilder::must_flush`] says so.
+    pub fn flush<E>(
+        &mut self,
+        config: &Config,
+        mut emit: impl FnMut(Pane) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.open_bytes = 0;
+        for (key, mut open) in std::mem::take(&mut self.open) {
+            open.panes.sort_by_key(|p| p.window_start);
+            let (campaign, channel) = (&key[..open.campaign_len], &key[open.campaign_len + 1..]);
+            let meta = config.campaigns.get(campaign);
+            for open in open.panes {
                 let c = open.counters;
-                panes.push(Pane {
+                emit(Pane {
                     format: self.format,
-                    campaign: state.campaign.clone(),
-                    channel: state.channel.clone(),
+                    campaign: campaign.to_string(),
+                    channel: channel.to_string(),
                     window: format_utc(open.window_start),
                     window_start: open.window_start,
                     window_end: open.window_start + self.window_ms,
@@ -262,14 +294,29 @@ impl PaneBuilder {
                     late_records: c.late_records,
                     campaign_name: meta.and_then(|m| m.name.clone()),
                     target_cpa_micros: meta.and_then(|m| m.target_cpa_micros),
-                });
+                })?;
             }
         }
-        if self.keys.len() > MAX_TRACKED_KEYS {
-            self.keys.clear();
-        }
+        Ok(())
+    }
+
+    /// [`PaneBuilder::flush`] into a vector.
+    pub fn finish_batch(&mut self, config: &Config) -> Vec<Pane> {
+        let mut panes = Vec::new();
+        let Ok(()) = self.flush(config, |pane| {
+            panes.push(pane);
+            Ok::<(), std::convert::Infallible>(())
+        });
         panes
     }
+}
+
+/// A key's watermark slot: FNV-1a, the same on every host and run.
+fn slot(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % WATERMARK_SLOTS as u64) as usize
 }
 
 #[cfg(test)]
@@ -353,6 +400,86 @@ mod tests {
                 ("tiktok", 0, 1, 0)
             ]
         );
+    }
+
+    /// Every pane of a batch of `keys` distinct keys (each record of one
+    /// shared key `c|email` too), flushing whenever the builder asks.
+    fn run_batch(config: &Config, keys: i64) -> (Vec<Pane>, usize) {
+        let mut b = PaneBuilder::new(config);
+        let mut panes = Vec::new();
+        let mut flushes = 0;
+        for i in 0..keys {
+            let campaign = format!("campaign_number_{i}");
+            for (offset, campaign) in [(2 * i, campaign.as_str()), (2 * i + 1, "c")] {
+                b.add(Contribution {
+                    offset,
+                    campaign,
+                    channel: "email",
+                    kind: Kind::Click,
+                    ts_ms: 1_000,
+                    cost_micros: 1,
+                });
+            }
+            assert!(b.open_bytes <= MAX_OPEN_PANE_BYTES + 2 * (KEY_OVERHEAD_BYTES + 64));
+            if b.must_flush() {
+                flushes += 1;
+                b.flush(config, |p| {
+                    panes.push(p);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            }
+        }
+        panes.extend(b.finish_batch(config));
+        (panes, flushes)
+    }
+
+    #[test]
+    fn a_batch_of_many_keys_is_emitted_in_bounded_parts_cut_the_same_on_a_rerun() {
+        let config = Config::default();
+        let (panes, flushes) = run_batch(&config, 20_000);
+        assert!(flushes >= 10, "{flushes} flushes");
+        let clicks: u64 = panes.iter().map(|p| p.clicks).sum();
+        assert_eq!(clicks, 40_000);
+        assert_eq!(
+            run_batch(&config, 20_000).0,
+            panes,
+            "a rerun cuts at the same records"
+        );
+        // The shared key's window got one pane per part, with disjoint,
+        // increasing offsets: the consumer's identity rule keeps them all.
+        let shared: Vec<(i64, i64)> = panes
+            .iter()
+            .filter(|p| p.campaign == "c")
+            .map(|p| (p.first_offset, p.last_offset))
+            .collect();
+        assert_eq!(shared.len(), flushes + 1);
+        assert!(shared.windows(2).all(|w| w[0].1 < w[1].0), "{shared:?}");
+        assert_eq!(shared[0].0, 1);
+        assert_eq!(shared.last().unwrap().1, 39_999);
+    }
+
+    #[test]
+    fn lateness_state_is_a_fixed_table_whatever_the_keys() {
+        let config = Config::default();
+        let mut b = PaneBuilder::new(&config);
+        for i in 0..100_000i64 {
+            b.add(Contribution {
+                offset: i,
+                campaign: &format!("k{i}"),
+                channel: "email",
+                kind: Kind::Impression,
+                ts_ms: 1_000 * i,
+                cost_micros: 0,
+            });
+            if b.must_flush() {
+                b.flush(&config, |_| Ok::<(), ()>(())).unwrap();
+            }
+        }
+        b.finish_batch(&config);
+        assert!(b.open.is_empty() && b.open_bytes == 0);
+        assert_eq!(b.watermarks.len(), WATERMARK_SLOTS);
+        assert!(b.watermarks.iter().filter(|&&w| w != i64::MIN).count() > WATERMARK_SLOTS * 9 / 10);
     }
 
     #[test]

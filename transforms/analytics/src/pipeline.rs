@@ -2,7 +2,7 @@
 //! these in Redpanda's ABI, the benchmarks and tests call them natively.
 
 use crate::config::Config;
-use crate::event::{enrich, EventRef, Rejection};
+use crate::event::{check_record_size, enrich, EventRef, RecordMeta, Rejection};
 use crate::pane::{Contribution, Pane, PaneBuilder};
 
 /// Where one input record goes.
@@ -31,8 +31,8 @@ impl Pipeline {
         }
     }
 
-    pub fn record(&mut self, offset: i64, value: Option<&[u8]>) -> Routed<'_> {
-        let event = match enrich(value, &self.config) {
+    pub fn record(&mut self, offset: i64, meta: RecordMeta, value: Option<&[u8]>) -> Routed<'_> {
+        let event = match enrich(value, meta, &self.config) {
             Ok(event) => event,
             Err(rejection) => return Routed::Rejected(rejection),
         };
@@ -55,6 +55,16 @@ impl Pipeline {
         }
     }
 
+    /// Whether the open panes must be emitted before the next record.
+    pub fn must_flush(&self) -> bool {
+        self.panes.must_flush()
+    }
+
+    /// Emits the open panes: at the end of a batch, or when [`Pipeline::must_flush`].
+    pub fn flush<E>(&mut self, emit: impl FnMut(Pane) -> Result<(), E>) -> Result<(), E> {
+        self.panes.flush(&self.config, emit)
+    }
+
     pub fn finish_batch(&mut self) -> Vec<Pane> {
         self.panes.finish_batch(&self.config)
     }
@@ -74,7 +84,13 @@ impl Aggregator {
         }
     }
 
-    pub fn record(&mut self, offset: i64, value: Option<&[u8]>) -> Result<(), Rejection> {
+    pub fn record(
+        &mut self,
+        offset: i64,
+        meta: RecordMeta,
+        value: Option<&[u8]>,
+    ) -> Result<(), Rejection> {
+        check_record_size(meta, &self.config)?;
         let event = EventRef::parse(value)?;
         self.panes.add(Contribution {
             offset,
@@ -87,8 +103,12 @@ impl Aggregator {
         Ok(())
     }
 
-    pub fn finish_batch(&mut self) -> Vec<Pane> {
-        self.panes.finish_batch(&self.config)
+    pub fn must_flush(&self) -> bool {
+        self.panes.must_flush()
+    }
+
+    pub fn flush<E>(&mut self, emit: impl FnMut(Pane) -> Result<(), E>) -> Result<(), E> {
+        self.panes.flush(&self.config, emit)
     }
 }
 

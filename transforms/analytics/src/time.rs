@@ -176,6 +176,30 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
     n.checked_mul(unit_ms)
 }
 
+/// A duration for messages: its two largest units, `1d`, `26799d 9h`, `90s` -> `1m 30s`.
+pub fn format_duration(ms: i64) -> String {
+    let units = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ];
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    let Some(i) = units.iter().position(|&(_, u)| ms >= u) else {
+        return format!("{sign}{ms}ms");
+    };
+    let (name, unit) = units[i];
+    let mut s = format!("{sign}{}{name}", ms / unit);
+    if let Some(&(next, next_unit)) = units.get(i + 1) {
+        let rest = ms % unit / next_unit;
+        if rest > 0 {
+            s.push_str(&format!(" {rest}{next}"));
+        }
+    }
+    s
+}
+
 /// Start of the epoch-aligned tumbling window of `size_ms` holding `ts_ms`.
 pub fn window_start(ts_ms: i64, size_ms: i64) -> i64 {
     ts_ms - ts_ms.rem_euclid(size_ms)
@@ -247,5 +271,9 @@ mod tests {
         assert_eq!(parse_duration_ms("5 parsecs"), None);
         assert_eq!(window_start(1_755_441_964_169, 60_000), 1_755_441_960_000);
         assert_eq!(window_start(-1, 60_000), -60_000);
+        assert_eq!(format_duration(86_400_000), "1d");
+        assert_eq!(format_duration(90_000), "1m 30s");
+        assert_eq!(format_duration(250), "250ms");
+        assert_eq!(format_duration(-3_600_000), "-1h");
     }
 }

@@ -1,7 +1,7 @@
 //! Standalone enrichment for users who chain topics: valid events to the
 //! first output topic (`events`), invalid records to the second (`logs.dlq`).
 
-use analytics::enrich;
+use analytics::{enrich, RecordMeta};
 use redpanda_transform_sdk::{
     on_record_written, BorrowedRecord, RecordWriter, WriteError, WriteEvent, WriteOptions,
 };
@@ -18,7 +18,21 @@ fn main() {
     on_record_written(
         |event: WriteEvent, out: &mut RecordWriter| -> Result<(), WriteError> {
             let record = event.record.as_ref();
-            match enrich(record.value(), &config) {
+            let meta = RecordMeta {
+                timestamp_ms: event
+                    .record
+                    .timestamp()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_millis() as i64),
+                size_bytes: record.key().map_or(0, <[u8]>::len)
+                    + record.value().map_or(0, <[u8]>::len)
+                    + record
+                        .headers()
+                        .iter()
+                        .map(|h| h.key().len() + h.value().map_or(0, <[u8]>::len))
+                        .sum::<usize>(),
+            };
+            match enrich(record.value(), meta, &config) {
                 Ok(enriched) => {
                     let mut value = value.borrow_mut();
                     enriched.write_json(&mut value);
@@ -30,7 +44,7 @@ fn main() {
                     ))
                 }
                 Err(why) => out.write_with_options(
-                    dead_letter(record, &why.0, "enrich"),
+                    dead_letter(record, &why, "enrich"),
                     WriteOptions::to_topic(&dlq),
                 ),
             }

@@ -1,11 +1,13 @@
 //! The deployable pipeline transform: every `logs` record is enriched once;
 //! valid events go to `events`, invalid ones to `logs.dlq`, and each batch
-//! ends with one pane per (campaign, channel, window) it touched in `results`.
-//! Output topics, in order: results, events, logs.dlq.
+//! ends with one pane per (campaign, channel, window) it touched in `results`
+//! (more, cut at the same records every time, when a batch holds more keys
+//! than fit in memory at once). Output topics, in order: results, events,
+//! logs.dlq.
 
 use analytics::{pane_record, Pipeline, Routed};
 use redpanda_transform_sdk_types::{BorrowedRecord, RecordWriter, WriteError, WriteOptions};
-use transform_guest::{config_from_env, dead_letter, output_topic, run, BatchTransform, Input};
+use transform_guest::{config_from_env, output_topic, run, BatchTransform, DeadLetter, Input};
 
 struct PipelineTransform {
     pipeline: Pipeline,
@@ -13,9 +15,25 @@ struct PipelineTransform {
     dlq: String,
 }
 
+impl PipelineTransform {
+    fn write_panes(&mut self, out: &mut RecordWriter<'_>) -> Result<(), WriteError> {
+        self.pipeline.flush(|pane| {
+            let (key, value) = pane_record(&pane);
+            out.write(BorrowedRecord::new(Some(key.as_bytes()), Some(&value)))
+        })
+    }
+}
+
 impl BatchTransform for PipelineTransform {
-    fn record(&mut self, input: Input<'_>, out: &mut RecordWriter<'_>) -> Result<(), WriteError> {
-        match self.pipeline.record(input.offset, input.record.value()) {
+    fn record(
+        &mut self,
+        input: Input<'_>,
+        out: &mut RecordWriter<'_>,
+    ) -> Result<Option<DeadLetter>, WriteError> {
+        match self
+            .pipeline
+            .record(input.offset, input.meta(), input.record.value())
+        {
             Routed::Event { key, value } => out.write_with_options(
                 BorrowedRecord::new_with_headers(
                     Some(key),
@@ -23,20 +41,26 @@ impl BatchTransform for PipelineTransform {
                     input.record.headers().to_vec(),
                 ),
                 WriteOptions::to_topic(&self.events),
-            ),
-            Routed::Rejected(why) => out.write_with_options(
-                dead_letter(&input.record, &why.0, "enrich"),
-                WriteOptions::to_topic(&self.dlq),
-            ),
+            )?,
+            Routed::Rejected(rejection) => {
+                return Ok(Some(DeadLetter {
+                    rejection,
+                    stage: "enrich",
+                }))
+            }
         }
+        if self.pipeline.must_flush() {
+            self.write_panes(out)?;
+        }
+        Ok(None)
     }
 
     fn end_of_batch(&mut self, out: &mut RecordWriter<'_>) -> Result<(), WriteError> {
-        for pane in self.pipeline.finish_batch() {
-            let (key, value) = pane_record(&pane);
-            out.write(BorrowedRecord::new(Some(key.as_bytes()), Some(&value)))?;
-        }
-        Ok(())
+        self.write_panes(out)
+    }
+
+    fn dead_letter_topic(&self) -> Option<&str> {
+        Some(&self.dlq)
     }
 }
 
