@@ -131,8 +131,9 @@ pub struct SourceState {
     /// Whether everything the source held when the dashboard started has
     /// been merged: until then the page shows part of the history.
     pub ready: bool,
-    /// Records in the source not yet merged.
-    pub lag: i64,
+    /// Records in the source not yet merged; `None` until the source has
+    /// said where it stands.
+    pub lag: Option<i64>,
     pub unreadable: u64,
     pub last_error: Option<String>,
     /// The transform version that wrote the latest pane, when known.
@@ -230,8 +231,8 @@ impl Shared {
                         state.source.connected = c;
                     }
                     SourceEvent::Lag(lag) => {
-                        source_changed |= state.source.lag != lag;
-                        state.source.lag = lag;
+                        source_changed |= state.source.lag != Some(lag);
+                        state.source.lag = Some(lag);
                     }
                 }
                 match events.try_recv() {
@@ -304,12 +305,15 @@ impl Shared {
             "Records of the source that are not panes.",
             state.source.unreadable.to_string(),
         );
-        metric(
-            "dashboard_consumer_lag",
-            "gauge",
-            "Records in the source not yet read.",
-            state.source.lag.to_string(),
-        );
+        // Absent, as Prometheus has it, until the source has said.
+        if let Some(lag) = state.source.lag {
+            metric(
+                "dashboard_consumer_lag",
+                "gauge",
+                "Records in the source not yet merged.",
+                lag.to_string(),
+            );
+        }
         metric(
             "dashboard_source_connected",
             "gauge",

@@ -217,6 +217,7 @@ impl Source for FileSource {
         let mut known_lines = count_lines(&self.path)?;
         let mut reader = BufReader::new(file);
         let _ = out.send(SourceEvent::Connected(true));
+        let _ = out.send(SourceEvent::Lag(known_lines as i64));
         let mut line = String::new();
         let (mut position, mut lines_read) = (0u64, 0u64);
         let mut caught_up = false;
@@ -238,18 +239,21 @@ impl Source for FileSource {
             }
             position += read as u64;
             lines_read += 1;
+            let event = match line.trim().is_empty() {
+                true => None,
+                false => self.event(&line),
+            };
+            if let Some(event) = event {
+                if out.send(event).is_err() {
+                    break;
+                }
+            }
+            // After the line's event: what the lag says is read is merged
+            // by the time the lag is.
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
                 known_lines = known_lines.max(lines_read);
                 let _ = out.send(SourceEvent::Lag((known_lines - lines_read) as i64));
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            if let Some(event) = self.event(&line) {
-                if out.send(event).is_err() {
-                    break;
-                }
             }
         }
         Ok(())
@@ -399,6 +403,10 @@ impl Source for KafkaSource {
             }
             std::thread::sleep(Duration::from_secs(1));
         };
+        let unread = |t: &TopicConsumer| -> i64 {
+            t.positions.iter().zip(&t.start_ends).map(|(p, e)| (e - p).max(0)).sum()
+        };
+        let _ = out.send(SourceEvent::Lag(topics.iter().map(unread).sum()));
         let mut dlq_pending = self.dlq_topic.clone();
         let mut next_dlq_check = Instant::now();
         let mut connected = None;

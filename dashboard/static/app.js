@@ -5,7 +5,8 @@
 "use strict";
 
 const windows = new Map(); // "start|campaign|channel" -> window view
-let source = { connected: false, lag: 0 };
+let source = { connected: false, lag: null };
+const fmtLag = (lag) => (lag === null || lag === undefined ? "…" : fmtInt(lag));
 let live = false;
 let chart = null;
 let renderQueued = false;
@@ -206,7 +207,7 @@ function drawChart(data) {
 
 function renderDeadLetters() {
   const dlq = source.dlq || { total: 0, by_reason: {}, samples: [] };
-  $("dlq-total").textContent = `${fmtInt(dlq.total)} records`;
+  $("dlq-total").textContent = `${fmtInt(dlq.total)} ${dlq.total === 1 ? "record" : "records"}`;
   const kinds = Object.entries(dlq.by_reason).sort((a, b) => b[1] - a[1]);
   $("dlq-kinds").tBodies[0].replaceChildren(...kinds.map(([kind, n]) => row([kind, fmtInt(n)])));
   $("dlq-samples").tBodies[0].replaceChildren(...dlq.samples.map((d) => {
@@ -228,12 +229,13 @@ function renderConnection() {
   } else if (!source.ready) {
     // Until the history is read, totals are partial: say so.
     c.className = "state connecting";
-    c.textContent = `reading the history · ${fmtInt(source.lag)} records to go`;
+    c.textContent = `reading the history · ${fmtLag(source.lag)} records to go`;
   } else {
     c.className = "state live";
     // Where an operator looks during a swap: which version writes the panes now.
     const running = source.version ? ` · transform ${source.version}` : "";
-    c.textContent = `live · lag ${fmtInt(source.lag)}${running}`;
+    const dead = source.dlq && source.dlq.total > 0 ? ` · ${fmtInt(source.dlq.total)} dead letters` : "";
+    c.textContent = `live · lag ${fmtLag(source.lag)}${running}${dead}`;
   }
   const version = source.version ? ` · latest panes by transform version ${source.version}` : "";
   const formats = Object.entries(source.pane_formats || {}).map(([f, n]) => `${f} (${fmtInt(n)})`).join(", ");

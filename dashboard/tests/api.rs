@@ -189,3 +189,66 @@ fn live_streams_are_capped() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// `ready` is the truth: never before every pane of the file is merged,
+/// and the lag never counts less than what is left to merge.
+#[test]
+fn ready_and_lag_tell_how_much_is_merged() {
+    let panes = 60_000u64;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("many-panes.jsonl");
+    let mut text = String::new();
+    for i in 0..panes {
+        let pane = serde_json::json!({
+            "campaign": "c", "channel": "email", "window": "", "window_start": i as i64 * 60_000,
+            "window_end": (i as i64 + 1) * 60_000, "impressions": 1, "clicks": 0, "conversions": 0,
+            "spend": 0.0, "spend_micros": 0, "CPC": 0.0, "CPA": 0.0, "CTR": 0.0, "CVR": 0.0,
+            "first_offset": i, "last_offset": i, "records": 1, "max_event_ts_ms": i as i64 * 60_000,
+            "late_records": 0
+        });
+        let line = serde_json::json!({"topic": "results", "partition": 0, "value": pane.to_string()});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let service = Service::spawn(&path, &["--max-windows", "1000000", "--retention", "1000d"]);
+    let metric = |body: &str, name: &str| -> Option<u64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .map(|v| v.parse().unwrap())
+    };
+    let mut samples = 0;
+    loop {
+        // One answer holds all three, read under one lock.
+        let (_, body) = service.get("/metrics");
+        let ready = metric(&body, "dashboard_ready").unwrap();
+        let read = metric(&body, "dashboard_panes_read_total").unwrap();
+        // No lag at all until the source has counted what it holds.
+        let lag = metric(&body, "dashboard_consumer_lag");
+        samples += 1;
+        if let Some(lag) = lag {
+            assert!(read + lag >= panes, "{read} panes merged and a lag of {lag}, of {panes}");
+        }
+        let lag = lag.unwrap_or(u64::MAX);
+        if ready == 1 {
+            assert_eq!((read, lag), (panes, 0), "ready before the history was merged");
+            break;
+        }
+    }
+    assert!(samples > 1, "never seen reading: make the file larger");
+}
+
+#[test]
+fn a_bad_results_file_is_named_with_what_is_wrong() {
+    for (path, message) in [
+        (env!("CARGO_TARGET_TMPDIR"), "that is a directory; give the file `harness run` wrote"),
+        ("/nonexistent/out.jsonl", "no such file"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+            .args(["--results-file", path, "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The page in a real browser (headless Chromium through chromedriver): the
-//! numbers shown equal the fixture's truth; one more pane appended to the
-//! results file changes them without a reload; data-driven text is shown as
-//! text, never as markup. A screenshot is saved under `target/`.
+//! numbers shown equal the fixture's truth; one more pane and a dead letter
+//! appended to the results file change them without a reload; data-driven
+//! text is shown as text, never as markup. A screenshot is saved under
+//! `target/`.
 
 mod common;
 
@@ -178,11 +179,18 @@ async fn the_page_shows_the_truth_and_updates_itself() {
         "topic": "results", "partition": 0, "key": format!("{name}|email"),
         "value": pane.to_string(), "headers": {},
     });
+    // And a dead letter whose value is markup.
+    let dead = serde_json::json!({
+        "topic": "logs.dlq", "partition": 1, "key": "k",
+        "value": "<img id=\"dlq-injected\" src=\"x\">{not json",
+        "headers": {"error": "invalid JSON: key must be a string", "error.kind": "invalid_json",
+                    "error.stage": "enrich"},
+    });
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&results)
         .unwrap();
-    writeln!(file, "{line}").unwrap();
+    writeln!(file, "{line}\n{dead}").unwrap();
     drop(file);
 
     wait_text(
@@ -215,6 +223,25 @@ async fn the_page_shows_the_truth_and_updates_itself() {
     assert!(
         client.find(Locator::Id("injected")).await.is_err(),
         "markup from the data was rendered"
+    );
+
+    wait_text(&client, "dlq-total", "1 record").await;
+    let dead_letters = client
+        .find(Locator::Id("dead-letters"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dead_letters.contains("invalid_json")
+            && dead_letters.contains("invalid JSON: key must be a string")
+            && dead_letters.contains("<img id=\"dlq-injected\" src=\"x\">{not json"),
+        "the dead letter is not shown as text: {dead_letters}"
+    );
+    assert!(
+        client.find(Locator::Id("dlq-injected")).await.is_err(),
+        "markup from a dead letter was rendered"
     );
 
     let png = client.screenshot().await.unwrap();

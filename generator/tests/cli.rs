@@ -124,6 +124,18 @@ fn bad_arguments_get_a_message_not_a_panic() {
         ),
         (&["--output", "x", "--weights", "1,2"][..], "--weights"),
         (
+            &["--output", "x", "--window", "0s"][..],
+            "--window `0s`: use a positive duration",
+        ),
+        (
+            &["--output", "x", "--start", "1969-12-31T00:00:00"][..],
+            "event times must fall within 2000..2100",
+        ),
+        (
+            &["--output", "x", "--partitions", "2147483647"][..],
+            "--partitions 2147483647: use 1 to 100000",
+        ),
+        (
             &["--count", "1"][..],
             "--brokers HOST:PORT or --output FILE",
         ),
@@ -132,5 +144,6 @@ fn bad_arguments_get_a_message_not_a_panic() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

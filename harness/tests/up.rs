@@ -2,8 +2,7 @@
 //! dashboard's API against the generator's truth, and Ctrl-C.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,21 +110,9 @@ impl Up {
     }
 
     fn get(&self, path: &str) -> Value {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.address
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{path}: {head}"
-        );
-        serde_json::from_str(body).unwrap()
+        let response = test_kit::get(&format!("http://{}{path}", self.address));
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        response.json()
     }
 
     /// Ctrl-C: everything stops cleanly, with status 0.
@@ -194,9 +181,22 @@ fn the_embedded_dashboard_equals_the_truth() {
     ]);
 
     let expected = up.assert_equals_truth(&truth_path);
-    let status = up.get("/api/status");
+    // The dead letters show too: every invalid event, counted by kind.
+    let truth: TruthFile =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let status = test_kit::wait_for("every dead letter", Duration::from_secs(30), || {
+        Some(up.get("/api/status")).filter(|s| s["dlq"]["total"] == truth.invalid)
+    });
     assert_eq!(status["connected"], true);
+    assert_eq!(status["ready"], true);
     assert_eq!(status["unreadable"], 0);
+    let by_kind: u64 = status["dlq"]["by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_kind, truth.invalid);
 
     // Still serving a moment later, then Ctrl-C stops it cleanly.
     std::thread::sleep(Duration::from_millis(500));

@@ -34,6 +34,13 @@ impl Service {
     }
 
     pub fn start_with(results: &Path, panes: u64, args: &[&str]) -> Service {
+        let service = Service::spawn(results, args);
+        service.wait_for_panes(panes);
+        service
+    }
+
+    /// `dashboard --results-file FILE ARGS…` on a free port, once it answers.
+    pub fn spawn(results: &Path, args: &[&str]) -> Service {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .arg("--results-file")
@@ -44,7 +51,11 @@ impl Service {
             .spawn()
             .unwrap();
         let service = Service { child, addr };
-        service.wait_for_panes(panes);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while service.try_get("/healthz").is_none() {
+            assert!(Instant::now() < deadline, "the dashboard never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         service
     }
 

@@ -265,7 +265,7 @@ impl Vm {
                 self.limits.memory_bytes
             )
         } else if let Some(trap) = trap {
-            format!("the transform trapped: {trap}")
+            format!("the transform stopped with a {trap}")
         } else {
             // A host function stopped it (proc_exit, a bad pointer): the reason is enough.
             e.root_cause().to_string()

@@ -518,6 +518,8 @@ impl Source for TopicSource {
             });
         }
         let _ = out.send(SourceEvent::Connected(true));
+        let unread: i64 = topics.iter().flat_map(|t| &t.start_ends).sum();
+        let _ = out.send(SourceEvent::Lag(unread));
         let mut caught_up = false;
         let mut last_commit = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -674,6 +676,43 @@ mod tests {
         let read = read_all(reader.as_mut());
         assert_eq!(read.last(), Some(&(0, 99)));
         assert!(read[0].1 > 0);
+    }
+
+    #[test]
+    fn a_record_larger_than_the_retention_does_not_stall_the_partition() {
+        let topics = Topics::new(1000);
+        topics.ensure_topic("t", 1).unwrap();
+        let _reader = topics.reader("g", "t", &[StartAt::Beginning]).unwrap();
+        let mut writer = topics.writer().unwrap();
+        // The reader has read nothing; the first record alone is over twice
+        // the share, and the next one still goes in.
+        writer.send("t", 0, &record(&"z".repeat(5000))).unwrap();
+        writer.send("t", 0, &record("next")).unwrap();
+        assert_eq!(writer.end_offset("t", 0), Some(2));
+    }
+
+    #[test]
+    fn closing_frees_a_writer_waiting_for_a_reader_that_stopped() {
+        let value = "w".repeat(200);
+        let topics = Topics::new(4 * stored_size(&value));
+        topics.ensure_topic("t", 1).unwrap();
+        let _stopped_reader = topics.reader("g", "t", &[StartAt::Beginning]).unwrap();
+        let writing = {
+            let topics = topics.clone();
+            std::thread::spawn(move || {
+                let mut writer = topics.writer().unwrap();
+                loop {
+                    if let Err(e) = writer.send("t", 0, &record(&value)) {
+                        return e;
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!writing.is_finished(), "the writer waits for the reader");
+        topics.close();
+        let error = writing.join().unwrap();
+        assert!(error.is::<Closed>(), "{error:#}");
     }
 
     #[test]
