@@ -1,4 +1,4 @@
-//! Panes into windows, exactly (DESIGN.md, "Exactness").
+//! Panes into windows, exactly (docs/architecture.md, "Exactness").
 //!
 //! A pane's identity is (results partition, campaign, channel, window,
 //! first offset, last offset). Panes of one key come from one input

@@ -404,7 +404,11 @@ impl Source for KafkaSource {
             std::thread::sleep(Duration::from_secs(1));
         };
         let unread = |t: &TopicConsumer| -> i64 {
-            t.positions.iter().zip(&t.start_ends).map(|(p, e)| (e - p).max(0)).sum()
+            t.positions
+                .iter()
+                .zip(&t.start_ends)
+                .map(|(p, e)| (e - p).max(0))
+                .sum()
         };
         let _ = out.send(SourceEvent::Lag(topics.iter().map(unread).sum()));
         let mut dlq_pending = self.dlq_topic.clone();

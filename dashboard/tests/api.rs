@@ -205,7 +205,8 @@ fn ready_and_lag_tell_how_much_is_merged() {
             "first_offset": i, "last_offset": i, "records": 1, "max_event_ts_ms": i as i64 * 60_000,
             "late_records": 0
         });
-        let line = serde_json::json!({"topic": "results", "partition": 0, "value": pane.to_string()});
+        let line =
+            serde_json::json!({"topic": "results", "partition": 0, "value": pane.to_string()});
         text.push_str(&line.to_string());
         text.push('\n');
     }
@@ -226,11 +227,18 @@ fn ready_and_lag_tell_how_much_is_merged() {
         let lag = metric(&body, "dashboard_consumer_lag");
         samples += 1;
         if let Some(lag) = lag {
-            assert!(read + lag >= panes, "{read} panes merged and a lag of {lag}, of {panes}");
+            assert!(
+                read + lag >= panes,
+                "{read} panes merged and a lag of {lag}, of {panes}"
+            );
         }
         let lag = lag.unwrap_or(u64::MAX);
         if ready == 1 {
-            assert_eq!((read, lag), (panes, 0), "ready before the history was merged");
+            assert_eq!(
+                (read, lag),
+                (panes, 0),
+                "ready before the history was merged"
+            );
             break;
         }
     }
@@ -240,7 +248,10 @@ fn ready_and_lag_tell_how_much_is_merged() {
 #[test]
 fn a_bad_results_file_is_named_with_what_is_wrong() {
     for (path, message) in [
-        (env!("CARGO_TARGET_TMPDIR"), "that is a directory; give the file `harness run` wrote"),
+        (
+            env!("CARGO_TARGET_TMPDIR"),
+            "that is a directory; give the file `harness run` wrote",
+        ),
         ("/nonexistent/out.jsonl", "no such file"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use transform_host::{Host, LogLine, Logger, TransformSpec};
+use transform_host::{Host, LogEvent, Logger, TransformSpec};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
@@ -133,7 +133,7 @@ impl Admin {
         let transform = self
             .host
             .load(module)
-            .context("the new version would be refused at deploy; the old one keeps running")?;
+            .context("the new version cannot run; the old one keeps running")?;
         let spec = TransformSpec {
             env,
             ..self.spec.clone()
@@ -183,11 +183,11 @@ impl Admin {
         let said = Arc::new(Mutex::new(Some(Vec::new())));
         let inner = self.logger.clone();
         let kept = said.clone();
-        let logger: Logger = Arc::new(move |line: LogLine<'_>| {
+        let logger: Logger = Arc::new(move |event: LogEvent<'_>| {
             if let Some(lines) = kept.lock().expect("not poisoned").as_mut() {
-                keep_last(lines, KEPT, line.line.to_string());
+                keep_last(lines, KEPT, event.message.trim_end().to_string());
             }
-            inner(line)
+            inner(event)
         });
         (logger, said)
     }

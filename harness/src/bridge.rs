@@ -72,6 +72,8 @@ pub struct BridgeProgress {
     pub records_in: u64,
     pub records_out: u64,
     pub batches: u64,
+    /// The transform's linear memory, in bytes.
+    pub transform_bytes: usize,
 }
 
 /// Where a partition resumes, and from how far back it is being read.
@@ -417,6 +419,7 @@ impl Bridge {
             }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
+                self.progress.transform_bytes = self.runtime.memory_bytes();
                 report(&self.progress);
             }
         }

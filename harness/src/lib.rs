@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use transform_host::{Host, LogLine, LogStream, Logger, Transform};
+use transform_host::{Host, LogEvent, LogStream, Logger, Transform};
 
 /// The transforms built into the harness: how the command line names
 /// them, the module, and the transform's default name.
@@ -67,9 +67,7 @@ fn module_and_name(wasm: &str) -> Result<(Cow<'static, [u8]>, String)> {
 /// default transform name.
 pub fn load_module(host: &Host, wasm: &str) -> Result<(Transform, String)> {
     let (bytes, name) = module_and_name(wasm)?;
-    let transform = host
-        .load(&bytes)
-        .with_context(|| format!("{wasm} would be refused at deploy"))?;
+    let transform = host.load(&bytes).with_context(|| wasm.to_string())?;
     Ok((transform, name))
 }
 
@@ -106,13 +104,17 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     sorted.get((last as f64 * q).round() as usize).copied()
 }
 
-/// Transform log lines on our stderr, as Redpanda puts them in its log.
+/// Transform log events on our stderr, a line each, as Redpanda puts them
+/// in its own log; an event of several lines is prefixed on each.
 pub fn stderr_logger() -> Logger {
-    Arc::new(|line: LogLine<'_>| {
-        let stream = match line.stream {
+    Arc::new(|event: LogEvent<'_>| {
+        let stream = match event.stream {
             LogStream::Stdout => "",
             LogStream::Stderr => " (stderr)",
         };
-        eprintln!("[{}{stream}] {}", line.transform, line.line);
+        let message = event.message.strip_suffix('\n').unwrap_or(event.message);
+        for line in message.split('\n') {
+            eprintln!("[{}{stream}] {line}", event.transform);
+        }
     })
 }

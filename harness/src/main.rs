@@ -138,7 +138,7 @@ Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count 1000000 --st
         #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         batch_size: usize,
         /// Megabytes each topic keeps beyond what its readers have not committed.
-        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 16, value_parser = at_least_one)]
         retention_mb: usize,
         /// When the generator is done, write its exact totals per (campaign, channel, window) here.
         #[arg(long)]
@@ -545,8 +545,9 @@ fn main_result() -> Result<()> {
                         );
                     }
                     let line = format!(
-                        "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters",
-                        s.generated, s.bridge.records_in, s.bridge.batches, s.bridge.records_out, s.windows, s.dead_letters
+                        "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters · topics {} MiB, transform {} KiB",
+                        s.generated, s.bridge.records_in, s.bridge.batches, s.bridge.records_out, s.windows, s.dead_letters,
+                        s.topic_bytes >> 20, s.transform_bytes >> 10
                     );
                     if live {
                         eprint!("\r{line} ");

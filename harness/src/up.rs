@@ -37,6 +37,10 @@ pub struct Status<'a> {
     pub bridge: &'a crate::bridge::BridgeProgress,
     pub windows: usize,
     pub dead_letters: u64,
+    /// What the in-process topics hold: records and their bookkeeping.
+    pub topic_bytes: usize,
+    /// The transform's linear memory.
+    pub transform_bytes: usize,
 }
 
 /// Runs until `stop` is set. `ready` is told where the dashboard and the
@@ -166,6 +170,8 @@ pub fn up(
             bridge: p,
             windows: shared.state.read().expect("not poisoned").merger.len(),
             dead_letters: shared.state.read().expect("not poisoned").source.dlq.total,
+            topic_bytes: topics.stored_bytes(),
+            transform_bytes: p.transform_bytes,
         })
     });
     // Whatever ended the bridge ends the rest.

@@ -308,7 +308,7 @@ impl Drop for Dashboard {
     }
 }
 
-/// Every contribution exactly once: no pane twice (by DESIGN.md's
+/// Every contribution exactly once: no pane twice (by docs/architecture.md's
 /// identity), totals equal to the truth, one enriched event per valid
 /// event, and the dead-letter topic holds exactly the injected events.
 fn assert_exact(out: &Outputs, truth: &TruthFile, invalid: &[Vec<u8>]) {

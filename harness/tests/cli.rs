@@ -83,7 +83,14 @@ fn a_trap_shows_the_guests_stack_not_the_hosts() {
     std::fs::write(&path, wasm).unwrap();
     for backtrace in ["1", "0"] {
         let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(["run", path.to_str().unwrap(), "--input-topic", "a", "--output-topic", "b"])
+            .args([
+                "run",
+                path.to_str().unwrap(),
+                "--input-topic",
+                "a",
+                "--output-topic",
+                "b",
+            ])
             .arg("--input")
             .arg(input("one", &[r#"{"value":"x"}"#.to_string()]))
             .env("RUST_BACKTRACE", backtrace)
@@ -97,14 +104,19 @@ fn a_trap_shows_the_guests_stack_not_the_hosts() {
         );
         assert!(stderr.contains("!deep"), "the guest's frames: {stderr}");
         for internal in ["wasmtime::", "harness::", "std::rt"] {
-            assert!(!stderr.contains(internal), "RUST_BACKTRACE={backtrace}: {stderr}");
+            assert!(
+                !stderr.contains(internal),
+                "RUST_BACKTRACE={backtrace}: {stderr}"
+            );
         }
     }
 }
 
 #[test]
 fn a_reader_that_stops_early_ends_the_run_quietly() {
-    let lines: Vec<String> = (0..20_000).map(|i| format!(r#"{{"value":"{i}"}}"#)).collect();
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| format!(r#"{{"value":"{i}"}}"#))
+        .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("run")
         .args(TEE)

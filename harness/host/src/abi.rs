@@ -1,14 +1,17 @@
-//! The `redpanda_transform` module: batches in, records out.
+//! The `redpanda_transform` module: batches in, records out, as
+//! `src/v/wasm/transform_module.cc` answers.
 
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use record_payload::{parse_write_options, WriteTarget};
-use wasmtime::Result;
+use record_payload::encode_record;
+use record_payload::redpanda::{decode_record, write_options, Options, OptionsError};
+use wasmtime::{format_err, Result};
 use wasmtime::{Caller, Linker};
 
-use crate::state::{guest_range, memory_and_state, put, HostState};
+use crate::memory::{check, guest_range, put};
+use crate::state::{memory_and_state, HostState};
 use crate::vm::Output;
 
 const MODULE: &str = "redpanda_transform";
@@ -56,6 +59,24 @@ impl HostState {
         mut caller: Caller<'_, HostState>,
         ptrs: (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32),
     ) -> Result<i32> {
+        let (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9) = ptrs;
+        // Every out-parameter is checked before the call blocks.
+        let (memory, _) = memory_and_state(&mut caller)?;
+        check(
+            memory,
+            &[
+                (p0, 8),
+                (p1, 4),
+                (p2, 4),
+                (p3, 2),
+                (p4, 4),
+                (p5, 8),
+                (p6, 8),
+                (p7, 8),
+                (p8, 2),
+                (p9, 4),
+            ],
+        )?;
         let shared = caller.data().shared.clone();
         if caller.data_mut().batch.take().is_some() {
             let outputs = std::mem::take(&mut caller.data_mut().outputs);
@@ -75,13 +96,11 @@ impl HostState {
             }
         })
         .await;
-        // No record of the new batch is read yet.
+        // No record of the new batch is read yet. Fuel is not refilled
+        // here: only a record read does that.
         shared.current_offset.store(-1, Ordering::Relaxed);
-        let fuel = caller.data().fuel_per_record;
-        caller.set_fuel(fuel)?;
         let header = batch.header();
         let (memory, state) = memory_and_state(&mut caller)?;
-        let (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9) = ptrs;
         put(memory, p0, header.base_offset.to_le_bytes())?;
         put(memory, p1, header.record_count.to_le_bytes())?;
         put(memory, p2, header.partition_leader_epoch.to_le_bytes())?;
@@ -92,6 +111,9 @@ impl HostState {
         put(memory, p7, header.producer_id.to_le_bytes())?;
         put(memory, p8, header.producer_epoch.to_le_bytes())?;
         put(memory, p9, header.base_sequence.to_le_bytes())?;
+        // A batch of create-time records: the realtime clock is its first
+        // timestamp until a record is read.
+        state.wasi.set_realtime(header.base_timestamp);
         state.next_record = 0;
         state.batch = Some(batch);
         Ok(header.max_payload as i32)
@@ -108,10 +130,8 @@ impl HostState {
         let (memory, state) = memory_and_state(&mut caller)?;
         // Redpanda translates every pointer argument before the call, so a
         // bad one traps even when there is no record to copy.
+        check(memory, &[(attr_ptr, 1), (ts_ptr, 8), (offset_ptr, 8)])?;
         let buf = guest_range(memory, buf, len as u32 as usize)?;
-        for (ptr, size) in [(attr_ptr, 1), (ts_ptr, 8), (offset_ptr, 8)] {
-            guest_range(memory, ptr, size)?;
-        }
         let Some(batch) = &state.batch else {
             return Ok(NO_RECORD);
         };
@@ -126,7 +146,7 @@ impl HostState {
         put(memory, ts_ptr, record.timestamp_ms.to_le_bytes())?;
         put(memory, offset_ptr, record.offset.to_le_bytes())?;
         state.next_record += 1;
-        state.wasi.now_ms = record.timestamp_ms;
+        state.wasi.set_realtime(record.timestamp_ms);
         state
             .shared
             .current_offset
@@ -154,28 +174,32 @@ impl HostState {
         if state.batch.is_none() {
             return Ok(OUTSIDE_BATCH);
         }
-        if record_payload::decode_record(payload).is_err() {
+        let Ok((record, canonical)) = decode_record(payload) else {
             return Ok(MALFORMED);
-        }
-        let topic = match opts {
-            None => 0,
-            Some(opts) => match parse_write_options(opts) {
-                Err(_) => return Ok(MALFORMED),
-                Ok(WriteTarget::Default) => 0,
-                Ok(WriteTarget::Topic(name)) => match state
-                    .output_topics
-                    .iter()
-                    .position(|t| t.as_bytes() == name)
-                {
-                    Some(i) => i,
-                    None => return Ok(UNKNOWN_TOPIC),
-                },
+        };
+        let topic = match opts.map(write_options).unwrap_or(Ok(Options::Default)) {
+            Err(OptionsError::Invalid) => return Ok(MALFORMED),
+            Err(OptionsError::Trap(why)) => return Err(format_err!("{why}")),
+            Ok(Options::Default) => 0,
+            Ok(Options::Topic(name)) => match state
+                .output_topics
+                .iter()
+                .position(|t| t.as_bytes() == name)
+            {
+                Some(i) => i,
+                None => return Ok(UNKNOWN_TOPIC),
             },
         };
-        state.outputs.push(Output {
-            topic,
-            payload: payload.to_vec(),
-        });
+        // What Redpanda takes leniently (an empty payload: empty key and
+        // value) is stored in the format every reader expects.
+        let payload = if canonical {
+            payload.to_vec()
+        } else {
+            let mut encoded = Vec::new();
+            encode_record(&record, &mut encoded);
+            encoded
+        };
+        state.outputs.push(Output { topic, payload });
         Ok(len)
     }
 }

@@ -1,5 +1,5 @@
-//! Redpanda's data-transform host contract on wasmtime (DESIGN.md, "Redpanda's
-//! host contract"), so that the very `.wasm` files deployed with `rpk
+//! Redpanda's data-transform host contract on wasmtime (docs/architecture.md,
+//! "The harness's host"), so that the very `.wasm` files deployed with `rpk
 //! transform deploy` run here with the same imports, return codes, limits
 //! and failures.
 //!
@@ -8,6 +8,7 @@
 //! [`state::HostState`]; a [`Vm`] is one instance fed batch by batch.
 
 mod abi;
+mod memory;
 mod state;
 mod validate;
 mod vm;
@@ -18,9 +19,13 @@ use std::sync::Arc;
 use wasmtime::Result;
 use wasmtime::{Config, Engine, Linker};
 
-pub use state::{LogLine, LogStream, Logger};
-pub use validate::{AbiVersion, DeployError, Transform};
+pub use state::MAX_TABLE_ELEMENTS;
+pub use validate::{AbiVersion, DeployError, Refusal, Transform};
 pub use vm::{Batch, Failure, Output, Record, Vm};
+pub use wasi::{LogEvent, LogStream, Logger, LOG_EVENT_MAX_BYTES};
+
+/// The wasm stack a guest may use, as in Redpanda (`wasmtime.cc`).
+pub const MAX_WASM_STACK: usize = 64 << 10;
 
 /// Redpanda's defaults (`data_transforms_per_function_memory_limit`, fuel
 /// per record, output topics, binary size); each can be changed.
@@ -78,10 +83,12 @@ impl Host {
     pub fn new(limits: Limits) -> Result<Host> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        // Redpanda's guest stack (`max_vm_guest_stack_usage`).
+        config.max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         abi::add_to_linker(&mut linker)?;
-        wasi::add_to_linker(&mut linker)?;
+        wasi::add_to_linker(&mut linker, state::HostState::wasi)?;
         Ok(Host {
             engine,
             linker: Arc::new(linker),

@@ -1,31 +1,16 @@
 //! The `Store`'s data: everything the host functions of one VM touch.
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{format_err, Result};
-use wasmtime::{Caller, Memory, ResourceLimiter};
+use wasmtime::{format_err, Caller, Memory, ResourceLimiter, Result};
 
 use crate::vm::{Batch, Output};
 use crate::wasi::WasiState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-}
-
-/// One line the guest wrote to stdout or stderr.
-#[derive(Debug, Clone, Copy)]
-pub struct LogLine<'a> {
-    pub transform: &'a str,
-    pub stream: LogStream,
-    pub line: &'a str,
-}
-
-/// Where guest log lines go, as Redpanda sends them to its own log.
-pub type Logger = Arc<dyn Fn(LogLine<'_>) + Send + Sync>;
+/// Table elements a VM may have, as in Redpanda (`wasmtime.cc`: 128 KiB of
+/// pointers).
+pub const MAX_TABLE_ELEMENTS: usize = 16_384;
 
 /// What the driver and the parked guest hand each other. The guest runs as
 /// a future that owns its `Store`, so batches in and outputs out pass here.
@@ -48,7 +33,7 @@ pub(crate) struct Shared {
 }
 
 pub struct HostState {
-    pub(crate) name: String,
+    /// Cached for the per-record calls; WASI looks it up per call.
     pub(crate) memory: Option<Memory>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) batch: Option<Arc<Batch>>,
@@ -60,6 +45,15 @@ pub struct HostState {
     pub(crate) wasi: WasiState,
 }
 
+impl HostState {
+    /// The accessor WASI reaches its state through.
+    pub(crate) fn wasi(&mut self) -> &mut WasiState {
+        &mut self.wasi
+    }
+}
+
+/// Redpanda's store limits: the memory limit, 16,384 table elements, and
+/// one instance, table and memory.
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
@@ -68,24 +62,32 @@ impl ResourceLimiter for HostState {
         _max: Option<usize>,
     ) -> Result<bool> {
         if desired > self.memory_limit {
-            self.shared
-                .refused_memory
-                .store(desired, std::sync::atomic::Ordering::Relaxed);
+            self.shared.refused_memory.store(desired, Ordering::Relaxed);
             return Ok(false);
         }
-        self.shared
-            .memory_bytes
-            .store(desired, std::sync::atomic::Ordering::Relaxed);
+        self.shared.memory_bytes.store(desired, Ordering::Relaxed);
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
+        desired: usize,
         _max: Option<usize>,
     ) -> Result<bool> {
-        Ok(true)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
     }
 }
 
@@ -96,25 +98,6 @@ pub(crate) fn memory_and_state<'a>(
     let memory = caller
         .data()
         .memory
-        .ok_or_else(|| format_err!("the module exports no memory named `memory`"))?;
+        .ok_or_else(|| format_err!("Missing memory export"))?;
     Ok(memory.data_and_store_mut(caller))
-}
-
-/// A guest range; outside linear memory it traps the call, as in Redpanda.
-pub(crate) fn guest_range(memory: &[u8], ptr: i32, len: usize) -> Result<Range<usize>> {
-    let start = ptr as u32 as usize;
-    match start.checked_add(len) {
-        Some(end) if end <= memory.len() => Ok(start..end),
-        _ => Err(format_err!(
-            "out of bounds memory access: {len} bytes at {start} in a {} byte memory",
-            memory.len()
-        )),
-    }
-}
-
-/// Writes a little-endian out-parameter.
-pub(crate) fn put<const N: usize>(memory: &mut [u8], ptr: i32, bytes: [u8; N]) -> Result<()> {
-    let range = guest_range(memory, ptr, N)?;
-    memory[range].copy_from_slice(&bytes);
-    Ok(())
 }

@@ -156,7 +156,6 @@ impl Vm {
         let shared = Arc::new(Shared::default());
         shared.current_offset.store(-1, Ordering::Relaxed);
         let state = HostState {
-            name: spec.name.clone(),
             memory: None,
             shared: shared.clone(),
             batch: None,
@@ -165,7 +164,7 @@ impl Vm {
             output_topics: spec.output_topics.clone(),
             fuel_per_record: limits.fuel_per_record,
             memory_limit: limits.memory_bytes,
-            wasi: WasiState::new(vec![spec.name.clone()], spec.environ(), logger),
+            wasi: WasiState::new(&spec.name, spec.environ(), logger),
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|state| state);
@@ -177,10 +176,7 @@ impl Vm {
             let instance = pre.instantiate_async(&mut store).await?;
             store.data_mut().memory = instance.get_memory(&mut store, "memory");
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-            let result = start.call_async(&mut store, ()).await;
-            let state = store.data_mut();
-            state.wasi.flush_logs(&state.name);
-            result
+            start.call_async(&mut store, ()).await
         });
         let mut vm = Vm {
             shared,

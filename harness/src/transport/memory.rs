@@ -200,6 +200,11 @@ impl Topics {
         Ok(offset)
     }
 
+    /// The bytes every partition holds, as retention counts them.
+    pub fn stored_bytes(&self) -> usize {
+        self.lock().topics.values().flatten().map(|p| p.bytes).sum()
+    }
+
     pub fn exists(&self, topic: &str) -> bool {
         self.lock().topics.contains_key(topic)
     }

@@ -54,12 +54,12 @@ pub struct Out {
     pub headers: Vec<(String, Option<String>)>,
 }
 
-/// Log lines of the transform, collected.
+/// Log events of the transform, collected.
 pub fn collecting_logger() -> (Logger, Arc<std::sync::Mutex<Vec<String>>>) {
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = lines.clone();
-    let logger: Logger = Arc::new(move |l: transform_host::LogLine<'_>| {
-        sink.lock().unwrap().push(l.line.to_string());
+    let logger: Logger = Arc::new(move |e: transform_host::LogEvent<'_>| {
+        sink.lock().unwrap().push(e.message.to_string());
     });
     (logger, lines)
 }

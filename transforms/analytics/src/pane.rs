@@ -1,5 +1,5 @@
 //! Window panes: what one input batch contributed to one (campaign, channel,
-//! window). See DESIGN.md, "Exactness": a transform keeps no contribution
+//! window). See docs/architecture.md, "Exactness": a transform keeps no contribution
 //! un-emitted across batches, so a re-read batch re-emits the same panes and
 //! the consumer keeps each once.
 

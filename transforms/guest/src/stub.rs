@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use record_payload::{decode_record, parse_write_options, WriteTarget};
+use record_payload::redpanda::{decode_record, write_options, Options};
 
 use crate::batch_loop::{Abi, BatchHeader, NextRecord};
 
@@ -71,14 +71,16 @@ impl Abi for StubAbi {
         }
     }
 
+    /// As Redpanda answers (`src/v/wasm/transform_module.cc`), but for the
+    /// options it would trap on, which the stub answers with -2.
     fn write_record(&mut self, payload: &[u8], options: &[u8]) -> i32 {
         if decode_record(payload).is_err() {
             return -2;
         }
-        let topic = match parse_write_options(options) {
+        let topic = match write_options(options) {
             Err(_) => return -2,
-            Ok(WriteTarget::Default) => 0,
-            Ok(WriteTarget::Topic(name)) => {
+            Ok(Options::Default) => 0,
+            Ok(Options::Topic(name)) => {
                 match self.output_topics.iter().position(|t| t.as_bytes() == name) {
                     Some(i) => i,
                     None => return -3,

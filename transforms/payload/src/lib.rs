@@ -13,10 +13,6 @@ pub enum PayloadError {
     TrailingBytes(usize),
     /// The buffer cannot hold the record grown to this many bytes.
     NoRoom(usize),
-    /// Write options naming a null topic.
-    NullTopic,
-    /// Write options with an unknown tag.
-    UnknownOption(u8),
 }
 
 impl std::fmt::Display for PayloadError {
@@ -26,8 +22,6 @@ impl std::fmt::Display for PayloadError {
             PayloadError::NegativeHeaderCount(n) => write!(f, "negative header count {n}"),
             PayloadError::TrailingBytes(n) => write!(f, "{n} bytes after the last header"),
             PayloadError::NoRoom(n) => write!(f, "no room for a {n} byte record"),
-            PayloadError::NullTopic => f.write_str("a null topic name"),
-            PayloadError::UnknownOption(tag) => write!(f, "unknown write option {tag:#04x}"),
         }
     }
 }
@@ -116,29 +110,6 @@ pub fn append_headers_in_place(
     Ok(new_len)
 }
 
-/// Where `write_record_with_options` sends a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteTarget<'a> {
-    /// The transform's first output topic (no options).
-    Default,
-    /// The output topic of this name.
-    Topic(&'a [u8]),
-}
-
-/// Parses write options: empty, or `0x01`, a varint-sized topic name,
-/// nothing after.
-pub fn parse_write_options(opts: &[u8]) -> Result<WriteTarget<'_>, PayloadError> {
-    match opts.split_first() {
-        None => Ok(WriteTarget::Default),
-        Some((0x01, rest)) => match read_sized(rest)? {
-            (Some(name), read) if read == rest.len() => Ok(WriteTarget::Topic(name)),
-            (Some(_), read) => Err(PayloadError::TrailingBytes(rest.len() - read)),
-            (None, _) => Err(PayloadError::NullTopic),
-        },
-        Some((tag, _)) => Err(PayloadError::UnknownOption(*tag)),
-    }
-}
-
 /// Appends a zigzag varint-sized buffer, as the ABI's write options need.
 pub fn write_sized(out: &mut Vec<u8>, buf: Option<&[u8]>) {
     varint::write_sized_buffer(out, buf);
@@ -148,6 +119,138 @@ pub fn write_sized(out: &mut Vec<u8>, buf: Option<&[u8]>) {
 pub fn read_sized(buf: &[u8]) -> Result<(Option<&[u8]>, usize), PayloadError> {
     let d = varint::read_sized_buffer(buf)?;
     Ok((d.value, d.read))
+}
+
+/// Redpanda's own readings of what a guest writes, where they are more
+/// lenient than the format: a varint cut short reads as what was read so
+/// far, 0 from nothing (`vint::deserialize`, `src/v/utils/vint.h`), so an
+/// empty payload is a record with an empty key and value
+/// (`src/v/model/transform.cc`), and write options are read as
+/// `src/v/wasm/transform_module.cc` reads them.
+pub mod redpanda {
+    use super::{BorrowedHeader, BorrowedRecord};
+
+    /// A zigzag varint of at most 10 bytes, and the bytes it took.
+    pub fn varint(buf: &[u8]) -> (i64, usize) {
+        let (value, read, _) = varint_complete(buf);
+        (value, read)
+    }
+
+    /// [`varint`], and whether it ended as the format says (not cut short).
+    fn varint_complete(buf: &[u8]) -> (i64, usize, bool) {
+        let mut raw = 0u64;
+        for (i, &b) in buf.iter().take(10).enumerate() {
+            raw |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return (zigzag(raw), i + 1, true);
+            }
+        }
+        (zigzag(raw), buf.len().min(10), false)
+    }
+
+    fn zigzag(raw: u64) -> i64 {
+        (raw >> 1) as i64 ^ -((raw & 1) as i64)
+    }
+
+    /// A payload Redpanda refuses: answered with -2.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Invalid;
+
+    impl std::fmt::Display for Invalid {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("not a record payload")
+        }
+    }
+
+    impl std::error::Error for Invalid {}
+
+    /// A sized buffer; `canonical` turns false where a varint was cut short.
+    fn sized<'a>(rest: &mut &'a [u8], canonical: &mut bool) -> Result<Option<&'a [u8]>, Invalid> {
+        let (len, read, complete) = varint_complete(rest);
+        *canonical &= complete;
+        *rest = &rest[read..];
+        match len {
+            -1 => Ok(None),
+            n if n < -1 => Err(Invalid),
+            n => {
+                let n = usize::try_from(n).map_err(|_| Invalid)?;
+                let bytes = rest.get(..n).ok_or(Invalid)?;
+                *rest = &rest[n..];
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    /// A payload a guest wrote, as Redpanda accepts it, and whether it is
+    /// in the format's canonical form (else it is to be encoded again).
+    pub fn decode_record(payload: &[u8]) -> Result<(BorrowedRecord<'_>, bool), Invalid> {
+        let mut canonical = true;
+        let mut rest = payload;
+        let key = sized(&mut rest, &mut canonical)?;
+        let value = sized(&mut rest, &mut canonical)?;
+        let (count, read, complete) = varint_complete(rest);
+        canonical &= complete;
+        rest = &rest[read..];
+        if count < 0 {
+            return Err(Invalid);
+        }
+        let mut headers = Vec::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let k = sized(&mut rest, &mut canonical)?;
+            let v = sized(&mut rest, &mut canonical)?;
+            headers.push(BorrowedHeader::new(k.unwrap_or_default(), v));
+        }
+        if !rest.is_empty() {
+            return Err(Invalid);
+        }
+        Ok((
+            BorrowedRecord::new_with_headers(key, value, headers),
+            canonical,
+        ))
+    }
+
+    /// What `write_record_with_options`' options say.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Options<'a> {
+        /// The first output topic.
+        Default,
+        /// The output topic of this name (possibly empty: no such topic).
+        Topic(&'a [u8]),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum OptionsError {
+        /// Answered with -2.
+        Invalid,
+        /// Redpanda throws reading them, which traps the guest.
+        Trap(String),
+    }
+
+    /// Empty, or `0x01` and a varint-sized topic name, nothing after.
+    pub fn write_options(opts: &[u8]) -> Result<Options<'_>, OptionsError> {
+        let Some((&key, rest)) = opts.split_first() else {
+            return Ok(Options::Default);
+        };
+        if key != 0x01 {
+            return Err(OptionsError::Invalid);
+        }
+        let (len, read) = varint(rest);
+        let rest = &rest[read..];
+        let too_small = || {
+            OptionsError::Trap(format!(
+                "ffi::array buffer too small {} > {}, total: {}",
+                len as u64,
+                rest.len(),
+                opts.len()
+            ))
+        };
+        let len = usize::try_from(len).map_err(|_| too_small())?;
+        let topic = rest.get(..len).ok_or_else(too_small)?;
+        if rest.len() > len {
+            return Err(OptionsError::Invalid);
+        }
+        Ok(Options::Topic(topic))
+    }
 }
 
 #[cfg(test)]
@@ -171,29 +274,55 @@ mod tests {
     }
 
     #[test]
-    fn write_options() {
-        let mut opts = vec![0x01];
-        write_sized(&mut opts, Some(b"events"));
+    fn redpanda_reads_write_options_as_transform_module_cc_does() {
+        use redpanda::{write_options, Options, OptionsError};
+        // Pinned against src/v/wasm/transform_module.cc:38-57 and the
+        // noexcept varint of src/v/utils/vint.h.
+        assert_eq!(write_options(&[]), Ok(Options::Default));
+        assert_eq!(write_options(&[0x02, 0]), Err(OptionsError::Invalid));
+        assert_eq!(write_options(&[0x01]), Ok(Options::Topic(b"")));
+        assert_eq!(write_options(&[0x01, 0x00]), Ok(Options::Topic(b"")));
+        assert_eq!(write_options(&[0x01, 0x80]), Ok(Options::Topic(b"")));
         assert_eq!(
-            parse_write_options(&opts),
-            Ok(WriteTarget::Topic(b"events"))
-        );
-        assert_eq!(parse_write_options(&[]), Ok(WriteTarget::Default));
-        let mut trailing = opts.clone();
-        trailing.push(0);
-        assert_eq!(
-            parse_write_options(&trailing),
-            Err(PayloadError::TrailingBytes(1))
-        );
-        assert!(parse_write_options(&opts[..opts.len() - 1]).is_err());
-        assert_eq!(
-            parse_write_options(&[0x02, 0]),
-            Err(PayloadError::UnknownOption(2))
+            write_options(&[0x01, 0x04, b'a', b'b']),
+            Ok(Options::Topic(b"ab"))
         );
         assert_eq!(
-            parse_write_options(&[0x01, 0x01]),
-            Err(PayloadError::NullTopic)
+            write_options(&[0x01, 0x04, b'a', b'b', b'c']),
+            Err(OptionsError::Invalid)
         );
+        assert!(matches!(
+            write_options(&[0x01, 0x01]),
+            Err(OptionsError::Trap(_))
+        ));
+        assert!(matches!(
+            write_options(&[0x01, 0x0a, b'a']),
+            Err(OptionsError::Trap(_))
+        ));
+    }
+
+    #[test]
+    fn redpanda_accepts_what_model_transform_cc_accepts() {
+        use redpanda::decode_record;
+        // An empty payload: an empty key and value, no headers.
+        let (record, canonical) = decode_record(&[]).unwrap();
+        assert_eq!(
+            (record.key(), record.value(), canonical),
+            (Some(&b""[..]), Some(&b""[..]), false)
+        );
+        let mut good = Vec::new();
+        encode_record(&BorrowedRecord::new(Some(b"k"), None), &mut good);
+        assert!(decode_record(&good).unwrap().1);
+        assert!(decode_record(&[0x03]).is_err(), "a length below -1");
+        assert!(
+            decode_record(&[0x00, 0x00, 0x01]).is_err(),
+            "a negative header count"
+        );
+        assert!(
+            decode_record(&[0x02, b'k', 0x00, 0x00, 0x00]).is_err(),
+            "trailing bytes"
+        );
+        assert!(decode_record(&[0x04, b'k']).is_err(), "a short key");
     }
 
     #[test]
