@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 pub use args::{StreamArgs, MAX_PARTITIONS};
 pub use kafka::KafkaSink;
 pub use sink::{FileSink, LogRecord, Sink};
-pub use stream::{partition_for, Clock, Event, Profile, Stream};
+pub use stream::{murmur2, partition_for, Clock, Event, Profile, Stream};
 pub use truth::{Totals, Truth, TruthFile, WindowTotals};
 
 /// How much and how fast.

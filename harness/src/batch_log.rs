@@ -12,6 +12,10 @@ use crate::transport::{Transport, Writer};
 /// One batch, as written before its outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchEntry {
+    /// The deployment that wrote it: another deployment of the same name
+    /// never re-runs it.
+    #[serde(default)]
+    pub deployment: u64,
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,

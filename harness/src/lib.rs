@@ -1,16 +1,16 @@
 //! The harness: hosts Redpanda data transforms outside Redpanda with the
 //! same contract (see `transform-host`), over records from files.
 
-pub mod admin;
 pub mod batch_log;
 pub mod bench;
-pub mod bench_broker;
-pub mod bench_swap;
 pub mod bridge;
+pub mod hosting;
 pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod spec;
+pub mod status;
+pub mod transform_logs;
 pub mod transport;
 pub mod up;
 

@@ -1,21 +1,24 @@
 //! `harness up`: the whole pipeline in one process. The generator writes to
-//! in-process topics, the bridge hosts the transform over them exactly as
-//! it does over a broker, and the dashboard reads `results` from them. Each
-//! part is the same code as in broker mode, given the in-process transport.
+//! in-process topics, the host runs the transform over them exactly as it
+//! runs one over a broker (more can be deployed through the admin API), and
+//! the dashboard reads `results` from them. Each part is the same code as in
+//! broker mode, given the in-process transport.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use admin::{Control, StartOffset};
 use anyhow::{anyhow, Context, Result};
 use dashboard::service::{self, until_set, Settings};
 use generator::{generate, Progress, Stream, StreamArgs, Truth};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
-use crate::admin;
-use crate::bridge::{Bridge, BridgeOptions, StartFrom};
+use crate::bridge::{BridgeProgress, Deployment};
+use crate::hosting::{Hosting, HostingOptions};
+use crate::runtime::Runtime;
 use crate::transport::memory::{Closed, TopicSink, TopicSource};
 use crate::transport::{Topics, Transport};
 
@@ -31,16 +34,32 @@ pub struct UpOptions {
 }
 
 /// What a status line shows.
-pub struct Status<'a> {
+pub struct Status {
     pub generated: u64,
     pub generating: bool,
-    pub bridge: &'a crate::bridge::BridgeProgress,
+    pub bridge: BridgeProgress,
     pub windows: usize,
     pub dead_letters: u64,
     /// What the in-process topics hold: records and their bookkeeping.
     pub topic_bytes: usize,
-    /// The transform's linear memory.
-    pub transform_bytes: usize,
+}
+
+/// The progress line.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters · topics {} MiB, transform {} KiB",
+            self.generated,
+            self.bridge.records_in,
+            self.bridge.batches,
+            self.bridge.records_out,
+            self.windows,
+            self.dead_letters,
+            self.topic_bytes >> 20,
+            self.bridge.transform_bytes >> 10
+        )
+    }
 }
 
 /// Runs until `stop` is set. `ready` is told where the dashboard and the
@@ -55,7 +74,7 @@ pub fn up(
     stop: Arc<AtomicBool>,
     every: Duration,
     ready: &mut dyn FnMut(SocketAddr, SocketAddr),
-    status: &mut dyn FnMut(&Status<'_>),
+    status: &mut dyn FnMut(&Status),
 ) -> Result<()> {
     let profile = options.stream.profile()?;
     let plan = options.stream.plan(options.partitions)?;
@@ -66,26 +85,31 @@ pub fn up(
     );
     let config = analytics::Config::from_vars(spec.env.clone())
         .map_err(|e| anyhow!("the transform's environment: {e}"))?;
-
-    let topics = Topics::new(options.retention_bytes);
-    topics.ensure_topic(&spec.input_topic, options.partitions)?;
     let results = spec
         .output_topics
         .first()
         .cloned()
         .context("the transform has no output topic")?;
-    let mut bridge = Bridge::start(
-        host,
-        transform,
-        spec.clone(),
-        &topics,
-        BridgeOptions {
+
+    let topics = Topics::new(options.retention_bytes);
+    topics.ensure_topic(&spec.input_topic, options.partitions)?;
+    for topic in &spec.output_topics {
+        topics.ensure_topic(topic, options.partitions)?;
+    }
+    // A transform that cannot start stops `up` at once, with the reason.
+    let outputs = vec![options.partitions; spec.output_topics.len()];
+    Runtime::start(host, transform, spec.clone(), outputs, logger.clone())
+        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+    let hosting = Arc::new(Hosting::new(
+        host.clone(),
+        Arc::new(topics.clone()),
+        HostingOptions {
             batch_size: options.batch_size,
-            from: StartFrom::Beginning,
             commit_interval: Duration::from_secs(1),
         },
         logger,
-    )?;
+        stop.clone(),
+    ));
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // The pipeline's dead letters: `<input>.dlq` among the outputs (logs.dlq).
@@ -108,14 +132,28 @@ pub fn up(
         Box::new(source),
         options.listen,
         stop.clone(),
-    )?;
-    let (address, shared) = (dashboard.address, dashboard.shared.clone());
+    )
+    .context("--port")?;
     let (admin_address, admin_server) = admin::serve(
         &runtime,
         options.admin_listen,
-        bridge.admin(),
+        hosting.clone() as Arc<dyn Control>,
         until_set(stop.clone()),
     )?;
+    let (input, name) = (spec.input_topic.clone(), spec.name.clone());
+    hosting.add(
+        transform.clone(),
+        spec,
+        Deployment {
+            id: 0,
+            start: StartOffset::FromStart(0),
+            fresh: false,
+        },
+    );
+    let logs = std::thread::spawn({
+        let hosting = hosting.clone();
+        move || hosting.flush_logs()
+    });
 
     let generated = Arc::new(AtomicU64::new(0));
     let generating = Arc::new(AtomicBool::new(true));
@@ -125,7 +163,7 @@ pub fn up(
         let stop = stop.clone();
         let mut sink = TopicSink {
             topics: topics.clone(),
-            topic: spec.input_topic.clone(),
+            topic: input,
         };
         let truth_path = options.truth.clone();
         std::thread::spawn(move || -> Result<Progress> {
@@ -152,41 +190,39 @@ pub fn up(
         })
     };
 
-    // Once stopping, a writer waiting for a reader that has stopped gives up.
-    std::thread::spawn({
-        let (topics, stop) = (topics.clone(), stop.clone());
-        move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            topics.close();
+    hosting.wait_started(&name, Duration::from_secs(60));
+    ready(dashboard.address, admin_address);
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() < every {
+            continue;
         }
-    });
-    ready(address, admin_address);
-    let result = bridge.run(&stop, every, &mut |p| {
+        last = Instant::now();
+        let state = dashboard.shared.state.read().expect("not poisoned");
         status(&Status {
             generated: generated.load(Ordering::Relaxed),
             generating: generating.load(Ordering::Relaxed),
-            bridge: p,
-            windows: shared.state.read().expect("not poisoned").merger.len(),
-            dead_letters: shared.state.read().expect("not poisoned").source.dlq.total,
+            bridge: hosting.progress(),
+            windows: state.merger.len(),
+            dead_letters: state.source.dlq.total,
             topic_bytes: topics.stored_bytes(),
-            transform_bytes: p.transform_bytes,
-        })
-    });
-    // Whatever ended the bridge ends the rest.
-    stop.store(true, Ordering::Relaxed);
+        });
+    }
+    // Writers waiting for readers that stop with the rest give up.
+    topics.close();
     let generated = generator
         .join()
         .map_err(|_| anyhow!("the generator panicked"))?;
+    hosting.join();
+    let _ = logs.join();
     // The servers were told to stop with the rest; a failed join is a
     // panic already reported on stderr.
     let _ = runtime.block_on(dashboard.server);
     let _ = runtime.block_on(admin_server);
     // A writer cut short by the stop is the stop, not a failure.
-    let stopped = |r: Result<()>| match r {
+    match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),
-        other => other,
-    };
-    stopped(result).and(stopped(generated.map(|_| ())))
+        other => other.map(|_| ()),
+    }
 }

@@ -105,16 +105,32 @@ struct BridgeProcess {
 }
 
 impl BridgeProcess {
+    /// The pipeline of the root transform.yaml.
     fn start(brokers: &str, log: &Path) -> BridgeProcess {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml");
+        BridgeProcess::start_with(
+            log,
+            &[
+                "bridge",
+                "@pipeline",
+                "--brokers",
+                brokers,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// `harness ARGS… --admin-listen 127.0.0.1:0`, its stderr to `log`.
+    fn start_with(log: &Path, args: &[&str]) -> BridgeProcess {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(["bridge", "@pipeline", "--admin-listen", "127.0.0.1:0"])
-            .args(["--brokers", brokers, "--config"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
+            .args(args)
+            .args(["--admin-listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -643,7 +659,7 @@ fn broker_records_equal_the_file_records() {
 /// A transform that traps on the third record: the bridge names the
 /// record (partition, offset, key, value) and exits 1 instead of going on.
 #[test]
-fn a_trapping_transform_is_reported_with_its_record() {
+fn a_trapping_transform_is_retried_as_redpanda_does_and_a_fixed_version_recovers() {
     let Some(broker) = Broker::start("a_trapping_transform_is_reported_with_its_record") else {
         return;
     };
@@ -678,33 +694,114 @@ fn a_trapping_transform_is_reported_with_its_record() {
     );
     let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bridge-trap.wasm");
     std::fs::write(&module, wasm).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["bridge", "--admin-listen", "127.0.0.1:0"])
-        .arg(&module)
-        .args([
+    let log = log_path("trap");
+    let bridge = BridgeProcess::start_with(
+        &log,
+        &[
+            "bridge",
+            module.to_str().unwrap(),
             "--brokers",
             &brokers,
             "--input-topic",
             "in",
             "--output-topic",
             "out",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
+    let admin = bridge.admin();
+    // Another transform on the same host, from the same input.
+    let harness = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .args(["--admin", &admin])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    harness(&[
+        "deploy",
+        "--name",
+        "mirror",
+        "--file",
+        "@tee",
+        "--input-topic",
+        "in",
+        "--output-topic",
+        "mirror",
+        "--from-offset",
+        "+0",
+    ]);
+    // Redpanda's failure model (src/v/transform/transform_manager.cc): the
+    // partition shows errored, with the record, and the transform is
+    // restarted from the committed offset after 1 s, then 2 s, …
+    let listed = |name: &str| -> serde_json::Value {
+        let all: serde_json::Value = serde_json::from_str(&harness(&["list", "--json"])).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the bridge did not stop on the trap");
+    let errored = loop {
+        let t = listed("bridge-trap");
+        if t["harness"]["errors"].as_array().unwrap().len() >= 2 {
+            break t;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "the transform was not retried: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(errored["status"][0]["status"], "errored", "{errored}");
+    let errors: Vec<&str> = errored["harness"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for (error, delay) in errors.iter().zip(["retrying in 1 s", "retrying in 2 s"]) {
+        assert!(error.contains("in partition 0 offset 2"), "{error}");
+        assert!(error.contains(r#"key "k2", value "v2""#), "{error}");
+        assert!(error.contains("unreachable"), "{error}");
+        assert!(error.ends_with(delay), "{error}");
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("in partition 0 offset 2"), "{stderr}");
-    assert!(stderr.contains(r#"key "k2", value "v2""#), "{stderr}");
-    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(
+        bridge.output().contains("retrying in 1 s"),
+        "the host's log says so too"
+    );
+    // The other transform runs on.
+    let mirror = TopicReader::new(&brokers, &[("mirror", 1)]);
+    let mut mirrored = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mirrored < 5 && Instant::now() < deadline {
+        mirror.read_for(Duration::from_millis(200), &mut |_, _| mirrored += 1);
+    }
+    assert_eq!(mirrored, 5);
+    // A fixed version recovers, and every record comes out once.
+    harness(&["deploy", "--name", "bridge-trap", "--file", "@tee"]);
+    let out = TopicReader::new(&brokers, &[("out", 1)]);
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        out.read_for(Duration::from_millis(300), &mut |_, r| values.push(r.value));
+        if values.len() >= 5 {
+            // A moment more, so that a duplicate would show.
+            out.read_for(Duration::from_secs(1), &mut |_, r| values.push(r.value));
+            break;
+        }
+    }
+    let expected: Vec<Vec<u8>> = (0..5).map(|i| format!("v{i}").into_bytes()).collect();
+    assert_eq!(values, expected);
+    let t = listed("bridge-trap");
+    assert_eq!(t["status"][0]["status"], "running", "{t}");
+    bridge.stop();
 }

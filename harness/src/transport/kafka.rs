@@ -14,7 +14,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use record_payload::{encode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::Record;
 
-use super::{Polled, Reader, StartAt, Tail, Transport, Writer};
+use super::{resolve_start, Polled, Reader, StartAt, Tail, Transport, Writer};
+use admin::StartOffset;
 
 pub struct KafkaTransport {
     pub brokers: String,
@@ -85,7 +86,7 @@ impl Transport for KafkaTransport {
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 // The broker may be away for a moment: librdkafka reconnects.
                 Some(Err(e)) if Instant::now() < deadline => {
-                    eprintln!("reading {topic}: {e} (retrying)");
+                    tracing::warn!("reading {topic}: {e} (retrying)");
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
@@ -111,6 +112,70 @@ impl Transport for KafkaTransport {
                     .filter(|&o| o >= 0)
             })
             .collect())
+    }
+
+    fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+        let consumer = group_consumer(&self.brokers, group)?;
+        let mut list = TopicPartitionList::new();
+        for &(p, offset) in offsets {
+            list.add_partition_offset(topic, p, Offset::Offset(offset))?;
+        }
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        retry(deadline, || consumer.commit(&list, CommitMode::Sync))
+            .with_context(|| format!("committing the start of {group} on {topic}"))
+    }
+
+    /// The start from the low watermark and the true end (see `tail`); a
+    /// time from the broker's time index (ListOffsets by timestamp).
+    fn start_offsets(&self, topic: &str, partitions: i32, start: StartOffset) -> Result<Vec<i64>> {
+        let tails = self.tail(topic, partitions)?;
+        let consumer = group_consumer(&self.brokers, &format!("{topic}.start"))?;
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        (0..partitions)
+            .map(|p| {
+                let (low, _) = retry(deadline, || {
+                    consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)
+                })
+                .with_context(|| format!("reading the start of {topic} partition {p}"))?;
+                resolve_start(start, low, tails[p as usize].end, |ms| {
+                    let mut wanted = TopicPartitionList::new();
+                    wanted.add_partition_offset(topic, p, Offset::Offset(ms))?;
+                    let found = retry(deadline, || {
+                        consumer.offsets_for_times(wanted.clone(), REQUEST_TIMEOUT)
+                    })
+                    .with_context(|| format!("finding time {ms} in {topic} partition {p}"))?;
+                    Ok(found
+                        .find_partition(topic, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .filter(|&o| o >= 0))
+                })
+            })
+            .collect()
+    }
+
+    fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+        let consumer: BaseConsumer = client_config(&self.brokers)
+            .set("group.id", format!("{topic}.read"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .context("creating a Kafka consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, partition, Offset::Offset(offset.max(0)))?;
+        consumer.assign(&assignment)?;
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut records = Vec::new();
+        while records.len() < max && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => records.push(to_record(&m).1),
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => tracing::warn!("reading {topic}: {e} (retrying)"),
+                None => {}
+            }
+        }
+        Ok(records)
     }
 
     fn reader(&self, group: &str, topic: &str, starts: &[StartAt]) -> Result<Box<dyn Reader>> {
@@ -156,7 +221,7 @@ pub fn retry<T>(deadline: Instant, mut f: impl FnMut() -> KafkaResult<T>) -> Kaf
     loop {
         match f() {
             Err(e) if Instant::now() < deadline => {
-                eprintln!("{e} (retrying)");
+                tracing::warn!("{e} (retrying)");
                 std::thread::sleep(Duration::from_millis(200));
             }
             result => return result,
@@ -210,17 +275,21 @@ impl Reader for KafkaReader {
 
     /// From the broker's high watermarks (Tansu's are approximate, see
     /// `tail`) and the positions.
-    fn lag(&self) -> Option<i64> {
+    fn lags(&self) -> Option<Vec<i64>> {
         let positions = self.consumer.position().ok()?;
-        let mut lag = 0;
+        let mut lags = Vec::new();
         for e in positions.elements_for_topic(&self.topic) {
             let (_, high) = self
                 .consumer
                 .fetch_watermarks(&self.topic, e.partition(), Duration::from_millis(500))
                 .ok()?;
-            lag += (high - e.offset().to_raw().unwrap_or(high)).max(0);
+            let p = e.partition() as usize;
+            if lags.len() <= p {
+                lags.resize(p + 1, 0);
+            }
+            lags[p] = (high - e.offset().to_raw().unwrap_or(high)).max(0);
         }
-        Some(lag)
+        Some(lags)
     }
 }
 
@@ -272,7 +341,7 @@ impl Writer for KafkaWriter {
 
     fn flush(&mut self) -> Result<()> {
         flush(&self.producer, &mut |n| {
-            eprintln!("waiting for the broker to acknowledge {n} records…")
+            tracing::info!("waiting for the broker to acknowledge {n} records…")
         })?;
         let deliveries = self.producer.context();
         // Any failure is final for this writer: what follows it must not

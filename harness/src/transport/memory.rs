@@ -22,7 +22,8 @@ use generator::{LogRecord, Sink};
 use record_payload::{decode_record, encode_record, BorrowedRecord};
 use transform_host::Record;
 
-use super::{Polled, Reader, StartAt, Tail, Transport, Writer};
+use super::{resolve_start, Polled, Reader, StartAt, Tail, Transport, Writer};
+use admin::StartOffset;
 
 /// Bytes counted per record besides its payload.
 const RECORD_OVERHEAD: usize = 48;
@@ -300,6 +301,60 @@ impl Transport for Topics {
             .collect())
     }
 
+    fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+        let mut state = self.lock();
+        let n = state.topic(topic)?.len();
+        let key = (group.to_string(), topic.to_string());
+        let committed = state.committed.entry(key).or_insert_with(|| vec![None; n]);
+        for &(p, offset) in offsets {
+            committed[p as usize] = Some(offset);
+        }
+        let floors = state.floors.entry(topic.to_string()).or_default();
+        let floor = floors
+            .entry(group.to_string())
+            .or_insert_with(|| vec![0; n]);
+        for &(p, offset) in offsets {
+            floor[p as usize] = offset;
+        }
+        drop(state);
+        self.inner.changed.notify_all();
+        Ok(())
+    }
+
+    fn start_offsets(&self, topic: &str, partitions: i32, start: StartOffset) -> Result<Vec<i64>> {
+        let state = self.lock();
+        let t = state.topic(topic)?;
+        (0..partitions as usize)
+            .map(|p| {
+                let p = t
+                    .get(p)
+                    .ok_or_else(|| anyhow!("topic {topic} has no partition {p}"))?;
+                resolve_start(start, p.start, p.end(), |ms| {
+                    let at = p.records.iter().position(|r| r.timestamp_ms >= ms);
+                    Ok(at.map(|i| p.start + i as i64))
+                })
+            })
+            .collect()
+    }
+
+    fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+        let state = self.lock();
+        let Some(p) = state.topic(topic)?.get(partition as usize) else {
+            bail!("topic {topic} has no partition {partition}");
+        };
+        let from = offset.clamp(p.start, p.end());
+        Ok(p.records
+            .range((from - p.start) as usize..)
+            .take(max)
+            .enumerate()
+            .map(|(i, r)| Record {
+                offset: from + i as i64,
+                timestamp_ms: r.timestamp_ms,
+                payload: r.payload.clone(),
+            })
+            .collect())
+    }
+
     fn reader(&self, group: &str, topic: &str, starts: &[StartAt]) -> Result<Box<dyn Reader>> {
         let positions = self.register(group, topic, starts)?;
         Ok(Box::new(TopicReader {
@@ -403,33 +458,21 @@ impl Reader for TopicReader {
     }
 
     fn commit(&mut self, offsets: &[(i32, i64)], _wait: bool) -> Result<()> {
-        let mut state = self.topics.lock();
-        let n = self.positions.len();
-        let key = (self.group.clone(), self.topic.clone());
-        let committed = state.committed.entry(key).or_insert_with(|| vec![None; n]);
-        for &(p, offset) in offsets {
-            committed[p as usize] = Some(offset);
-        }
-        let floors = state.floors.entry(self.topic.clone()).or_default();
-        let floor = floors
-            .entry(self.group.clone())
-            .or_insert_with(|| vec![0; n]);
-        for &(p, offset) in offsets {
-            floor[p as usize] = offset;
-        }
-        drop(state);
-        self.topics.inner.changed.notify_all();
-        Ok(())
+        self.topics.commit(&self.group, &self.topic, offsets)
     }
 
-    fn lag(&self) -> Option<i64> {
+    fn lags(&self) -> Option<Vec<i64>> {
         let ends = self.topics.ends(&self.topic).ok()?;
-        let unread: i64 = ends
-            .iter()
-            .zip(&self.positions)
-            .map(|(e, p)| (e - p).max(0))
-            .sum();
-        Some(unread + self.local.len() as i64)
+        Some(
+            ends.iter()
+                .zip(&self.positions)
+                .enumerate()
+                .map(|(p, (e, position))| {
+                    let taken = self.local.iter().filter(|(q, _)| *q == p as i32).count();
+                    (e - position).max(0) + taken as i64
+                })
+                .collect(),
+        )
     }
 }
 
@@ -578,7 +621,7 @@ impl Source for TopicSource {
                         .map(|(p, &o)| (p as i32, o))
                         .collect();
                     t.reader.commit(&offsets, false)?;
-                    lag += t.reader.lag().unwrap_or(0);
+                    lag += t.reader.lags().map_or(0, |l| l.iter().sum());
                 }
                 let _ = out.send(SourceEvent::Lag(lag));
             }

@@ -8,6 +8,7 @@ pub mod memory;
 
 use std::time::Duration;
 
+use admin::StartOffset;
 use anyhow::Result;
 use record_payload::BorrowedRecord;
 use transform_host::Record;
@@ -54,6 +55,14 @@ pub trait Transport: Send + Sync {
     fn tail(&self, topic: &str, partitions: i32) -> Result<Vec<Tail>>;
     /// The offsets `group` committed on partitions `0..partitions`.
     fn committed(&self, group: &str, topic: &str, partitions: i32) -> Result<Vec<Option<i64>>>;
+    /// Commits the next offset to read, per partition, as `group`.
+    fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()>;
+    /// Where a new transform starts on partitions `0..partitions`; see
+    /// [`resolve_start`].
+    fn start_offsets(&self, topic: &str, partitions: i32, start: StartOffset) -> Result<Vec<i64>>;
+    /// Up to `max` records of a partition from `offset` on, for readers
+    /// outside the pipeline: no group, no commits.
+    fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>>;
     /// Reads partition `p` of `topic` from `starts[p]`, committing as `group`.
     fn reader(&self, group: &str, topic: &str, starts: &[StartAt]) -> Result<Box<dyn Reader>>;
     fn writer(&self) -> Result<Box<dyn Writer>>;
@@ -66,8 +75,27 @@ pub trait Reader: Send {
     /// Commits the next offset to read, per partition; `wait` for the
     /// broker's answer.
     fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<()>;
-    /// Records in the topic past what was read, when it can be told.
-    fn lag(&self) -> Option<i64>;
+    /// Records in each partition past what was read, when it can be told.
+    fn lags(&self) -> Option<Vec<i64>>;
+}
+
+/// Where a new transform starts in a partition holding offsets `low..end`,
+/// as Redpanda resolves it (`src/v/transform/transform_processor.cc:201-256`):
+/// `+N` from the start, but no further than the last record; `-N` the last
+/// N records (from the first one when there are fewer; Redpanda's
+/// arithmetic then starts one after it); `@T` the first record stamped at
+/// or after T, else the end. `at_time` finds that record.
+pub fn resolve_start(
+    start: StartOffset,
+    low: i64,
+    end: i64,
+    at_time: impl FnOnce(i64) -> Result<Option<i64>>,
+) -> Result<i64> {
+    Ok(match start {
+        StartOffset::FromStart(n) => low.saturating_add(n).min((end - 1).max(low)),
+        StartOffset::FromEnd(n) => end.saturating_sub(n).max(low),
+        StartOffset::Timestamp(t) => at_time(t)?.unwrap_or(end),
+    })
 }
 
 pub trait Writer: Send {

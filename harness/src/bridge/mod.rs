@@ -32,38 +32,55 @@
 //! This needs the bridge to be the only writer of its output partitions
 //! while it runs, as a transform is in Redpanda.
 
-use std::collections::{HashMap, VecDeque};
+pub mod recovery;
+pub mod version;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use admin::StartOffset;
 use anyhow::{anyhow, bail, Result};
 use record_payload::{decode_record, BorrowedHeader, BorrowedRecord};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
-
-use crate::admin::{Admin, Swap, SwapTiming, TransformStatus};
-use crate::batch_log::{self, BatchEntry, OutputEnd};
-use crate::quantile;
-use crate::records::show;
-use crate::runtime::{unread_batch, Runtime};
-use crate::transport::{Polled, Reader, StartAt, Transport, Writer};
 // On every output: which transform version wrote it, for readers such as
 // the dashboard.
 use dashboard::source::VERSION_HEADER;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFrom {
-    Beginning,
-    End,
-}
+use crate::batch_log::{self, BatchEntry, OutputEnd};
+use crate::records::show;
+use crate::runtime::{unread_batch, Runtime};
+use crate::status::{State, TransformState};
+use crate::transport::{Polled, Reader, Transport, Writer};
+use recovery::{PartitionState, Resume};
+use version::{Swap, VersionSlot};
 
 pub struct BridgeOptions {
     /// Most records in one batch.
     pub batch_size: usize,
-    /// Where a partition with no committed offset starts.
-    pub from: StartFrom,
     pub commit_interval: Duration,
+}
+
+/// Which deployment of a transform runs: its id tags the batch log, so a
+/// new deployment of the same name never re-runs an old one's batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: u64,
+    /// Where partitions with nothing committed start.
+    pub start: StartOffset,
+    /// A new deployment: every partition starts at `start`, whatever an
+    /// earlier deployment of the name committed.
+    pub fresh: bool,
+}
+
+/// What a host asks of a running bridge, between two batches.
+pub enum Command {
+    /// Run this new version from the next batch on.
+    Swap(Box<Swap>),
+    /// Finish the batch in flight, commit, and stop.
+    Stop,
 }
 
 /// Counters for the progress line.
@@ -76,47 +93,32 @@ pub struct BridgeProgress {
     pub transform_bytes: usize,
 }
 
-/// Where a partition resumes, and from how far back it is being read.
-///
-/// A resume offset can fall inside a batch a Kafka producer wrote. Kafka then
-/// returns the whole batch and the client drops the records before the
-/// offset; Tansu 0.6 instead answers with the *next* batch, silently
-/// skipping the rest. So the bridge reads from before the offset, drops what
-/// comes before it, and reads from further back still if the first record
-/// it gets is past it.
-#[derive(Debug, Clone, Copy)]
-struct Resume {
-    at: i64,
-    from: i64,
+/// The transform failed on a record of `partition`: Redpanda marks the
+/// partition errored and restarts the transform from committed offsets.
+#[derive(Debug, Clone)]
+pub struct TransformFailed {
+    pub partition: i32,
+    pub message: String,
 }
+
+impl std::fmt::Display for TransformFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransformFailed {}
 
 /// The longest a record waits in a partition's buffer while others flow.
 const LINGER: Duration = Duration::from_millis(50);
 
-/// How far before a resume offset reading starts: librdkafka's largest
-/// batch (`batch.num.messages`).
-const REWIND: i64 = 10_000;
-
-/// Where each input partition stands.
-struct PartitionState {
-    buffer: Vec<Record>,
-    /// After a crash: the first batch ends exactly at this offset.
-    cut_at: Option<i64>,
-    resume: Option<Resume>,
-    /// After a crash: outputs of the first batch already written, per
-    /// output topic.
-    skip: Vec<u64>,
-    /// The offset after the last batch whose outputs are all acknowledged.
-    done: Option<i64>,
-    committed: Option<i64>,
-}
-
 pub struct Bridge {
     options: BridgeOptions,
-    runtime: Runtime,
+    slot: VersionSlot,
     reader: Box<dyn Reader>,
     writer: Box<dyn Writer>,
     batch_log: String,
+    deployment: u64,
     partitions: Vec<PartitionState>,
     output_partitions: Vec<i32>,
     /// End offsets of the output partitions when the bridge started; ours
@@ -126,31 +128,22 @@ pub struct Bridge {
     unacked: Option<(i32, i64)>,
     last_commit: Instant,
     pub progress: BridgeProgress,
-    host: Host,
-    logger: Logger,
-    version: String,
-    status: Arc<Mutex<TransformStatus>>,
-    swaps: Option<Receiver<Swap>>,
-    /// Time per record of the latest batches, in microseconds: the
-    /// baseline a swap's first batch is compared with.
-    recent_batches: VecDeque<f64>,
-    /// A swap happened and its first batch is not timed yet.
-    timing_first_batch: bool,
+    state: Arc<Mutex<TransformState>>,
 }
-
-/// How many batch times a swap's baseline is the median of.
-const RECENT_BATCHES: usize = 256;
 
 impl Bridge {
     /// Connects, creates missing output topics and the batch log, recovers
     /// from the batch log, and starts the VM.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         host: &Host,
         transform: &Transform,
         spec: TransformSpec,
         transport: &dyn Transport,
         options: BridgeOptions,
+        deployment: Deployment,
         logger: Logger,
+        state: Arc<Mutex<TransformState>>,
     ) -> Result<Bridge> {
         if options.batch_size == 0 {
             bail!("--batch-size must be at least 1");
@@ -172,7 +165,6 @@ impl Bridge {
         if log_partitions < inputs {
             bail!("the batch log {batch_log} has {log_partitions} partitions, fewer than {input}'s {inputs}: delete it");
         }
-
         let mut start_ends = HashMap::new();
         for (t, topic) in spec.output_topics.iter().enumerate() {
             let tails = transport.tail(topic, output_partitions[t])?;
@@ -180,197 +172,83 @@ impl Bridge {
                 start_ends.insert((t, p as i32), tail.end);
             }
         }
-        let entries = batch_log::last_entries(transport, &batch_log, inputs)?;
-        let committed = transport.committed(&spec.name, input, inputs)?;
-
-        let mut starts = Vec::new();
-        let mut partitions = Vec::new();
-        for (p, committed) in committed.into_iter().enumerate() {
-            let mut state = PartitionState {
-                buffer: Vec::new(),
-                cut_at: None,
-                resume: None,
-                skip: vec![0; spec.output_topics.len()],
-                done: committed,
-                committed,
-            };
-            let entry = entries[p]
-                .as_ref()
-                .filter(|e| committed.is_none_or(|c| c <= e.last_offset));
-            let resume_at = match (entry, committed) {
-                (Some(entry), _) => {
-                    for end in &entry.outputs {
-                        let Some(t) = spec.output_topics.iter().position(|t| *t == end.topic)
-                        else {
-                            bail!("the batch log names output topic {}, which this transform does not have: outputs cannot change on a redeploy", end.topic);
-                        };
-                        let now = start_ends.get(&(t, end.partition)).copied().unwrap_or(0);
-                        state.skip[t] = (now - end.end).max(0) as u64;
-                    }
-                    eprintln!(
-                        "partition {p}: re-running offsets {}..={} as one batch; already written: {}",
-                        entry.first_offset,
-                        entry.last_offset,
-                        describe_skip(&spec.output_topics, &state.skip)
-                    );
-                    state.cut_at = Some(entry.last_offset);
-                    Some(entry.first_offset)
-                }
-                (None, Some(c)) => Some(c),
-                (None, None) => None,
-            };
-            starts.push(match resume_at {
-                Some(at) => {
-                    let from = (at - REWIND).max(0);
-                    state.resume = Some(Resume { at, from });
-                    StartAt::Offset(from)
-                }
-                None => match options.from {
-                    StartFrom::Beginning => StartAt::Beginning,
-                    StartFrom::End => StartAt::End,
-                },
-            });
-            partitions.push(state);
-        }
-        let reader = transport.reader(&spec.name, input, &starts)?;
+        let plan = recovery::plan(
+            transport,
+            &spec,
+            deployment,
+            inputs,
+            &start_ends,
+            &batch_log,
+        )?;
+        let reader = transport.reader(&spec.name, input, &plan.starts)?;
         let writer = transport.writer()?;
-        let status = Arc::new(Mutex::new(TransformStatus {
-            name: spec.name.clone(),
-            input_topic: spec.input_topic.clone(),
-            output_topics: spec.output_topics.clone(),
-            version: transform.version.clone(),
-            status: "running".into(),
-            ..TransformStatus::default()
-        }));
-        let runtime = Runtime::start(
-            host,
-            transform,
-            spec,
-            output_partitions.clone(),
-            logger.clone(),
-        )
-        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        let runtime = Runtime::start(host, transform, spec, output_partitions.clone(), logger)
+            .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        {
+            let mut state = state.lock().expect("not poisoned");
+            state.version = transform.version.clone();
+            state.set_all(inputs as usize, State::Running);
+        }
         Ok(Bridge {
             options,
-            runtime,
+            slot: VersionSlot::new(runtime, transform.version.clone()),
             reader,
             writer,
             batch_log,
-            partitions,
+            deployment: deployment.id,
+            partitions: plan.partitions,
             output_partitions,
             start_ends,
             unacked: None,
             last_commit: Instant::now(),
             progress: BridgeProgress::default(),
-            host: host.clone(),
-            logger,
-            version: transform.version.clone(),
-            status,
-            swaps: None,
-            recent_batches: VecDeque::with_capacity(RECENT_BATCHES),
-            timing_first_batch: false,
+            state,
         })
     }
 
-    /// The admin side of this bridge: its status, and new versions to swap
-    /// in between two batches.
-    pub fn admin(&mut self) -> Admin {
-        let (admin, swaps) = Admin::new(
-            self.host.clone(),
-            self.logger.clone(),
-            self.runtime.spec().clone(),
-            self.output_partitions.clone(),
-            self.status.clone(),
-        );
-        self.swaps = Some(swaps);
-        admin
+    pub fn spec(&self) -> &TransformSpec {
+        self.slot.runtime().spec()
     }
 
-    pub fn status(&self) -> Arc<Mutex<TransformStatus>> {
-        self.status.clone()
-    }
-
-    /// Switches to a started VM of a new version. The batch in flight has
-    /// finished on the old one (this runs between batches), and records
-    /// buffered since go to the new one: nothing is skipped or run twice.
-    /// While a crashed run's last batch is being re-run the swap waits: that
-    /// batch must produce the same outputs as the first time.
-    fn swap(&mut self, swap: Swap) -> Option<Swap> {
-        if self.partitions.iter().any(|s| s.cut_at.is_some()) {
-            return Some(swap);
-        }
-        let paused = Instant::now();
-        let old = std::mem::replace(&mut self.runtime, swap.runtime);
-        self.version = swap.version;
-        drop(old);
-        let pause = paused.elapsed();
-        let timing = SwapTiming {
-            request_ms: swap.requested.elapsed().as_secs_f64() * 1e3,
-            pause_ms: pause.as_secs_f64() * 1e3,
-            before_us_per_record: quantile(self.recent_batches.make_contiguous(), 0.5),
-            ..SwapTiming::default()
-        };
-        self.timing_first_batch = true;
-        let mut status = self.status.lock().expect("not poisoned");
-        status.version = self.version.clone();
-        status.deploys += 1;
-        status.swapped(timing);
-        eprintln!(
-            "swapped {} to version {} ({:.2} ms pause, {:.0} ms from the request)",
-            status.name, self.version, timing.pause_ms, timing.request_ms
-        );
-        let _ = swap.done.send(());
-        None
-    }
-
-    /// Keeps the batch's time per record; the first batch after a swap
-    /// goes into that swap's timing.
-    fn timed_batch(&mut self, records: usize, took: Duration) {
-        let us_per_record = took.as_secs_f64() * 1e6 / records as f64;
-        if std::mem::take(&mut self.timing_first_batch) {
-            let mut status = self.status.lock().expect("not poisoned");
-            if let Some(swap) = status.swaps.last_mut() {
-                swap.first_batch_us_per_record = Some(us_per_record);
-                swap.first_batch_records = records as u64;
-            }
-        }
-        if self.recent_batches.len() == RECENT_BATCHES {
-            self.recent_batches.pop_front();
-        }
-        self.recent_batches.push_back(us_per_record);
-    }
-
-    /// Runs until `stop` is set or the transform fails. `report` is called
-    /// about every `every`.
+    /// Runs until `stop` is set, a command says so (`Ok(true)` then), or the
+    /// transform fails (an error whose root is [`TransformFailed`]).
+    /// `report` is called about every `every`.
     pub fn run(
         &mut self,
         stop: &AtomicBool,
+        commands: Option<&Receiver<Command>>,
         every: Duration,
         report: &mut dyn FnMut(&BridgeProgress),
-    ) -> Result<()> {
-        let result = self.run_until(stop, every, report);
+    ) -> Result<bool> {
+        let result = self.run_until(stop, commands, every, report);
         // Whatever happened, what was acknowledged gets committed.
         let finished = self.finish_sent();
-        result.and(finished).and_then(|()| self.commit(true))
+        let result = result.and_then(|commanded| finished.map(|()| commanded));
+        let committed = self.commit(true);
+        result.and_then(|commanded| committed.map(|()| commanded))
     }
 
     fn run_until(
         &mut self,
         stop: &AtomicBool,
+        commands: Option<&Receiver<Command>>,
         every: Duration,
         report: &mut dyn FnMut(&BridgeProgress),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut last_report = Instant::now();
         let mut last_status = Instant::now();
         let mut last_cut = Instant::now();
         let mut last_error = String::new();
         let mut waiting_swap = None;
         while !stop.load(Ordering::Relaxed) {
-            if let Some(swap) = waiting_swap
+            let command = waiting_swap
                 .take()
-                .or_else(|| self.swaps.as_ref().and_then(|s| s.try_recv().ok()))
-            {
-                waiting_swap = self.swap(swap);
+                .map(Command::Swap)
+                .or_else(|| commands.and_then(|c| c.try_recv().ok()));
+            match command {
+                Some(Command::Swap(swap)) => waiting_swap = self.swap(*swap).map(Box::new),
+                Some(Command::Stop) => return Ok(true),
+                None => {}
             }
             let buffered = self.partitions.iter().any(|s| !s.buffer.is_empty());
             let wait = if buffered {
@@ -394,10 +272,7 @@ impl Bridge {
                 // The transport reconnects by itself; say so once per change.
                 Polled::Trouble(error) => {
                     if error != last_error {
-                        eprintln!(
-                            "reading {}: {error} (retrying)",
-                            self.runtime.spec().input_topic
-                        );
+                        tracing::warn!("reading {}: {error} (retrying)", self.spec().input_topic);
                         last_error = error;
                     }
                 }
@@ -419,19 +294,34 @@ impl Bridge {
             }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
-                self.progress.transform_bytes = self.runtime.memory_bytes();
+                self.progress.transform_bytes = self.slot.runtime().memory_bytes();
                 report(&self.progress);
             }
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Switches to a new version between two batches. While a crashed
+    /// run's last batch is being re-run the swap waits: that batch must
+    /// produce the same outputs as the first time.
+    fn swap(&mut self, swap: Swap) -> Option<Swap> {
+        if self.partitions.iter().any(|s| s.cut_at.is_some()) {
+            return Some(swap);
+        }
+        self.slot.swap(swap, &self.state);
+        None
     }
 
     fn update_status(&mut self) {
-        let lag = self.reader.lag();
-        let mut status = self.status.lock().expect("not poisoned");
-        status.records_in = self.progress.records_in;
-        status.records_out = self.progress.records_out;
-        status.lag = lag;
+        let lags = self.reader.lags();
+        let mut state = self.state.lock().expect("not poisoned");
+        state.records_in = self.progress.records_in;
+        state.records_out = self.progress.records_out;
+        if let Some(lags) = lags {
+            for (p, lag) in state.partitions.iter_mut().zip(lags) {
+                p.lag = lag;
+            }
+        }
     }
 
     /// Whether a record is at or past its partition's resume offset; see
@@ -503,38 +393,40 @@ impl Bridge {
         let first_offset = records[0].offset;
         let last_offset = records[records.len() - 1].offset;
         let batch = Arc::new(Batch { records });
-        let started = Instant::now();
-        let processed = self.runtime.process(p, batch.clone());
-        self.timed_batch(batch.records.len(), started.elapsed());
-        let outputs = match processed {
+        let outputs = match self.slot.process(p, batch.clone(), &self.state) {
             Ok(outputs) => outputs,
             Err(failure) => {
                 let culprit = failure
                     .offset
                     .and_then(|o| batch.records.iter().find(|r| r.offset == o));
-                return Err(match culprit {
+                let message = match culprit {
                     Some(r) => {
                         let (key, value) = match decode_record(&r.payload) {
                             Ok(d) => (show(d.key()), show(d.value())),
                             Err(_) => ("?".into(), "?".into()),
                         };
-                        anyhow!(
-                            "the transform failed on {} partition {p} offset {} (key {key}, value {value}): {failure}; \
-                             it was not committed, so a restart retries it",
-                            self.runtime.spec().input_topic,
+                        format!(
+                            "the transform failed on {} partition {p} offset {} (key {key}, value {value}): {failure}",
+                            self.spec().input_topic,
                             r.offset,
                         )
                     }
-                    None => anyhow!(
+                    None => format!(
                         "the transform failed on a batch of partition {p} ({}) before reading any of its records: {failure}",
                         unread_batch(&batch)
                     ),
-                });
+                };
+                return Err(TransformFailed {
+                    partition: p,
+                    message,
+                }
+                .into());
             }
         };
         self.finish_sent()?;
-        let spec = self.runtime.spec();
+        let spec = self.slot.runtime().spec();
         let entry = BatchEntry {
+            deployment: self.deployment,
             partition: p,
             first_offset,
             last_offset,
@@ -558,6 +450,7 @@ impl Bridge {
         };
         batch_log::write(self.writer.as_mut(), &self.batch_log, &entry)?;
         let skip = &mut self.partitions[p as usize].skip;
+        let version = self.slot.version();
         for out in outputs {
             if skip[out.topic] > 0 {
                 skip[out.topic] -= 1;
@@ -567,7 +460,7 @@ impl Bridge {
             let mut headers = record.headers().to_vec();
             headers.push(BorrowedHeader::new(
                 VERSION_HEADER.as_bytes(),
-                Some(self.version.as_bytes()),
+                Some(version.as_bytes()),
             ));
             self.writer.send(
                 &spec.output_topics[out.topic],
@@ -609,13 +502,4 @@ impl Bridge {
         }
         self.reader.commit(&offsets, wait)
     }
-}
-
-fn describe_skip(topics: &[String], skip: &[u64]) -> String {
-    let parts: Vec<String> = topics
-        .iter()
-        .zip(skip)
-        .map(|(t, n)| format!("{n} to {t}"))
-        .collect();
-    parts.join(", ")
 }

@@ -13,9 +13,9 @@ use anyhow::{anyhow, Context, Result};
 use generator::StreamArgs;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
-use crate::admin::{deploy_to, list_from, SwapTiming};
 use crate::up::{up, UpOptions};
 use crate::{quantile, with_custom_section};
+use admin::{Client, DeployRequest, EnvVar, SwapTiming};
 
 pub struct SwapBench {
     pub swaps: usize,
@@ -37,6 +37,42 @@ pub struct Spread {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+impl std::fmt::Display for SwapReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |f: &mut std::fmt::Formatter<'_>,
+                    label: &str,
+                    spread: Option<Spread>,
+                    unit: &str| match spread {
+            Some(s) => writeln!(
+                f,
+                "{label:<34} p50 {:>8.2}{unit}  p99 {:>8.2}{unit}  max {:>8.2}{unit}",
+                s.p50, s.p99, s.max
+            ),
+            None => writeln!(f, "{label:<34} not measured"),
+        };
+        writeln!(
+            f,
+            "swaps:                             {} ({} records processed meanwhile)",
+            self.swaps.len(),
+            self.records_in
+        )?;
+        show(f, "pause (the switch itself):", self.pause_ms(), " ms")?;
+        show(
+            f,
+            "first batch vs the batches before:",
+            self.first_batch_ratio(),
+            "x ",
+        )?;
+        show(f, "processing lost per swap:", self.lost_ms(), " ms")?;
+        show(
+            f,
+            "request to switch (old one runs):",
+            self.request_ms(),
+            " ms",
+        )
+    }
 }
 
 impl SwapReport {
@@ -101,8 +137,21 @@ pub fn bench_swap(
         retention_bytes: 64 << 20,
         truth: None,
     };
-    let name = spec.name.clone();
-    let env = spec.env.clone();
+    let request = DeployRequest {
+        name: spec.name.clone(),
+        input_topic: spec.input_topic.clone(),
+        output_topics: spec.output_topics.clone(),
+        environment: spec
+            .env
+            .iter()
+            .map(|(key, value)| EnvVar {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        compression: None,
+        offset: None,
+    };
     std::thread::scope(|scope| {
         let (ready, admin) = sync_channel(1);
         let running = {
@@ -127,20 +176,22 @@ pub fn bench_swap(
             .recv_timeout(Duration::from_secs(60))
             .context("the pipeline did not start")
             .and_then(|admin| {
-                let admin = admin.to_string();
+                let client = Client::new(&admin.to_string());
                 progress("warming up for 3 s…");
                 std::thread::sleep(Duration::from_secs(3));
                 for i in 1..=bench.swaps {
                     let version = with_custom_section(module, &format!("bench-swap-{i}"));
-                    deploy_to(&admin, &name, &version, &env)?;
+                    client.deploy(&request, &version)?;
                     // A few batches on each version: the next swap's baseline.
                     std::thread::sleep(Duration::from_millis(250));
                     if i % 10 == 0 {
                         progress(&format!("{i} of {} swaps", bench.swaps));
                     }
                 }
-                let status = list_from(&admin)?
+                let status = client
+                    .list()?
                     .pop()
+                    .and_then(|t| t.harness)
                     .context("the host lists no transform")?;
                 Ok(SwapReport {
                     swaps: status.swaps,

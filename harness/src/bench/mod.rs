@@ -1,5 +1,9 @@
 //! `harness bench`: the pipeline transform in WASM under the harness against
-//! the same library natively, on the same events in the same process.
+//! the same library natively, on the same events in the same process; and
+//! the benches of a host (`broker`, `swap`).
+
+pub mod broker;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +22,31 @@ pub struct BenchReport {
     pub native: Duration,
     /// The guest's linear memory after the seed's stream.
     pub wasm_memory_bytes: usize,
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "events:            {}", self.events)?;
+        writeln!(f, "records written:   {}", self.outputs)?;
+        writeln!(
+            f,
+            "wasm (harness):    {:>12.0} events/s  ({:.3} s, one core)",
+            self.wasm_events_per_sec(),
+            self.wasm.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "native (library):  {:>12.0} events/s  ({:.3} s, one core)",
+            self.native_events_per_sec(),
+            self.native.as_secs_f64()
+        )?;
+        writeln!(f, "wasm/native cost:  {:>12.2}x", self.cost_ratio())?;
+        writeln!(
+            f,
+            "guest memory:      {:>12} KiB after the seed's stream",
+            self.wasm_memory_bytes >> 10
+        )
+    }
 }
 
 impl BenchReport {
@@ -130,6 +159,19 @@ pub struct KeyCapacity {
 }
 
 impl KeyCapacity {
+    /// Its lines of the report, against the seed stream's memory.
+    pub fn report(&self, baseline_bytes: usize) -> String {
+        format!(
+            "distinct keys:     {:>12} in {:.1} s, no trap; guest memory {} KiB at most\n\
+             per key in a batch: {:>11.0} bytes of guest memory (batches of {}); none kept between batches",
+            self.keys,
+            self.took.as_secs_f64(),
+            self.memory_bytes >> 10,
+            self.bytes_per_key_in_a_batch(baseline_bytes),
+            self.batch_size
+        )
+    }
+
     /// What one more key in a batch costs, in bytes of guest memory: the
     /// memory over the seed stream's, per key of a batch.
     pub fn bytes_per_key_in_a_batch(&self, baseline_bytes: usize) -> f64 {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use admin::StartOffset;
 use anyhow::{bail, Context, Result};
 use generator::kafka::{client_config, ensure_topic, flush, producer, send};
 use generator::{generate, Clock, KafkaSink, Plan, Profile, Stream, Truth};
@@ -14,7 +15,7 @@ use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
-use crate::bridge::{Bridge, BridgeOptions, StartFrom};
+use crate::bridge::{Bridge, BridgeOptions, Deployment};
 use crate::transport::KafkaTransport;
 
 pub struct BrokerBench {
@@ -41,10 +42,39 @@ pub struct Latency {
 }
 
 pub struct BrokerReport {
+    pub events: u64,
+    pub module: String,
     pub generator: Duration,
     pub copy: Duration,
     pub bridge: Duration,
     pub latencies: Vec<Latency>,
+}
+
+impl std::fmt::Display for BrokerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |took| per_sec(self.events, took);
+        writeln!(
+            f,
+            "generator → broker:  {:>10.0} events/s",
+            rate(self.generator)
+        )?;
+        writeln!(f, "broker alone (copy): {:>10.0} events/s", rate(self.copy))?;
+        writeln!(
+            f,
+            "bridge ({}): {:>10.0} events/s  ({:.2}x the broker alone's time)",
+            self.module,
+            rate(self.bridge),
+            self.bridge.as_secs_f64() / self.copy.as_secs_f64()
+        )?;
+        for l in &self.latencies {
+            writeln!(
+                f,
+                "latency at {:>6.0} events/s: p50 {} ms, p99 {} ms, max {} ms ({} panes)",
+                l.rate, l.p50_ms, l.p99_ms, l.max_ms, l.panes
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Topic names of one run, so that runs never see each other's records.
@@ -125,6 +155,8 @@ pub fn bench_broker(
         latencies.push(l);
     }
     Ok(BrokerReport {
+        events: bench.events,
+        module: spec.name.clone(),
         generator,
         copy,
         bridge,
@@ -217,14 +249,19 @@ fn run_bridge(
         },
         BridgeOptions {
             batch_size: bench.batch_size,
-            from: StartFrom::Beginning,
             commit_interval: Duration::from_secs(1),
         },
+        Deployment {
+            id: 0,
+            start: StartOffset::FromStart(0),
+            fresh: false,
+        },
         logger,
+        Arc::default(),
     )?;
     let stop = AtomicBool::new(false);
     let start = Instant::now();
-    bridge.run(&stop, Duration::from_millis(5), &mut |p| {
+    bridge.run(&stop, None, Duration::from_millis(5), &mut |p| {
         if done(p) {
             stop.store(true, Ordering::Relaxed);
         }

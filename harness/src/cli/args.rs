@@ -1,0 +1,93 @@
+//! Argument groups several commands share, and their checks.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use harness::runtime::MAX_PARTITIONS;
+use harness::spec::{parse_var, resolve, Overrides, TransformYaml};
+use transform_host::{Host, Limits, TransformSpec};
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// A transform.yaml giving name, topics and environment (`up`: the root transform.yaml by default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Transform name (default: from --config, else the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Input topic (default: from --config).
+    #[arg(long)]
+    pub input_topic: Option<String>,
+    /// An output topic; repeat for several, in order.
+    #[arg(long = "output-topic")]
+    pub output_topics: Vec<String>,
+    /// An environment variable for the transform, KEY=VALUE; repeatable.
+    #[arg(long = "var", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+impl DeployArgs {
+    /// The deployment: the flags over `--config`, else over `fallback`.
+    pub fn resolve(
+        self,
+        default_name: &str,
+        fallback: Option<TransformYaml>,
+    ) -> Result<TransformSpec> {
+        let yaml = match self.config.as_deref() {
+            Some(path) => Some(TransformYaml::load(path)?),
+            None => fallback,
+        };
+        resolve(
+            yaml,
+            Overrides {
+                name: self.name,
+                input_topic: self.input_topic,
+                output_topics: self.output_topics,
+                vars: self.vars,
+            },
+            default_name,
+        )
+    }
+}
+
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Linear memory limit in bytes (Redpanda's default: 2 MiB).
+    #[arg(long, default_value_t = Limits::default().memory_bytes)]
+    pub memory_limit: usize,
+    /// Fuel a record may use before the transform is stopped.
+    #[arg(long, default_value_t = Limits::default().fuel_per_record)]
+    pub fuel_per_record: u64,
+}
+
+impl LimitArgs {
+    pub fn host(&self) -> Result<Host> {
+        Host::new(Limits {
+            memory_bytes: self.memory_limit,
+            fuel_per_record: self.fuel_per_record,
+            ..Limits::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot set up wasmtime: {e:#}"))
+    }
+}
+
+/// A count of at least 1.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}
+
+pub fn partition_count(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if (1..=MAX_PARTITIONS).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}`: use 1 to {MAX_PARTITIONS} partitions")),
+    }
+}
+
+/// rpk's `--from-offset`: `@T` (ms), `+N` (from the start), `-N` (from the end).
+pub fn from_offset(s: &str) -> Result<admin::StartOffset, String> {
+    admin::parse_from_offset(s).map(|o| o.start())
+}
