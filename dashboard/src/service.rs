@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -195,7 +195,11 @@ impl Shared {
             let mut source_changed = false;
             let mut state = self.state.write().expect("not poisoned");
             // Bounded, so that pages see progress while a backlog is read.
+            let mut pending = Some(event);
             for _ in 0..10_000 {
+                let Some(event) = pending.take() else {
+                    break;
+                };
                 match event {
                     SourceEvent::Pane {
                         partition,
@@ -235,10 +239,7 @@ impl Shared {
                         state.source.lag = Some(lag);
                     }
                 }
-                match events.try_recv() {
-                    Ok(next) => event = next,
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-                }
+                pending = events.try_recv().ok();
             }
             if !changed.is_empty() || source_changed {
                 let windows = changed
@@ -259,10 +260,14 @@ impl Shared {
             } else {
                 drop(state);
             }
-            match events.recv() {
-                Ok(next) => event = next,
-                Err(_) => return,
-            }
+            // An event taken but not applied in this run starts the next.
+            event = match pending {
+                Some(next) => next,
+                None => match events.recv() {
+                    Ok(next) => next,
+                    Err(_) => return,
+                },
+            };
         }
     }
 
@@ -531,4 +536,30 @@ pub fn routes(
         .or(updates)
         .or(health)
         .or(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backlog longer than one run of the merge: every event is applied,
+    /// the one taken as a run ends included.
+    #[test]
+    fn a_backlog_is_merged_whole() {
+        let shared = Shared::new(Settings::default(), "test".into());
+        let panes = 25_001u64;
+        let (send, backlog) = std::sync::mpsc::sync_channel(panes as usize);
+        for i in 0..panes {
+            let ms = 1_700_000_000_000 + i as i64 * 1000;
+            let pane = format!(
+                r#"{{"campaign":"c{i}","channel":"email","window":"","window_start":{ms},"window_end":{},"impressions":1,"clicks":0,"conversions":0,"spend":0.0,"spend_micros":0,"CPC":0.0,"CPA":0.0,"CTR":0.0,"CVR":0.0,"first_offset":{i},"last_offset":{i},"records":1,"max_event_ts_ms":{ms},"late_records":0}}"#,
+                ms + 60_000
+            );
+            send.send(crate::source::pane_event(0, pane.as_bytes(), None))
+                .unwrap();
+        }
+        drop(send);
+        shared.merge_from(backlog);
+        assert_eq!(shared.state.read().unwrap().merger.stats.panes, panes);
+    }
 }

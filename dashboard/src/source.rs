@@ -416,6 +416,7 @@ impl Source for KafkaSource {
         let mut connected = None;
         let mut caught_up = false;
         let mut last_check = Instant::now() - Duration::from_secs(1);
+        let mut idle = false;
         while !stop.load(Ordering::Relaxed) {
             // The dead letters exist beside the panes: look for them first.
             if let Some(dlq) = dlq_pending
@@ -428,9 +429,12 @@ impl Source for KafkaSource {
                     dlq_pending = None;
                 }
             }
-            let mut idle = true;
+            // Wait for the panes only when no topic had a record last round:
+            // a busy dead-letter topic is then read at full speed.
+            let waited = idle;
+            idle = true;
             for (i, topic) in topics.iter_mut().enumerate() {
-                let wait = Duration::from_millis(if i == 0 { 100 } else { 0 });
+                let wait = Duration::from_millis(if i == 0 && waited { 100 } else { 0 });
                 match topic.poll(wait) {
                     None => {}
                     Some(Err(())) => report(&mut connected, false, &out),

@@ -7,7 +7,9 @@ use analytics::time::{parse_duration_ms, parse_timestamp_ms, MAX_TS_MS, MIN_TS_M
 use anyhow::{bail, Context, Result};
 use clap::{Args, FromArgMatches};
 
-use crate::{Clock, Plan, Profile};
+use crate::{Clock, Format, Plan, Profile};
+use analytics::avro::LOGS_SCHEMA;
+use registry::{Schema, SchemaRegistry};
 
 /// Most partitions a topic may have here: far above what a pipeline meets,
 /// far below what would exhaust memory on per-partition bookkeeping.
@@ -51,6 +53,17 @@ pub struct StreamArgs {
     /// Weights of impression, click, conversion.
     #[arg(long, value_delimiter = ',', default_value = "80,15,5")]
     pub weights: Vec<u32>,
+    /// Values as the seed's JSON, or as Avro in Confluent's framing (the schema registered
+    /// under `<topic>-value`).
+    #[arg(long, value_enum, default_value_t = ValueFormat::Json)]
+    pub format: ValueFormat,
+}
+
+/// `--format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    Json,
+    Avro,
 }
 
 impl Default for StreamArgs {
@@ -102,6 +115,24 @@ impl StreamArgs {
                     bail!("--start `{s}`: event times must fall within 2000..2100, which the pipeline accepts");
                 }
                 Clock::Simulated { next_ms }
+            }
+        })
+    }
+
+    /// The values' format; for Avro, the logs schema is registered under
+    /// `<topic>-value` (Confluent's topic name strategy) for its id.
+    pub fn format(&self, topic: &str, registry: &dyn SchemaRegistry) -> Result<Format> {
+        Ok(match self.format {
+            ValueFormat::Json => Format::Json,
+            ValueFormat::Avro => {
+                let schema = Schema {
+                    schema: LOGS_SCHEMA.to_string(),
+                    ..Schema::default()
+                };
+                let schema_id = registry
+                    .register(&format!("{topic}-value"), &schema)
+                    .with_context(|| format!("--format avro: registering the schema of {topic}"))?;
+                Format::Avro { schema_id }
             }
         })
     }

@@ -244,7 +244,7 @@ impl Sink for KafkaSink {
             BaseRecord::to(&self.topic)
                 .partition(r.partition)
                 .key(r.key.as_bytes())
-                .payload(r.value.as_bytes())
+                .payload(r.value)
                 .timestamp(r.timestamp_ms),
         )?;
         self.sent += 1;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub use args::{StreamArgs, MAX_PARTITIONS};
+pub use args::{StreamArgs, ValueFormat, MAX_PARTITIONS};
 pub use kafka::KafkaSink;
 pub use sink::{FileSink, LogRecord, Sink};
-pub use stream::{murmur2, partition_for, Clock, Event, Profile, Stream};
+pub use stream::{murmur2, partition_for, Clock, Event, Format, Profile, Stream};
 pub use truth::{Totals, Truth, TruthFile, WindowTotals};
 
 /// How much and how fast.

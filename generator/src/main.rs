@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use generator::kafka::ensure_topic;
 use generator::{
-    generate, stop_on_ctrl_c, FileSink, KafkaSink, Progress, Sink, Stream, StreamArgs, Truth,
+    generate, stop_on_ctrl_c, FileSink, Format, KafkaSink, Progress, Sink, Stream, StreamArgs,
+    Truth, ValueFormat,
 };
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use std::sync::atomic::Ordering;
     about = "Synthetic ad events (impressions, clicks, conversions) for the `logs` topic",
     after_help = "Examples:\n  \
 generator --output logs.jsonl --count 100000 --seed 1 --start 2025-08-17T14:00:00 --truth truth.json\n  \
-generator --brokers 127.0.0.1:9092 --rate 20"
+generator --brokers 127.0.0.1:9092 --rate 20\n  \
+generator --brokers 127.0.0.1:9092 --format avro --schema-registry http://127.0.0.1:8081"
 )]
 struct Cli {
     /// Write records in the harness's input format to this file (`-` for stdout) instead of a broker.
@@ -42,6 +44,9 @@ struct Cli {
     /// Window size of the --truth totals.
     #[arg(long, default_value = "1m")]
     window: String,
+    /// The schema registry that --format avro registers its schema with.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8081")]
+    schema_registry: String,
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
@@ -101,7 +106,15 @@ fn run(cli: Cli) -> Result<()> {
     };
     // Ctrl-C stops the stream; what was sent is flushed and the truth written.
     let stop = stop_on_ctrl_c("stopping: flushing what was sent")?;
-    let mut stream = Stream::new(profile.clone(), cli.stream.seed, clock);
+    let format = match cli.stream.format {
+        ValueFormat::Json => Format::Json,
+        ValueFormat::Avro => {
+            let registry = registry::Client::new(&cli.schema_registry)
+                .map_err(|e| anyhow::anyhow!("--schema-registry {e}"))?;
+            cli.stream.format(&cli.topic, &registry)?
+        }
+    };
+    let mut stream = Stream::new(profile.clone(), cli.stream.seed, clock).with_format(format);
     let mut truth = Truth::new(window_ms);
     let mut report = |p: &Progress| {
         if live {

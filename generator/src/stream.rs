@@ -1,7 +1,9 @@
 //! The event stream: seed-shaped ad events, reproducible from a seed, with
 //! an optional share of malformed ones of several kinds.
 
+use analytics::avro::{frame, AvroSchema, LOGS_SCHEMA};
 use analytics::time::format_naive;
+use apache_avro::types::{Record, Value};
 
 use crate::rng::Rng;
 
@@ -58,11 +60,21 @@ pub struct Counted {
     pub cost_micros: i64,
 }
 
+/// How values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The seed's JSON.
+    Json,
+    /// Avro of [`LOGS_SCHEMA`] in Confluent's framing, with the id the
+    /// schema registry gave it.
+    Avro { schema_id: i32 },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// `campaign|channel`, so that every aggregation key lives in one partition.
     pub key: String,
-    pub value: String,
+    pub value: Vec<u8>,
     pub ts_ms: i64,
     /// `None` for a malformed event, which must end in the dead-letter topic.
     pub counted: Option<Counted>,
@@ -73,6 +85,8 @@ pub struct Stream {
     profile: Profile,
     clock: Clock,
     invalid_per_million: u64,
+    /// The framing id and the parsed schema, for Avro.
+    avro: Option<(i32, AvroSchema)>,
 }
 
 impl Stream {
@@ -82,6 +96,30 @@ impl Stream {
             invalid_per_million: (profile.invalid_ratio.clamp(0.0, 1.0) * 1e6).round() as u64,
             profile,
             clock,
+            avro: None,
+        }
+    }
+
+    /// Values in `format`; the events are the same whatever it is.
+    pub fn with_format(mut self, format: Format) -> Stream {
+        self.avro = match format {
+            Format::Json => None,
+            Format::Avro { schema_id } => Some((
+                schema_id,
+                AvroSchema::parse_str(LOGS_SCHEMA).expect("the logs schema parses"),
+            )),
+        };
+        self
+    }
+
+    fn encode(&self, fields: &Fields<'_>) -> Vec<u8> {
+        match &self.avro {
+            None => fields.json().into_bytes(),
+            Some((id, schema)) => {
+                let mut out = Vec::new();
+                frame(*id, &fields.avro(schema), &mut out);
+                out
+            }
         }
     }
 
@@ -127,31 +165,45 @@ impl Stream {
             channel: ch,
             event: KINDS[kind],
             cost: &cost_text(cents),
+            cost_micros: cents as i64 * 10_000,
         };
         if self.rng.below(1_000_000) < self.invalid_per_million {
             let value = match self.rng.below(5) {
-                0 => fields.json()[..40].to_string(),
-                1 => Fields {
+                // Cut short: not JSON, or not Avro of its schema.
+                0 => {
+                    let whole = self.encode(&fields);
+                    let cut = if self.avro.is_some() {
+                        whole.len() / 2
+                    } else {
+                        40
+                    };
+                    whole[..cut].to_vec()
+                }
+                // No user: the field left out of JSON, empty in Avro.
+                1 if self.avro.is_none() => Fields {
                     user_id: "",
                     ..fields
                 }
                 .json()
-                .replace(r#""user_id":"","#, ""),
-                2 => Fields {
-                    cost: &["-", &cost_text(cents + 1)].concat(),
+                .replace(r#""user_id":"","#, "")
+                .into_bytes(),
+                1 => self.encode(&Fields {
+                    user_id: "",
                     ..fields
-                }
-                .json(),
-                3 => Fields {
+                }),
+                2 => self.encode(&Fields {
+                    cost: &["-", &cost_text(cents + 1)].concat(),
+                    cost_micros: -((cents as i64 + 1) * 10_000),
+                    ..fields
+                }),
+                3 => self.encode(&Fields {
                     event: "purchase",
                     ..fields
-                }
-                .json(),
-                _ => Fields {
+                }),
+                _ => self.encode(&Fields {
                     ts: "not-a-time",
                     ..fields
-                }
-                .json(),
+                }),
             };
             return Event {
                 key,
@@ -162,7 +214,7 @@ impl Stream {
         }
         Event {
             key,
-            value: fields.json(),
+            value: self.encode(&fields),
             ts_ms,
             counted: Some(Counted {
                 campaign,
@@ -192,6 +244,7 @@ struct Fields<'a> {
     channel: &'a str,
     event: &'a str,
     cost: &'a str,
+    cost_micros: i64,
 }
 
 impl Fields<'_> {
@@ -212,6 +265,25 @@ impl Fields<'_> {
         }
         s.push('}');
         s
+    }
+
+    /// The same fields as an Avro body of [`LOGS_SCHEMA`].
+    fn avro(&self, schema: &AvroSchema) -> Vec<u8> {
+        let mut record = Record::new(schema).expect("the logs schema is a record");
+        record.put(
+            "event_id",
+            Value::Union(1, Box::new(Value::String(self.event_id.into()))),
+        );
+        record.put("ts", self.ts);
+        record.put("user_id", self.user_id);
+        record.put("campaign_id", self.campaign);
+        record.put("channel", self.channel);
+        record.put("event", self.event);
+        record.put(
+            "cost",
+            Value::Decimal(self.cost_micros.to_be_bytes().to_vec().into()),
+        );
+        apache_avro::to_avro_datum(schema, record).expect("the fields fit the logs schema")
     }
 }
 

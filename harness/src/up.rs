@@ -14,6 +14,7 @@ use admin::{Control, StartOffset};
 use anyhow::{anyhow, Context, Result};
 use dashboard::service::{self, until_set, Settings};
 use generator::{generate, Progress, Stream, StreamArgs, Truth};
+use registry::{LocalRegistry, SchemaRegistry};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use crate::bridge::{BridgeProgress, Deployment};
@@ -31,6 +32,23 @@ pub struct UpOptions {
     pub retention_bytes: usize,
     /// Where the generator's exact totals go once it is done.
     pub truth: Option<PathBuf>,
+    pub schema_registry: RegistryChoice,
+}
+
+/// The registry behind the transforms' Schema Registry module.
+pub enum RegistryChoice {
+    /// One of `up`'s own, served here, as Redpanda serves its own.
+    Serve(SocketAddr),
+    /// Any Confluent-compatible registry.
+    Use(Arc<registry::Client>),
+}
+
+/// Where `up` serves what it serves.
+pub struct Endpoints {
+    pub dashboard: SocketAddr,
+    pub admin: SocketAddr,
+    /// The schema registry `up` serves, if it serves one.
+    pub schema_registry: Option<SocketAddr>,
 }
 
 /// What a status line shows.
@@ -62,8 +80,8 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// Runs until `stop` is set. `ready` is told where the dashboard and the
-/// admin endpoint listen once everything runs; `status` is called about every `every`.
+/// Runs until `stop` is set. `ready` is told where the servers listen once
+/// everything runs; `status` is called about every `every`.
 #[allow(clippy::too_many_arguments)]
 pub fn up(
     host: &Host,
@@ -73,12 +91,12 @@ pub fn up(
     logger: Logger,
     stop: Arc<AtomicBool>,
     every: Duration,
-    ready: &mut dyn FnMut(SocketAddr, SocketAddr),
+    ready: &mut dyn FnMut(&Endpoints),
     status: &mut dyn FnMut(&Status),
 ) -> Result<()> {
     let profile = options.stream.profile()?;
     let plan = options.stream.plan(options.partitions)?;
-    let mut stream = Stream::new(
+    let stream = Stream::new(
         profile.clone(),
         options.stream.seed,
         options.stream.clock()?,
@@ -96,6 +114,18 @@ pub fn up(
     for topic in &spec.output_topics {
         topics.ensure_topic(topic, options.partitions)?;
     }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (schemas, registry): (Arc<dyn SchemaRegistry>, _) = match options.schema_registry {
+        RegistryChoice::Use(client) => (client, None),
+        RegistryChoice::Serve(listen) => {
+            let local = Arc::new(LocalRegistry::new());
+            let served = registry::serve(&runtime, listen, local.clone(), until_set(stop.clone()))?;
+            (local, Some(served))
+        }
+    };
+    let mut stream =
+        stream.with_format(options.stream.format(&spec.input_topic, schemas.as_ref())?);
+    let host = &host.clone().with_schema_registry(schemas);
     // A transform that cannot start stops `up` at once, with the reason.
     let outputs = vec![options.partitions; spec.output_topics.len()];
     Runtime::start(host, transform, spec.clone(), outputs, logger.clone())
@@ -111,7 +141,6 @@ pub fn up(
         stop.clone(),
     ));
 
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // The pipeline's dead letters: `<input>.dlq` among the outputs (logs.dlq).
     let dead_letters = format!("{}.dlq", spec.input_topic);
     let source = TopicSource {
@@ -191,7 +220,11 @@ pub fn up(
     };
 
     hosting.wait_started(&name, Duration::from_secs(60));
-    ready(dashboard.address, admin_address);
+    ready(&Endpoints {
+        dashboard: dashboard.address,
+        admin: admin_address,
+        schema_registry: registry.as_ref().map(|(address, _)| *address),
+    });
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -220,6 +253,9 @@ pub fn up(
     // panic already reported on stderr.
     let _ = runtime.block_on(dashboard.server);
     let _ = runtime.block_on(admin_server);
+    if let Some((_, server)) = registry {
+        let _ = runtime.block_on(server);
+    }
     // A writer cut short by the stop is the stop, not a failure.
     match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),

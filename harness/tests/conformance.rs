@@ -6,8 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{collecting_logger, wat_module as module};
+use common::{collecting_logger, wat_module as module, wat_module_with};
 use record_payload::decode_record;
+use registry::{LocalRegistry, Schema, SchemaRegistry};
 use transform_host::{Batch, Failure, Host, Limits, Output, Record, TransformSpec, Vm};
 
 fn spec(outputs: &[&str]) -> TransformSpec {
@@ -445,4 +446,129 @@ fn the_cli_names_the_input_line_that_killed_the_transform() {
     assert!(stderr.contains(r#"key "boom""#), "{stderr}");
     assert!(stderr.contains("unreachable"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The Schema Registry imports, as `src/v/wasm/schema_registry_module.h` declares them.
+const SR_IMPORTS: &str = r#"
+  (import "redpanda_schema_registry" "check_abi_version_0" (func $sr_check))
+  (import "redpanda_schema_registry" "get_schema_definition_len" (func $def_len (param i32 i32) (result i32)))
+  (import "redpanda_schema_registry" "get_schema_definition" (func $def (param i32 i32 i32) (result i32)))
+  (import "redpanda_schema_registry" "get_subject_schema_len" (func $subject_len (param i32 i32 i32 i32) (result i32)))
+  (import "redpanda_schema_registry" "get_subject_schema" (func $subject (param i32 i32 i32 i32 i32) (result i32)))
+  (import "redpanda_schema_registry" "create_subject_schema" (func $create (param i32 i32 i32 i32 i32) (result i32)))
+"#;
+
+/// For each batch: every call of the module, each answer reported.
+const SR_CALLS: &str = r#"
+  (data (i32.const 600) "s-value")
+  (data (i32.const 620) "t-value")
+  ;; Avro `"long"`: type 0, 6 bytes of text, no references.
+  (data (i32.const 700) "\00\0c\"long\"\00")
+  ;; Type 3, which does not exist.
+  (data (i32.const 800) "\06\00\00")
+  (func (export "_start")
+    (call $sr_check)
+    (loop $batches
+      (drop (call $next_batch))
+      (drop (call $read (i32.const 1024) (i32.const 4096)))
+      ;; a length the calls overwrite, when there is a registry
+      (i32.store (i32.const 2000) (i32.const 20))
+      ;; schema 1: its length, then too small a buffer, then enough
+      (call $report (call $def_len (i32.const 1) (i32.const 2000)))
+      (call $report (i32.load (i32.const 2000)))
+      (call $report (call $def (i32.const 1) (i32.const 3000) (i32.sub (i32.load (i32.const 2000)) (i32.const 1))))
+      (call $report (call $def (i32.const 1) (i32.const 3000) (i32.const 1000)))
+      (call $report (i32.load (i32.const 3000)))
+      ;; no schema 99
+      (call $report (call $def_len (i32.const 99) (i32.const 2000)))
+      ;; the latest of s-value, then its version 1
+      (call $report (call $subject_len (i32.const 600) (i32.const 7) (i32.const -1) (i32.const 2000)))
+      (call $report (i32.load (i32.const 2000)))
+      (call $report (call $subject (i32.const 600) (i32.const 7) (i32.const 1) (i32.const 3000) (i32.const 1000)))
+      (call $report (i32.load (i32.const 3000)))
+      ;; register "long" under t-value: 0 and its id; then a bad type
+      (call $report (call $create (i32.const 620) (i32.const 7) (i32.const 700) (i32.const 9) (i32.const 2004)))
+      (call $report (i32.load (i32.const 2004)))
+      (call $report (call $create (i32.const 620) (i32.const 7) (i32.const 800) (i32.const 3) (i32.const 2004)))
+      (br $batches)))
+"#;
+
+/// `src/v/wasm/schema_registry_module.cc:99-209`: 0 or the bytes written,
+/// -1 with no registry, -2 for anything else (a buffer too small, an
+/// unknown id, a definition that is not one); lengths as `uint32_t`, ids as
+/// `int32_t`; definitions as `write_encoded_schema_def` writes them.
+#[test]
+fn the_schema_registry_module_answers_as_redpandas() {
+    let wasm = wat_module_with(SR_IMPORTS, "check_abi_version_2", SR_CALLS);
+    let registry = Arc::new(LocalRegistry::new());
+    let string = Schema {
+        schema: r#"{"type":"string"}"#.into(),
+        ..Schema::default()
+    };
+    assert_eq!(registry.register("s-value", &string), Ok(1));
+    let host = host().with_schema_registry(registry.clone());
+    let mut vm = start(&host, &wasm, &["out"]).unwrap();
+    let out = vm.process(batch(0, &["a"])).unwrap();
+    // Type 0, 17 bytes of text (zigzag 34), the text, no references.
+    let definition_start = i32::from_le_bytes([0x00, 0x22, b'{', b'"']);
+    // Id 1, version 1 (zigzag 2 each), then the definition.
+    let subject_start = i32::from_le_bytes([0x02, 0x02, 0x00, 0x22]);
+    assert_eq!(
+        reports(&out),
+        [
+            0,
+            20,
+            -2,
+            20,
+            definition_start,
+            -2,
+            0,
+            22,
+            22,
+            subject_start,
+            0,
+            2,
+            -2
+        ]
+    );
+    assert_eq!(
+        registry
+            .subject_schema("t-value", None)
+            .unwrap()
+            .schema
+            .schema,
+        r#""long""#
+    );
+
+    // No registry: -1 from every call, and nothing written.
+    let mut vm = start(&self::host(), &wasm, &["out"]).unwrap();
+    let out = vm.process(batch(0, &["a"])).unwrap();
+    assert_eq!(
+        reports(&out),
+        [-1, 20, -1, -1, 0, -1, -1, 20, -1, 0, -1, 0, -1]
+    );
+}
+
+/// Pointers are translated before the call (`ffi.h:254-298`): one outside
+/// memory traps, registry or not (`wasmtime.cc:357-373`).
+#[test]
+fn a_schema_registry_call_with_a_bad_pointer_traps() {
+    let wasm = wat_module_with(
+        SR_IMPORTS,
+        "check_abi_version_2",
+        r#"(func (export "_start")
+             (loop $batches
+               (drop (call $next_batch))
+               (drop (call $read (i32.const 1024) (i32.const 4096)))
+               (drop (call $def_len (i32.const 1) (i32.const 65534)))
+               (br $batches)))"#,
+    );
+    let failure = start(&host(), &wasm, &["out"])
+        .unwrap()
+        .process(batch(0, &["a"]))
+        .unwrap_err();
+    assert!(
+        failure.message.contains("Out of bounds memory access"),
+        "{failure}"
+    );
 }

@@ -89,17 +89,18 @@ fn mix() -> Mix {
     for i in 0..20_000 {
         let e = stream.next_event();
         truth.add(&e);
+        let text = String::from_utf8(e.value.clone()).unwrap();
         if e.counted.is_none() {
             let meta = RecordMeta {
                 timestamp_ms: e.ts_ms,
                 size_bytes: e.key.len() + e.value.len(),
             };
-            let kind = enrich(Some(e.value.as_bytes()), meta, &config)
+            let kind = enrich(Some(&e.value), meta, &config)
                 .expect_err("the generator's invalid events are invalid")
                 .kind;
-            mix.dead.push((Some(e.value.clone()), kind.to_string()));
+            mix.dead.push((Some(text.clone()), kind.to_string()));
         }
-        mix.push(&e.key, Value::String(e.value), e.ts_ms);
+        mix.push(&e.key, Value::String(text), e.ts_ms);
         if i == 10_000 {
             mix.bad(
                 event("campaign_id", json!("x".repeat(60_000))),

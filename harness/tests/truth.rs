@@ -18,7 +18,7 @@ fn records(stream: &mut Stream, n: usize, partitions: i32, truth: &mut Truth) ->
                 line: i + 1,
                 partition: partition_for(event.key.as_bytes(), partitions),
                 key: Some(event.key.into_bytes()),
-                value: Some(event.value.into_bytes()),
+                value: Some(event.value),
                 headers: Vec::new(),
                 timestamp_ms: event.ts_ms,
             }

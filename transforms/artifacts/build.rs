@@ -22,6 +22,19 @@ const TRANSFORMS: &[(&str, &str, &str)] = &[
     ("TEE_WASM", "tee-transform", "tee"),
 ];
 
+/// Redpanda's test transforms (`transforms/testdata`), for the conformance suite.
+const TESTDATA: &[&str] = &[
+    "identity",
+    "identity-logging",
+    "dynamic",
+    "setup-panic",
+    "start-panic",
+    "transform-panic",
+    "transform-error",
+    "wasi",
+    "schema-registry",
+];
+
 const SOURCES: &[&str] = &[
     "transforms/analytics",
     "transforms/payload",
@@ -30,6 +43,7 @@ const SOURCES: &[&str] = &[
     "transforms/enrich",
     "transforms/aggregate",
     "transforms/tee",
+    "transforms/testdata",
     "Cargo.toml",
     "Cargo.lock",
     ".cargo/config.toml",
@@ -61,15 +75,23 @@ fn main() {
     }
     ensure_target();
     build(workspace, &target_dir);
-    for (var, _, bin) in TRANSFORMS {
-        let built = target_dir
+    let built = |bin: &str| {
+        target_dir
             .join(TARGET)
             .join("transform")
-            .join(format!("{bin}.wasm"));
+            .join(format!("{bin}.wasm"))
+    };
+    for (var, _, bin) in TRANSFORMS {
         let embedded = out_dir.join(format!("{bin}.wasm"));
-        copy_if_changed(&built, &embedded);
+        copy_if_changed(&built(bin), &embedded);
         println!("cargo:rustc-env={var}={}", embedded.display());
     }
+    let testdata = out_dir.join("testdata");
+    std::fs::create_dir_all(&testdata).expect("creating OUT_DIR/testdata");
+    for bin in TESTDATA {
+        copy_if_changed(&built(bin), &testdata.join(format!("{bin}.wasm")));
+    }
+    println!("cargo:rustc-env=TESTDATA_DIR={}", testdata.display());
 }
 
 /// Leaves an unchanged file alone, so that its embedder is not rebuilt.
@@ -139,6 +161,7 @@ fn build(workspace: &Path, target_dir: &Path) {
     for (_, package, _) in TRANSFORMS {
         cmd.args(["-p", package]);
     }
+    cmd.args(["-p", "testdata"]);
     // The outer build's flags and wrappers (clippy, coverage) are for the host.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",

@@ -9,6 +9,7 @@
 
 mod abi;
 mod memory;
+mod sr;
 mod state;
 mod validate;
 mod vm;
@@ -77,6 +78,7 @@ pub struct Host {
     engine: Engine,
     linker: Arc<Linker<state::HostState>>,
     limits: Limits,
+    registry: Option<Arc<dyn registry::SchemaRegistry>>,
 }
 
 impl Host {
@@ -88,12 +90,21 @@ impl Host {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         abi::add_to_linker(&mut linker)?;
+        sr::add_to_linker(&mut linker)?;
         wasi::add_to_linker(&mut linker, state::HostState::wasi)?;
         Ok(Host {
             engine,
             linker: Arc::new(linker),
             limits,
+            registry: None,
         })
+    }
+
+    /// The registry behind `redpanda_schema_registry`; without one its
+    /// calls answer -1, as on a broker with no Schema Registry configured.
+    pub fn with_schema_registry(mut self, registry: Arc<dyn registry::SchemaRegistry>) -> Host {
+        self.registry = Some(registry);
+        self
     }
 
     pub fn limits(&self) -> Limits {

@@ -43,6 +43,8 @@ pub struct HostState {
     pub(crate) fuel_per_record: u64,
     pub(crate) memory_limit: usize,
     pub(crate) wasi: WasiState,
+    /// What `redpanda_schema_registry` asks; `None`: no registry configured.
+    pub(crate) registry: Option<Arc<dyn registry::SchemaRegistry>>,
 }
 
 impl HostState {

@@ -165,6 +165,7 @@ impl Vm {
             fuel_per_record: limits.fuel_per_record,
             memory_limit: limits.memory_bytes,
             wasi: WasiState::new(&spec.name, spec.environ(), logger),
+            registry: host.registry.clone(),
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|state| state);

@@ -139,6 +139,11 @@ impl WasiState {
         }
     }
 
+    /// The transform's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Sets the realtime clock, in milliseconds since the epoch.
     pub fn set_realtime(&mut self, ms: i64) {
         self.now_ms = ms;

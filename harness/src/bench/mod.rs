@@ -83,7 +83,7 @@ pub fn bench(
     let values: Vec<(i64, Vec<u8>)> = (0..events)
         .map(|_| {
             let event = stream.next_event();
-            (event.ts_ms, event.value.into_bytes())
+            (event.ts_ms, event.value)
         })
         .collect();
     let batches: Vec<Arc<Batch>> = values

@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use generator::StreamArgs;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
-use crate::up::{up, UpOptions};
+use crate::up::{up, RegistryChoice, UpOptions};
 use crate::{quantile, with_custom_section};
 use admin::{Client, DeployRequest, EnvVar, SwapTiming};
 
@@ -136,6 +136,7 @@ pub fn bench_swap(
         batch_size: bench.batch_size,
         retention_bytes: 64 << 20,
         truth: None,
+        schema_registry: RegistryChoice::Serve(SocketAddr::from(([127, 0, 0, 1], 0))),
     };
     let request = DeployRequest {
         name: spec.name.clone(),
@@ -165,8 +166,8 @@ pub fn bench_swap(
                     logger,
                     stop,
                     Duration::from_secs(1),
-                    &mut |_, admin| {
-                        let _ = ready.send(admin);
+                    &mut |at| {
+                        let _ = ready.send(at.admin);
                     },
                     &mut |_| {},
                 )

@@ -1,6 +1,7 @@
 //! Argument groups several commands share, and their checks.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
@@ -70,6 +71,28 @@ impl LimitArgs {
         })
         .map_err(|e| anyhow::anyhow!("cannot set up wasmtime: {e:#}"))
     }
+}
+
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// A Confluent-compatible schema registry, http[s]://[USER:PASSWORD@]HOST:PORT, for transforms
+    /// that use Redpanda's Schema Registry SDK. Without one their calls answer -1 (not enabled), as on a
+    /// broker with no registry.
+    #[arg(long, value_name = "URL", value_parser = registry_client)]
+    pub schema_registry: Option<Arc<registry::Client>>,
+}
+
+impl RegistryArgs {
+    pub fn attach(&self, host: Host) -> Host {
+        match &self.schema_registry {
+            Some(client) => host.with_schema_registry(client.clone()),
+            None => host,
+        }
+    }
+}
+
+pub fn registry_client(url: &str) -> Result<Arc<registry::Client>, String> {
+    registry::Client::new(url).map(Arc::new)
 }
 
 /// A count of at least 1.

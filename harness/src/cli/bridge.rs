@@ -15,7 +15,7 @@ use harness::runtime::Runtime;
 use harness::transport::{KafkaTransport, Transport};
 use harness::{load_module, stderr_logger};
 
-use super::args::{at_least_one, from_offset, DeployArgs, LimitArgs};
+use super::args::{at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};
 
 #[derive(Args)]
 #[command(
@@ -52,10 +52,12 @@ pub struct BridgeArgs {
     admin_listen: SocketAddr,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 pub fn run(args: BridgeArgs) -> Result<()> {
-    let host = args.limits.host()?;
+    let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;
     let transport = Arc::new(KafkaTransport {

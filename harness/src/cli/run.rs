@@ -12,12 +12,13 @@ use harness::transform_logs::otel_record;
 use harness::{load_module, stderr_logger};
 use transform_host::{LogEvent, Logger};
 
-use super::args::{at_least_one, partition_count, DeployArgs, LimitArgs};
+use super::args::{at_least_one, partition_count, DeployArgs, LimitArgs, RegistryArgs};
 
 #[derive(Args)]
 #[command(after_help = "Input: one JSON object a line, \
 {\"partition\":0,\"key\":\"k\",\"value\":…,\"headers\":{\"h\":\"v\"},\"timestamp\":1700000000000}. \
-`value` is a string, null, or any JSON value (written compactly); every other field is optional. \
+`value` is a string, null, or any JSON value (written compactly); a binary value (Avro) comes as \
+\"value_base64\" instead; every other field is optional. \
 Output: {\"topic\":…,\"partition\":…,\"key\":…,\"value\":\"…\",\"headers\":{…}} a line. \
 Transform logs go to stderr (and with --logs to a file, as Redpanda writes them to \
 _redpanda.transform_logs). A failing transform names the input line that caused it and the \
@@ -42,6 +43,8 @@ pub struct RunArgs {
     logs: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// Log events to stderr, and as OpenTelemetry records to `path`.
@@ -61,7 +64,7 @@ fn file_logger(path: &Path) -> Result<Logger> {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let host = args.limits.host()?;
+    let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;
     let records = if args.input == Path::new("-") {

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use admin::DEFAULT_ADMIN;
@@ -10,10 +11,10 @@ use anyhow::Result;
 use clap::Args;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
-use harness::up::{up, UpOptions};
+use harness::up::{up, Endpoints, RegistryChoice, UpOptions};
 use harness::{load_module, stderr_logger};
 
-use super::args::{at_least_one, partition_count, DeployArgs, LimitArgs};
+use super::args::{at_least_one, partition_count, registry_client, DeployArgs, LimitArgs};
 
 #[derive(Args)]
 #[command(
@@ -21,10 +22,12 @@ use super::args::{at_least_one, partition_count, DeployArgs, LimitArgs};
 transform.yaml's pipeline unless --wasm/--config say otherwise) is hosted exactly as `harness bridge` hosts it \
 on a broker, with the same batches, batch log, commits and restarts after a failure; the dashboard reads \
 results (and logs.dlq) and serves the page and API. More transforms can be deployed beside it through the \
-admin endpoint (`harness deploy`, or rpk). Topics keep about --retention-mb each beyond what their readers \
+admin endpoint (`harness deploy`, or rpk). Transforms that use Redpanda's Schema Registry SDK reach the \
+registry up serves on --schema-registry-listen (Confluent's REST API, as Redpanda serves one), or the one \
+--schema-registry names. Topics keep about --retention-mb each beyond what their readers \
 have not committed, so memory stays bounded on a long run. With --count or --duration the dashboard keeps \
 serving after the last event until Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count \
-1000000 --start 2025-08-17T00:00:00 --port 8081"
+1000000 --start 2025-08-17T00:00:00 --port 8090"
 )]
 pub struct UpArgs {
     #[command(flatten)]
@@ -58,6 +61,12 @@ pub struct UpArgs {
     /// The admin endpoint: Redpanda's admin API for transforms (loopback only by default).
     #[arg(long, default_value = DEFAULT_ADMIN)]
     admin_listen: SocketAddr,
+    /// Where up serves its own schema registry (Confluent's REST API, Redpanda's port).
+    #[arg(long, default_value = registry::DEFAULT_REGISTRY)]
+    schema_registry_listen: SocketAddr,
+    /// Use this Confluent-compatible registry, http[s]://[USER:PASSWORD@]HOST:PORT, instead of serving one.
+    #[arg(long, value_name = "URL", value_parser = registry_client)]
+    schema_registry: Option<Arc<registry::Client>>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -76,6 +85,10 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     let started = Instant::now();
     let mut last_line = Instant::now();
     let mut announced_done = false;
+    let registry_url = args
+        .schema_registry
+        .as_ref()
+        .map_or(String::new(), |c| c.url().to_string());
     let topics = format!(
         "{} → [{}] → {}",
         spec.input_topic,
@@ -94,14 +107,23 @@ pub fn run(mut args: UpArgs) -> Result<()> {
             batch_size: args.batch_size,
             retention_bytes: args.retention_mb.saturating_mul(1 << 20),
             truth: args.truth,
+            schema_registry: match args.schema_registry {
+                Some(client) => RegistryChoice::Use(client),
+                None => RegistryChoice::Serve(args.schema_registry_listen),
+            },
         },
         stderr_logger(),
         stop,
         Duration::from_millis(500),
-        &mut |address, admin| {
+        &mut |at: &Endpoints| {
+            let admin = at.admin;
             eprintln!("pipeline up in this process: generator → {topics} → dashboard");
             eprintln!("admin endpoint on {admin} (harness deploy / list / pause / resume / delete --admin {admin}, or rpk -X admin.hosts={admin})");
-            eprintln!("open http://{address}/   (Ctrl-C to stop)");
+            match at.schema_registry {
+                Some(address) => eprintln!("schema registry on http://{address} (Confluent's REST API; rpk -X registry.hosts={address})"),
+                None => eprintln!("schema registry: {}", registry_url),
+            }
+            eprintln!("open http://{}/   (Ctrl-C to stop)", at.dashboard);
         },
         &mut |s| {
             if !s.generating && !announced_done {

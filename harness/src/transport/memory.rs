@@ -518,7 +518,7 @@ impl Sink for TopicSink {
     fn send(&mut self, r: &LogRecord<'_>) -> Result<()> {
         let mut payload = Vec::with_capacity(r.key.len() + r.value.len() + 8);
         encode_record(
-            &BorrowedRecord::new(Some(r.key.as_bytes()), Some(r.value.as_bytes())),
+            &BorrowedRecord::new(Some(r.key.as_bytes()), Some(r.value)),
             &mut payload,
         );
         self.topics
@@ -570,10 +570,14 @@ impl Source for TopicSource {
         let _ = out.send(SourceEvent::Lag(unread));
         let mut caught_up = false;
         let mut last_commit = Instant::now();
+        let mut idle = false;
         while !stop.load(Ordering::Relaxed) {
-            let mut idle = true;
+            // Wait for the panes only when no topic had a record last round:
+            // a busy dead-letter topic is then read at full speed.
+            let waited = idle;
+            idle = true;
             for (i, t) in topics.iter_mut().enumerate() {
-                let wait = Duration::from_millis(if i == 0 { 100 } else { 0 });
+                let wait = Duration::from_millis(if i == 0 && waited { 100 } else { 0 });
                 let Polled::Record(p, record) = t.reader.poll(wait) else {
                     continue;
                 };

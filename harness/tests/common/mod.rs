@@ -181,7 +181,7 @@ pub fn pane_totals<'a>(
 }
 
 /// Imports and helpers every hand-written test module shares; `{abi}` is the ABI check
-/// function and `{body}` the test's own `_start` and data.
+/// function, `{imports}` the test's own imports and `{body}` its `_start` and data.
 const PRELUDE: &str = r#"
 (module
   (import "redpanda_transform" "{abi}" (func $check))
@@ -196,6 +196,7 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  {imports}
   (memory (export "memory") 1)
   ;; The batch header's ten out-parameters, 8 bytes apart from 256.
   (func $next_batch (result i32)
@@ -217,7 +218,15 @@ const PRELUDE: &str = r#"
 "#;
 
 pub fn wat_module(abi: &str, body: &str) -> Vec<u8> {
-    wat::parse_str(PRELUDE.replace("{abi}", abi).replace("{body}", body)).unwrap()
+    wat_module_with("", abi, body)
+}
+
+pub fn wat_module_with(imports: &str, abi: &str, body: &str) -> Vec<u8> {
+    let text = PRELUDE
+        .replace("{abi}", abi)
+        .replace("{imports}", imports)
+        .replace("{body}", body);
+    wat::parse_str(text).unwrap()
 }
 
 /// `harness up` as a child process on free ports.
@@ -225,6 +234,8 @@ pub struct Up {
     pub child: Child,
     pub address: String,
     pub admin: String,
+    /// The schema registry `up` serves, as `http://HOST:PORT`.
+    pub registry: String,
 }
 
 impl Up {
@@ -233,6 +244,7 @@ impl Up {
     pub fn start(args: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
             .args(["up", "--port", "0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--schema-registry-listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -242,6 +254,7 @@ impl Up {
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut said = String::new();
         let mut admin = String::new();
+        let mut registry = String::new();
         let address = loop {
             let mut line = String::new();
             assert!(
@@ -251,6 +264,9 @@ impl Up {
             said.push_str(&line);
             if let Some(rest) = line.strip_prefix("admin endpoint on ") {
                 admin = rest.split(' ').next().unwrap().to_string();
+            }
+            if let Some(rest) = line.strip_prefix("schema registry on ") {
+                registry = rest.split(' ').next().unwrap().to_string();
             }
             if let Some(rest) = line.strip_prefix("open http://") {
                 break rest.split('/').next().unwrap().to_string();
@@ -262,6 +278,7 @@ impl Up {
             child,
             address,
             admin,
+            registry,
         }
     }
 

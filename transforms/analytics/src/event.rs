@@ -165,7 +165,7 @@ pub fn check_record_size(meta: RecordMeta, config: &Config) -> Result<(), Reject
     Ok(())
 }
 
-/// Validates, normalises and enriches one raw `logs` value.
+/// Validates, normalises and enriches one raw `logs` value (JSON).
 pub fn enrich<'a>(
     value: Option<&'a [u8]>,
     meta: RecordMeta,
@@ -175,16 +175,49 @@ pub fn enrich<'a>(
     let Some(value) = value else {
         return reject("no_value", "record has no value");
     };
+    validate(parse_json(value)?, meta, config)
+}
+
+fn parse_json(value: &[u8]) -> Result<Fields<'_>, Rejection> {
     // serde would also take a JSON array for the struct, with a baffling message.
     if value.trim_ascii_start().first() != Some(&b'{')
         && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
     {
         return reject("not_an_object", "event is not a JSON object");
     }
-    let raw: RawEvent<'a> = match serde_json::from_slice(value) {
+    let raw: RawEvent<'_> = match serde_json::from_slice(value) {
         Ok(raw) => raw,
         Err(e) => return reject("invalid_json", format!("invalid JSON: {e}")),
     };
+    Ok(Fields {
+        event_id: raw.event_id,
+        ts: raw.ts,
+        user_id: raw.user_id,
+        campaign_id: raw.campaign_id,
+        channel: raw.channel,
+        event: raw.event,
+        cost: raw.cost.map(|c| Cow::Borrowed(c.get())),
+    })
+}
+
+/// A raw event's fields, from JSON or Avro; `cost` is JSON text (a number
+/// or a quoted one) or a plain decimal.
+pub(crate) struct Fields<'a> {
+    pub event_id: Option<Cow<'a, str>>,
+    pub ts: Option<Cow<'a, str>>,
+    pub user_id: Option<Cow<'a, str>>,
+    pub campaign_id: Option<Cow<'a, str>>,
+    pub channel: Option<Cow<'a, str>>,
+    pub event: Option<Cow<'a, str>>,
+    pub cost: Option<Cow<'a, str>>,
+}
+
+/// Checks, normalises and enriches an event's fields, whatever their format.
+pub(crate) fn validate<'a>(
+    raw: Fields<'a>,
+    meta: RecordMeta,
+    config: &'a Config,
+) -> Result<Event<'a>, Rejection> {
     for (field, v) in [
         ("event_id", &raw.event_id),
         ("ts", &raw.ts),
@@ -209,7 +242,8 @@ pub fn enrich<'a>(
     let campaign_id = name(required(raw.campaign_id, "campaign_id")?);
     let channel = name(required(raw.channel, "channel")?);
     let kind_text = required(raw.event, "event")?;
-    let cost_text = raw.cost.ok_or_else(|| missing("cost"))?.get();
+    let cost_text = raw.cost.ok_or_else(|| missing("cost"))?;
+    let cost_text = cost_text.as_ref();
     if cost_text == "null" {
         return Err(missing("cost"));
     }

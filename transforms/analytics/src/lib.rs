@@ -2,6 +2,7 @@
 //! and window panes. No I/O: it compiles natively for tests and benchmarks
 //! and to `wasm32-wasip1` inside the transforms.
 
+pub mod avro;
 pub mod config;
 pub mod event;
 mod json;

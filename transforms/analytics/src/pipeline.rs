@@ -1,8 +1,9 @@
 //! The transforms' per-record logic, transport-free: the wasm binaries wrap
 //! these in Redpanda's ABI, the benchmarks and tests call them natively.
 
+use crate::avro::{enrich_value, NoRegistry, Schemas};
 use crate::config::Config;
-use crate::event::{check_record_size, enrich, EventRef, RecordMeta, Rejection};
+use crate::event::{check_record_size, EventRef, RecordMeta, Rejection};
 use crate::pane::{Contribution, Pane, PaneBuilder};
 
 /// Where one input record goes.
@@ -16,6 +17,7 @@ pub enum Routed<'a> {
 /// The deployable transform: enrich every record and aggregate the valid ones.
 pub struct Pipeline {
     config: Config,
+    schemas: Box<dyn Schemas>,
     panes: PaneBuilder,
     key: String,
     value: Vec<u8>,
@@ -26,13 +28,20 @@ impl Pipeline {
         Pipeline {
             panes: PaneBuilder::new(&config),
             config,
+            schemas: Box::new(NoRegistry),
             key: String::new(),
             value: Vec::with_capacity(512),
         }
     }
 
+    /// Where the writer schemas of Avro values come from.
+    pub fn with_schemas(mut self, schemas: Box<dyn Schemas>) -> Pipeline {
+        self.schemas = schemas;
+        self
+    }
+
     pub fn record(&mut self, offset: i64, meta: RecordMeta, value: Option<&[u8]>) -> Routed<'_> {
-        let event = match enrich(value, meta, &self.config) {
+        let event = match enrich_value(value, meta, &self.config, self.schemas.as_mut()) {
             Ok(event) => event,
             Err(rejection) => return Routed::Rejected(rejection),
         };

@@ -1,11 +1,13 @@
 //! Standalone enrichment for users who chain topics: valid events to the
 //! first output topic (`events`), invalid records to the second (`logs.dlq`).
+//! Values are JSON, or Avro framed for the Schema Registry, as in the pipeline.
 
-use analytics::{enrich, RecordMeta};
+use analytics::avro::enrich_value;
+use analytics::RecordMeta;
 use redpanda_transform_sdk::{
     on_record_written, BorrowedRecord, RecordWriter, WriteError, WriteEvent, WriteOptions,
 };
-use transform_guest::{config_from_env, dead_letter, output_topic};
+use transform_guest::{config_from_env, dead_letter, output_topic, RegistrySchemas};
 
 fn main() {
     let config = config_from_env();
@@ -15,6 +17,7 @@ fn main() {
     };
     let mut value = Vec::with_capacity(512);
     let value = std::cell::RefCell::new(&mut value);
+    let schemas = std::cell::RefCell::new(RegistrySchemas::default());
     on_record_written(
         |event: WriteEvent, out: &mut RecordWriter| -> Result<(), WriteError> {
             let record = event.record.as_ref();
@@ -32,7 +35,7 @@ fn main() {
                         .map(|h| h.key().len() + h.value().map_or(0, <[u8]>::len))
                         .sum::<usize>(),
             };
-            match enrich(record.value(), meta, &config) {
+            match enrich_value(record.value(), meta, &config, &mut *schemas.borrow_mut()) {
                 Ok(enriched) => {
                     let mut value = value.borrow_mut();
                     enriched.write_json(&mut value);

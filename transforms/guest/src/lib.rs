@@ -8,6 +8,7 @@
 //! natively over [`stub::StubAbi`] in tests.
 
 mod batch_loop;
+mod schemas;
 #[cfg(not(target_os = "wasi"))]
 pub mod stub;
 #[cfg(target_os = "wasi")]
@@ -17,6 +18,7 @@ use analytics::{RecordMeta, Rejection};
 use redpanda_transform_sdk_types::{BorrowedHeader, BorrowedRecord, RecordWriter, WriteError};
 
 pub use batch_loop::{run_with, Abi, BatchHeader, NextRecord, DEAD_LETTER_ROOM};
+pub use schemas::RegistrySchemas;
 
 /// One input record with what the SDK's callback does not tell.
 pub struct Input<'a> {

@@ -110,6 +110,11 @@ pub fn append_headers_in_place(
     Ok(new_len)
 }
 
+/// Appends a zigzag varint.
+pub fn write_varint(out: &mut Vec<u8>, value: i64) {
+    varint::write(out, value);
+}
+
 /// Appends a zigzag varint-sized buffer, as the ABI's write options need.
 pub fn write_sized(out: &mut Vec<u8>, buf: Option<&[u8]>) {
     varint::write_sized_buffer(out, buf);

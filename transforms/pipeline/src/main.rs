@@ -3,11 +3,14 @@
 //! ends with one pane per (campaign, channel, window) it touched in `results`
 //! (more, cut at the same records every time, when a batch holds more keys
 //! than fit in memory at once). Output topics, in order: results, events,
-//! logs.dlq.
+//! logs.dlq. `logs` values are JSON, or Avro in Confluent's framing, read
+//! with their writer schema from Redpanda's Schema Registry.
 
 use analytics::{pane_record, Pipeline, Routed};
 use redpanda_transform_sdk_types::{BorrowedRecord, RecordWriter, WriteError, WriteOptions};
-use transform_guest::{config_from_env, output_topic, run, BatchTransform, DeadLetter, Input};
+use transform_guest::{
+    config_from_env, output_topic, run, BatchTransform, DeadLetter, Input, RegistrySchemas,
+};
 
 struct PipelineTransform {
     pipeline: Pipeline,
@@ -72,7 +75,7 @@ fn main() {
         std::process::exit(1)
     };
     let mut transform = PipelineTransform {
-        pipeline: Pipeline::new(config_from_env()),
+        pipeline: Pipeline::new(config_from_env()).with_schemas(Box::<RegistrySchemas>::default()),
         events,
         dlq,
     };

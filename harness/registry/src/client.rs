@@ -1,0 +1,188 @@
+//! Any Confluent-compatible registry over its REST API:
+//! `GET /schemas/ids/{id}`, `GET /subjects/{s}/versions/{v|latest}`,
+//! `POST /subjects/{s}/versions`. What cannot change is cached: a schema by
+//! its id, and a subject's numbered version; "latest" is asked each time,
+//! as Redpanda's broker asks its own registry each time
+//! (`src/v/wasm/schema_registry_module.cc`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+
+use crate::model::{RegistryError, Schema, SchemaRegistry, SubjectSchema};
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+pub struct Client {
+    base: String,
+    /// `user:password` from the URL, sent as Basic authentication (as
+    /// Confluent's clients take `basic.auth.user.info`).
+    authorization: Option<String>,
+    agent: ureq::Agent,
+    by_id: Mutex<HashMap<i32, Schema>>,
+    by_version: Mutex<HashMap<(String, i32), SubjectSchema>>,
+}
+
+impl Client {
+    /// `url` as `http[s]://[USER:PASSWORD@]HOST:PORT[/PREFIX]`.
+    pub fn new(url: &str) -> Result<Client, String> {
+        let mut parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(format!(
+                "`{url}`: a schema registry URL is http://HOST:PORT or https://HOST:PORT"
+            ));
+        }
+        let authorization = (!parsed.username().is_empty()).then(|| {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let user = decode(parsed.username());
+            let password = decode(parsed.password().unwrap_or(""));
+            format!(
+                "Basic {}",
+                BASE64_STANDARD.encode(format!("{user}:{password}"))
+            )
+        });
+        // Credentials stay out of the base, which errors name.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::NativeTls)
+                    .build(),
+            )
+            .build()
+            .into();
+        Ok(Client {
+            base: parsed.as_str().trim_end_matches('/').to_string(),
+            authorization,
+            agent,
+            by_id: Mutex::default(),
+            by_version: Mutex::default(),
+        })
+    }
+
+    /// The registry's URL, without credentials.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, RegistryError> {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("accept", CONTENT_TYPE)
+            .header("content-type", CONTENT_TYPE);
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request
+            .body(body.unwrap_or_default())
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| RegistryError::Unreachable(format!("{}: {e}", self.base)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| RegistryError::Unreachable(format!("{}: {e}", self.base)))?;
+        if status == 404 {
+            return Err(RegistryError::NotFound(message(&text)));
+        }
+        if status != 200 {
+            return Err(RegistryError::Invalid(format!(
+                "{status}: {}",
+                message(&text)
+            )));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            RegistryError::Invalid(format!(
+                "{path} answered something else ({e}): {}",
+                cut(&text)
+            ))
+        })
+    }
+}
+
+/// A Confluent error's message, else the body.
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_else(|| cut(body))
+}
+
+fn cut(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+fn escape(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(serde::Deserialize)]
+struct Registered {
+    id: i32,
+}
+
+impl SchemaRegistry for Client {
+    fn schema_by_id(&self, id: i32) -> Result<Schema, RegistryError> {
+        if let Some(schema) = self.by_id.lock().expect("not poisoned").get(&id) {
+            return Ok(schema.clone());
+        }
+        let schema: Schema = self.call("GET", &format!("/schemas/ids/{id}"), None)?;
+        self.by_id
+            .lock()
+            .expect("not poisoned")
+            .insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    fn subject_schema(
+        &self,
+        subject: &str,
+        version: Option<i32>,
+    ) -> Result<SubjectSchema, RegistryError> {
+        if let Some(v) = version {
+            let key = (subject.to_string(), v);
+            if let Some(found) = self.by_version.lock().expect("not poisoned").get(&key) {
+                return Ok(found.clone());
+            }
+        }
+        let which = version.map_or("latest".to_string(), |v| v.to_string());
+        let found: SubjectSchema = self.call(
+            "GET",
+            &format!("/subjects/{}/versions/{which}", escape(subject)),
+            None,
+        )?;
+        self.by_version
+            .lock()
+            .expect("not poisoned")
+            .insert((subject.to_string(), found.version), found.clone());
+        Ok(found)
+    }
+
+    fn register(&self, subject: &str, schema: &Schema) -> Result<i32, RegistryError> {
+        let body = serde_json::to_vec(schema).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let registered: Registered = self.call(
+            "POST",
+            &format!("/subjects/{}/versions", escape(subject)),
+            Some(body),
+        )?;
+        Ok(registered.id)
+    }
+}
