@@ -46,6 +46,23 @@ fn stream() -> Stream {
 
 /// Runs the generator in the background; its thread returns the truth.
 fn generate_in_background(brokers: &str, count: u64, rate: Option<f64>) -> JoinHandle<TruthFile> {
+    generate_with_hold(brokers, count, rate, None)
+}
+
+/// A point the generator stops at until the test lets it go on: after
+/// `at` events it says so on `held` and waits for `release`.
+struct Hold {
+    at: u64,
+    held: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+fn generate_with_hold(
+    brokers: &str,
+    count: u64,
+    rate: Option<f64>,
+    mut hold: Option<Hold>,
+) -> JoinHandle<TruthFile> {
     let brokers = brokers.to_string();
     ensure_topic(&brokers, "logs", PARTITIONS).unwrap();
     std::thread::spawn(move || {
@@ -57,13 +74,20 @@ fn generate_in_background(brokers: &str, count: u64, rate: Option<f64>) -> JoinH
             duration: None,
             partitions: PARTITIONS,
         };
+        let mut wait_at_hold = |progress: &generator::Progress| {
+            if hold.as_ref().is_some_and(|h| progress.sent >= h.at) {
+                let h = hold.take().unwrap();
+                h.held.send(()).unwrap();
+                h.release.recv().unwrap();
+            }
+        };
         let progress = generate(
             &mut stream(),
             &plan,
             &mut sink,
             &mut truth,
             &|| false,
-            &mut |_| {},
+            &mut wait_at_hold,
         )
         .unwrap();
         assert_eq!(progress.failed, 0, "the generator lost events");
@@ -422,12 +446,27 @@ fn a_swap_on_a_broker_loses_nothing() {
     };
     let brokers = broker.address();
     let count = 30_000;
-    // 10 s of events: the deploy (2 s in, then a compile) lands mid-stream
-    // even on a loaded machine.
-    let generator = generate_in_background(&brokers, count, Some(3_000.0));
+    // The generator stops half way until the old version has written
+    // panes and the deploy is done, so the swap is mid-stream however
+    // loaded the machine is.
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel();
+    let hold = Hold {
+        at: count / 2,
+        held,
+        release: released,
+    };
+    let generator = generate_with_hold(&brokers, count, Some(3_000.0), Some(hold));
     let bridge = BridgeProcess::start(&brokers, &log_path("swap"));
     let admin = bridge.admin();
-    std::thread::sleep(Duration::from_secs(2));
+    is_held.recv().unwrap();
+    let results = TopicReader::new(&brokers, &[("results", PARTITIONS)]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut panes = 0;
+    while panes == 0 {
+        assert!(Instant::now() < deadline, "the old version wrote no panes");
+        results.read_for(Duration::from_millis(200), &mut |_, _| panes += 1);
+    }
     let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("swap-on-a-broker.wasm");
     std::fs::write(
         &module,
@@ -449,6 +488,7 @@ fn a_swap_on_a_broker_loses_nothing() {
         "{}",
         String::from_utf8_lossy(&deployed.stderr)
     );
+    release.send(()).unwrap();
     let truth = generator.join().unwrap();
     let out = read_outputs(&brokers, &truth, Duration::from_secs(120));
     assert_exact(&out, &truth, &injected_invalid(count));
