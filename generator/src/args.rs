@@ -104,6 +104,22 @@ impl StreamArgs {
     }
 
     /// Where event time comes from.
+    /// What makes the stream what it is: two runs with the same identity
+    /// generate the same events (the same times too with --start), whatever
+    /// their rate, count or duration.
+    pub fn identity(&self) -> String {
+        format!(
+            "seed={} start={:?} invalid_ratio={} campaigns={:?} channels={:?} weights={:?} format={:?}",
+            self.seed,
+            self.start,
+            self.invalid_ratio,
+            self.campaigns,
+            self.channels,
+            self.weights,
+            self.format
+        )
+    }
+
     pub fn clock(&self) -> Result<Clock> {
         Ok(match &self.start {
             None => Clock::Wall,

@@ -28,8 +28,9 @@ fn the_embedded_dashboard_equals_the_truth() {
         "0.02",
         "--partitions",
         "4",
-        // Far less than the run writes: topics drop what was read and
-        // make the generator wait, and still nothing is lost.
+        // Far less than the run writes: topics in memory drop what was
+        // read and make the generator wait, and still nothing is lost.
+        "--in-memory",
         "--retention-mb",
         "1",
         "--truth",

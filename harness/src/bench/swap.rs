@@ -13,9 +13,10 @@ use anyhow::{anyhow, Context, Result};
 use generator::StreamArgs;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
-use crate::up::{up, RegistryChoice, UpOptions};
+use crate::up::{up, RegistryChoice, Storage, UpOptions};
 use crate::{quantile, with_custom_section};
 use admin::{Client, DeployRequest, EnvVar, SwapTiming};
+use topics::Retention;
 
 pub struct SwapBench {
     pub swaps: usize,
@@ -134,7 +135,11 @@ pub fn bench_swap(
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         batch_size: bench.batch_size,
-        retention_bytes: 64 << 20,
+        storage: Storage::Memory,
+        retention: Retention {
+            memory_bytes: 64 << 20,
+            ..Retention::default()
+        },
         truth: None,
         schema_registry: RegistryChoice::Serve(SocketAddr::from(([127, 0, 0, 1], 0))),
     };

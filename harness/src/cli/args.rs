@@ -110,6 +110,50 @@ pub fn partition_count(s: &str) -> Result<i32, String> {
     }
 }
 
+/// A retention limit, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit<T>(pub Option<T>);
+
+/// A retention time: `7d`, `12h`, `30m`, or `none`.
+pub fn retention_time(s: &str) -> Result<Limit<std::time::Duration>, String> {
+    if s == "none" {
+        return Ok(Limit(None));
+    }
+    match analytics::time::parse_duration_ms(s) {
+        Some(ms) if ms > 0 => Ok(Limit(Some(std::time::Duration::from_millis(ms as u64)))),
+        _ => Err(format!(
+            "`{s}` is not a time such as 7d, 12h or 30m, or none"
+        )),
+    }
+}
+
+/// A size: `500MiB`, `10GiB`, `2GB`, `4096` (bytes), or `none`.
+pub fn retention_size(s: &str) -> Result<Limit<u64>, String> {
+    if s == "none" {
+        return Ok(Limit(None));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let unit: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => 0,
+    };
+    match n.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
+        Some(bytes) if bytes > 0 => Ok(Limit(Some(bytes))),
+        _ => Err(format!(
+            "`{s}` is not a size such as 500MiB or 10GiB, or none"
+        )),
+    }
+}
+
 /// rpk's `--from-offset`: `@T` (ms), `+N` (from the start), `-N` (from the end).
 pub fn from_offset(s: &str) -> Result<admin::StartOffset, String> {
     admin::parse_from_offset(s).map(|o| o.start())

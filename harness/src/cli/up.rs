@@ -2,19 +2,23 @@
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use admin::DEFAULT_ADMIN;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
-use harness::up::{up, Endpoints, RegistryChoice, UpOptions};
+use harness::up::{up, Endpoints, RegistryChoice, Storage, UpOptions};
 use harness::{load_module, stderr_logger};
+use topics::Retention;
 
-use super::args::{at_least_one, partition_count, registry_client, DeployArgs, LimitArgs};
+use super::args::{
+    at_least_one, partition_count, registry_client, retention_size, retention_time, DeployArgs,
+    Limit, LimitArgs,
+};
 
 #[derive(Args)]
 #[command(
@@ -24,10 +28,15 @@ on a broker, with the same batches, batch log, commits and restarts after a fail
 results (and logs.dlq) and serves the page and API. More transforms can be deployed beside it through the \
 admin endpoint (`harness deploy`, or rpk). Transforms that use Redpanda's Schema Registry SDK reach the \
 registry up serves on --schema-registry-listen (Confluent's REST API, as Redpanda serves one), or the one \
---schema-registry names. Topics keep about --retention-mb each beyond what their readers \
-have not committed, so memory stays bounded on a long run. With --count or --duration the dashboard keeps \
+--schema-registry names.\n\nThe topics, the transforms' committed positions and the generator's place in its \
+stream are kept in a data folder (--data-dir; by default a per-user one, printed at start). Started again on \
+it, everything goes on where it stopped, also after a kill -9: each transform from its exact position, the \
+dashboard with its history, a --count/--seed generator with the next event of the same stream. --fresh \
+starts over; --in-memory keeps nothing. On disk, records go after --retention-time or beyond \
+--retention-size a partition, once every reader has read them; in memory, topics keep about --retention-mb \
+each beyond what their readers have not committed. With --count or --duration the dashboard keeps \
 serving after the last event until Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count \
-1000000 --start 2025-08-17T00:00:00 --port 8090"
+1000000 --start 2025-08-17T00:00:00 --port 8090\n  harness up --in-memory --rate max"
 )]
 pub struct UpArgs {
     #[command(flatten)]
@@ -52,7 +61,27 @@ pub struct UpArgs {
     /// Most records in one batch.
     #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     batch_size: usize,
-    /// Megabytes each topic keeps beyond what its readers have not committed.
+    /// Where the topics, commits and transforms are kept [default: a per-user data folder], or
+    /// `none` to keep them in memory only.
+    #[arg(long, value_name = "DIR|none")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory only: nothing outlives the process (as --data-dir none).
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// Delete the data folder first, saying what goes, and start over.
+    #[arg(long, conflicts_with = "in_memory")]
+    fresh: bool,
+    /// On disk: how long a record is kept after it was appended (7d, 12h, 30m), or `none`.
+    #[arg(long, default_value = "7d", value_parser = retention_time)]
+    retention_time: Limit<Duration>,
+    /// On disk: the most a partition keeps (500MiB, 10GiB), or `none`.
+    #[arg(long, default_value = "none", value_parser = retention_size)]
+    retention_size: Limit<u64>,
+    /// On disk: writes wait while the data folder's disk has less free space than this (MiB).
+    #[arg(long, default_value_t = 256)]
+    min_free_mb: u64,
+    /// In memory: megabytes each topic keeps beyond what its readers have not committed. On disk:
+    /// the tail of each topic kept in memory.
     #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     retention_mb: usize,
     /// When the generator is done, write its exact totals per (campaign, channel, window) here.
@@ -80,6 +109,7 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     let spec = args
         .deploy
         .resolve(&default_name, Some(TransformYaml::root()))?;
+    let storage = storage(args.data_dir.take(), args.in_memory, args.fresh)?;
     let stop = stop_on_ctrl_c("stopping: finishing the batch in flight")?;
     let live = std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -105,7 +135,14 @@ pub fn run(mut args: UpArgs) -> Result<()> {
             listen: SocketAddr::new(args.bind, args.port),
             admin_listen: args.admin_listen,
             batch_size: args.batch_size,
-            retention_bytes: args.retention_mb.saturating_mul(1 << 20),
+            storage,
+            retention: Retention {
+                memory_bytes: args.retention_mb.saturating_mul(1 << 20),
+                time: args.retention_time.0,
+                partition_bytes: args.retention_size.0,
+                min_free_bytes: args.min_free_mb.saturating_mul(1 << 20),
+                ..Retention::default()
+            },
             truth: args.truth,
             schema_registry: match args.schema_registry {
                 Some(client) => RegistryChoice::Use(client),
@@ -149,4 +186,42 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Where the topics go: `--in-memory` or `--data-dir none`, else the given
+/// or the default folder, emptied first with `--fresh`.
+fn storage(data_dir: Option<PathBuf>, in_memory: bool, fresh: bool) -> Result<Storage> {
+    if in_memory || data_dir.as_deref() == Some(Path::new("none")) {
+        if fresh {
+            bail!("--fresh deletes a data folder; with --data-dir none there is none");
+        }
+        eprintln!("topics in memory: nothing is kept when up stops");
+        return Ok(Storage::Memory);
+    }
+    let folder = match data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    if fresh {
+        match topics::contents(&folder)? {
+            Some(contents) => {
+                eprintln!("--fresh: deleting {contents}");
+                topics::remove(&folder)?;
+            }
+            None => eprintln!("--fresh: {} holds nothing yet", folder.display()),
+        }
+    }
+    eprintln!(
+        "data folder {} (topics, commits, deployments, schemas; --fresh starts over, --in-memory keeps nothing)",
+        folder.display()
+    );
+    Ok(Storage::Folder(folder))
+}
+
+/// The per-user data folder: `$XDG_DATA_HOME/marketing-pipeline/up` on
+/// Linux, the platform's equivalent elsewhere.
+fn default_data_dir() -> Result<PathBuf> {
+    let base = dirs::data_local_dir()
+        .context("no per-user data folder is known here (no HOME?): give --data-dir")?;
+    Ok(base.join("marketing-pipeline").join("up"))
 }

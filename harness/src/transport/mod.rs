@@ -1,10 +1,10 @@
 //! Where a hosted transform's topics live: a Kafka-protocol broker, or
-//! in-process topics for the embedded mode. The bridge is written against
+//! the embedded topics (in memory or on disk). The bridge is written against
 //! these traits only, so both modes share every step of its batch, commit
 //! and recovery logic and differ only in the transport they are given.
 
+pub mod embedded;
 pub mod kafka;
-pub mod memory;
 
 use std::time::Duration;
 
@@ -14,15 +14,7 @@ use record_payload::BorrowedRecord;
 use transform_host::Record;
 
 pub use kafka::KafkaTransport;
-pub use memory::Topics;
-
-/// Where a reader starts on a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    Beginning,
-    End,
-    Offset(i64),
-}
+pub use topics::{StartAt, Topics};
 
 /// The end of a partition and the value of its last record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -236,15 +237,50 @@ pub struct Up {
     pub admin: String,
     /// The schema registry `up` serves, as `http://HOST:PORT`.
     pub registry: String,
+    /// The data folder made for this run alone, deleted with it.
+    scratch: Option<PathBuf>,
+    /// What it said on stderr until it served.
+    pub said: String,
+}
+
+/// A data folder of its own for a test's `harness up`.
+pub fn scratch_data_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("up-data-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 impl Up {
-    /// Starts `harness up` on a free port and waits until it says where the
-    /// dashboard is.
+    /// Starts `harness up` on free ports, with a data folder of its own
+    /// unless `args` name one, and waits until it says where the dashboard
+    /// is.
     pub fn start(args: &[&str]) -> Up {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        let own = !args
+            .iter()
+            .any(|a| *a == "--data-dir" || *a == "--in-memory");
+        let scratch = own.then(|| scratch_data_dir("up"));
+        let mut up = Up::spawn(args, scratch.as_deref());
+        up.scratch = scratch;
+        up
+    }
+
+    /// Starts `harness up` on free ports with `data_dir`, which outlives it.
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Up {
+        Up::spawn(args, Some(data_dir))
+    }
+
+    fn spawn(args: &[&str], data_dir: Option<&Path>) -> Up {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+        command
             .args(["up", "--port", "0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--schema-registry-listen", "127.0.0.1:0"])
+            .args(["--schema-registry-listen", "127.0.0.1:0"]);
+        if let Some(dir) = data_dir {
+            command.arg("--data-dir").arg(dir);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -279,7 +315,15 @@ impl Up {
             address,
             admin,
             registry,
+            scratch: None,
+            said,
         }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Waits for the generator's truth, then until the dashboard has
@@ -370,6 +414,9 @@ impl Drop for Up {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -1,8 +1,15 @@
 //! `harness up`: the whole pipeline in one process. The generator writes to
-//! in-process topics, the host runs the transform over them exactly as it
+//! the embedded topics, the host runs the transform over them exactly as it
 //! runs one over a broker (more can be deployed through the admin API), and
 //! the dashboard reads `results` from them. Each part is the same code as in
-//! broker mode, given the in-process transport.
+//! broker mode, given the embedded transport.
+//!
+//! The topics are kept in a data folder by default: started again on it,
+//! each transform goes on from its committed position, the dashboard reads
+//! the history back, and the generator goes on with its stream where it
+//! stopped (see [`resume`]).
+
+mod resume;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,8 +27,9 @@ use transform_host::{Host, Logger, Transform, TransformSpec};
 use crate::bridge::{BridgeProgress, Deployment};
 use crate::hosting::{Hosting, HostingOptions};
 use crate::runtime::Runtime;
-use crate::transport::memory::{Closed, TopicSink, TopicSource};
-use crate::transport::{Topics, Transport};
+use crate::transport::embedded::{TopicSink, TopicSource};
+use crate::transport::Topics;
+use topics::{Closed, DataFolder, Retention};
 
 pub struct UpOptions {
     pub stream: StreamArgs,
@@ -29,10 +37,19 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub batch_size: usize,
-    pub retention_bytes: usize,
+    pub storage: Storage,
+    pub retention: Retention,
     /// Where the generator's exact totals go once it is done.
     pub truth: Option<PathBuf>,
     pub schema_registry: RegistryChoice,
+}
+
+/// Where `up` keeps its topics.
+pub enum Storage {
+    /// In this process's memory: gone when it ends.
+    Memory,
+    /// In this data folder: a restart goes on where the last run stopped.
+    Folder(PathBuf),
 }
 
 /// The registry behind the transforms' Schema Registry module.
@@ -58,8 +75,12 @@ pub struct Status {
     pub bridge: BridgeProgress,
     pub windows: usize,
     pub dead_letters: u64,
-    /// What the in-process topics hold: records and their bookkeeping.
+    /// What the topics hold in memory: records and their bookkeeping.
     pub topic_bytes: usize,
+    /// What the topics take on disk, when they are kept there.
+    pub disk_bytes: Option<u64>,
+    /// Why writes to the topics wait, while they do.
+    pub trouble: Option<String>,
 }
 
 /// The progress line.
@@ -67,7 +88,7 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters · topics {} MiB, transform {} KiB",
+            "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters · topics {} MiB in memory",
             self.generated,
             self.bridge.records_in,
             self.bridge.batches,
@@ -75,8 +96,15 @@ impl std::fmt::Display for Status {
             self.windows,
             self.dead_letters,
             self.topic_bytes >> 20,
-            self.bridge.transform_bytes >> 10
-        )
+        )?;
+        if let Some(disk) = self.disk_bytes {
+            write!(f, ", {} MiB on disk", disk >> 20)?;
+        }
+        write!(f, ", transform {} KiB", self.bridge.transform_bytes >> 10)?;
+        if let Some(why) = &self.trouble {
+            write!(f, " · WAITING: {why}")?;
+        }
+        Ok(())
     }
 }
 
@@ -95,7 +123,7 @@ pub fn up(
     status: &mut dyn FnMut(&Status),
 ) -> Result<()> {
     let profile = options.stream.profile()?;
-    let plan = options.stream.plan(options.partitions)?;
+    let mut plan = options.stream.plan(options.partitions)?;
     let stream = Stream::new(
         profile.clone(),
         options.stream.seed,
@@ -109,11 +137,21 @@ pub fn up(
         .cloned()
         .context("the transform has no output topic")?;
 
-    let topics = Topics::new(options.retention_bytes);
-    topics.ensure_topic(&spec.input_topic, options.partitions)?;
-    for topic in &spec.output_topics {
-        topics.ensure_topic(topic, options.partitions)?;
+    let topics = match &options.storage {
+        Storage::Memory => Topics::in_memory(options.retention.memory_bytes),
+        Storage::Folder(path) => Topics::open(DataFolder::open(path)?, options.retention.clone())?,
+    };
+    let names: Vec<&str> = std::iter::once(&spec.input_topic)
+        .chain(&spec.output_topics)
+        .map(String::as_str)
+        .collect();
+    resume::ensure_topics(&topics, &names, options.partitions)?;
+    let (already_sent, note) =
+        resume::generator_start(&topics, &spec.input_topic, &options.stream.identity())?;
+    if let Some(note) = note {
+        tracing::info!("{note}");
     }
+    plan.count = plan.count.map(|n| n.saturating_sub(already_sent));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (schemas, registry): (Arc<dyn SchemaRegistry>, _) = match options.schema_registry {
         RegistryChoice::Use(client) => (client, None),
@@ -193,17 +231,24 @@ pub fn up(
         let mut sink = TopicSink {
             topics: topics.clone(),
             topic: input,
+            next: already_sent,
         };
         let truth_path = options.truth.clone();
+        generated.store(already_sent, Ordering::Relaxed);
         std::thread::spawn(move || -> Result<Progress> {
             let mut truth = Truth::new(config.window_ms);
+            // The stream's events before where it stopped count in the
+            // truth of the whole stream.
+            for _ in 0..already_sent {
+                truth.add(&stream.next_event());
+            }
             let progress = generate(
                 &mut stream,
                 &plan,
                 &mut sink,
                 &mut truth,
                 &|| stop.load(Ordering::Relaxed),
-                &mut |p| generated.store(p.sent, Ordering::Relaxed),
+                &mut |p| generated.store(already_sent + p.sent, Ordering::Relaxed),
             );
             generating.store(false, Ordering::Relaxed);
             let progress = progress?;
@@ -240,6 +285,8 @@ pub fn up(
             windows: state.merger.len(),
             dead_letters: state.source.dlq.total,
             topic_bytes: topics.stored_bytes(),
+            disk_bytes: topics.disk_bytes(),
+            trouble: topics.trouble(),
         });
     }
     // Writers waiting for readers that stop with the rest give up.
@@ -256,6 +303,7 @@ pub fn up(
     if let Some((_, server)) = registry {
         let _ = runtime.block_on(server);
     }
+    topics.shut_down()?;
     // A writer cut short by the stop is the stop, not a failure.
     match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),

@@ -1,0 +1,107 @@
+//! What `up` finds in a data folder it starts on again: the topics it
+//! needs with their partition counts, and where the generator's stream
+//! stopped.
+
+use anyhow::{bail, Result};
+use record_payload::decode_record;
+use serde::{Deserialize, Serialize};
+use topics::Topics;
+
+use crate::transport::embedded::SEQUENCE_HEADER;
+
+/// The key of the generator's entry beside the topics.
+const GENERATOR: &str = "generator";
+
+/// Records looked at, back from a partition's end, for the generator's
+/// last numbered event.
+const LOOK_BACK: usize = 4096;
+
+/// The stream the generator writes, as kept beside the topics.
+#[derive(Serialize, Deserialize)]
+struct GeneratorEntry {
+    /// [`generator::StreamArgs::identity`].
+    identity: String,
+    /// Where the stream's events start in each partition of its topic.
+    starts: Vec<i64>,
+}
+
+/// Creates the topics `up` needs, or checks that those the folder holds
+/// have `partitions` partitions.
+pub fn ensure_topics(topics: &Topics, names: &[&str], partitions: i32) -> Result<()> {
+    for name in names {
+        let have = topics.ensure_topic(name, partitions)?;
+        if have != partitions {
+            let folder = topics
+                .folder()
+                .map_or(String::new(), |f| f.display().to_string());
+            bail!(
+                "the data folder {folder} holds topic {name} with {have} partitions, not the \
+                 {partitions} of --partitions: start with --partitions {have}, or start over \
+                 with --fresh, or give another --data-dir"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where the generator starts: the number of events of the stream
+/// `identity` already in `topic`, and a note to show when it is not the
+/// start. A stream with another identity starts anew after what is there.
+pub fn generator_start(
+    topics: &Topics,
+    topic: &str,
+    identity: &str,
+) -> Result<(u64, Option<String>)> {
+    let ends = topics.ends(topic)?;
+    let entry = topics
+        .meta(GENERATOR)
+        .and_then(|v| serde_json::from_slice::<GeneratorEntry>(&v).ok());
+    let starts = match entry {
+        Some(e) if e.identity == identity && e.starts.len() == ends.len() => e.starts,
+        previous => {
+            let note = previous.map(|_| {
+                format!(
+                    "the generator's stream is not the last run's ({identity}): a new one \
+                     starts after the {} records in {topic}",
+                    ends.iter().sum::<i64>()
+                )
+            });
+            let entry = GeneratorEntry {
+                identity: identity.to_string(),
+                starts: ends,
+            };
+            topics.set_meta(GENERATOR, serde_json::to_vec(&entry)?);
+            return Ok((0, note));
+        }
+    };
+    let mut next = 0;
+    for (p, start) in starts.iter().enumerate() {
+        if let Some(seq) = last_sequence(topics, topic, p as i32, *start)? {
+            next = next.max(seq + 1);
+        }
+    }
+    let note = (next > 0).then(|| {
+        format!("the generator goes on from event {next} of its stream, where it stopped")
+    });
+    Ok((next, note))
+}
+
+/// The number of the last event of the generator in a partition, at or
+/// after `start`.
+fn last_sequence(topics: &Topics, topic: &str, partition: i32, start: i64) -> Result<Option<u64>> {
+    let (low, end) = topics.bounds(topic, partition)?;
+    let from = (end - LOOK_BACK as i64).max(start).max(low);
+    let records = topics.read(topic, partition, from, LOOK_BACK)?;
+    for r in records.iter().rev() {
+        let decoded = decode_record(&r.payload)?;
+        let seq = decoded
+            .headers()
+            .iter()
+            .find(|h| h.key() == SEQUENCE_HEADER.as_bytes())
+            .and_then(|h| std::str::from_utf8(h.value()?).ok()?.parse().ok());
+        if seq.is_some() {
+            return Ok(seq);
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,162 @@
+//! `harness up` on a data folder: killed with SIGKILL at random points and
+//! started again, it ends exactly equal to the truth of the whole stream;
+//! what it refuses, it refuses with what to do.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+mod common;
+
+use common::{scratch_data_dir, Up};
+
+const EVENTS: &str = "60000";
+
+fn stream_args(truth: &Path) -> Vec<String> {
+    [
+        "--seed",
+        "11",
+        "--count",
+        EVENTS,
+        "--rate",
+        "10000",
+        "--start",
+        "2025-08-17T14:00:00",
+        "--invalid-ratio",
+        "0.01",
+        "--truth",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([truth.display().to_string()])
+    .collect()
+}
+
+/// A small xorshift, seeded from the clock and printed, for kill points.
+fn kill_points() -> Vec<Duration> {
+    let mut x = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill points seeded with {x}");
+    (0..3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Duration::from_millis(300 + x % 1500)
+        })
+        .collect()
+}
+
+#[test]
+fn three_kill_9s_and_restarts_end_equal_to_the_truth() {
+    let dir = scratch_data_dir("kill9");
+    let truth = dir.with_extension("truth.json");
+    let _ = std::fs::remove_file(&truth);
+    let args = stream_args(&truth);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for (run, wait) in kill_points().into_iter().enumerate() {
+        let up = Up::start_in(&dir, &args);
+        if run > 0 {
+            assert!(
+                up.said.contains("the generator goes on from event"),
+                "run {run} did not resume its stream:\n{}",
+                up.said
+            );
+        }
+        std::thread::sleep(wait);
+        assert!(!truth.exists(), "the stream ended before kill {run}");
+        up.kill_9();
+    }
+    let up = Up::start_in(&dir, &args);
+    up.assert_equals_truth(&truth);
+    up.interrupt();
+
+    // Once more, after a clean stop: the history is all there, and the
+    // generator, done with its count, sends nothing more.
+    std::fs::remove_file(&truth).unwrap();
+    let up = Up::start_in(&dir, &args);
+    let started = Instant::now();
+    up.assert_equals_truth(&truth);
+    println!("history back in {:?}", started.elapsed());
+    let summary = up.get("/api/summary");
+    assert_eq!(
+        summary["impressions"].as_i64().unwrap()
+            + summary["clicks"].as_i64().unwrap()
+            + summary["conversions"].as_i64().unwrap(),
+        {
+            let t: generator::TruthFile =
+                serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap();
+            (t.events - t.invalid) as i64
+        }
+    );
+    up.interrupt();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&truth).unwrap();
+}
+
+/// `harness up` with these arguments, expected to fail: its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("up")
+        .args(["--port", "0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--schema-registry-listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} was not refused:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn a_busy_folder_another_layout_or_format_and_a_used_port_are_refused_with_what_to_do() {
+    let dir = scratch_data_dir("refusals");
+    let folder = dir.to_str().unwrap();
+    let up = Up::start_in(&dir, &["--rate", "100"]);
+    let stderr = refused(&["--data-dir", folder]);
+    assert!(stderr.contains("another harness"), "{stderr}");
+    assert!(stderr.contains("another --data-dir"), "{stderr}");
+    // A port in use is named by its flag.
+    let port = up.address.rsplit(':').next().unwrap().to_string();
+    let other = scratch_data_dir("refusals-port");
+    let stderr = refused(&["--data-dir", other.to_str().unwrap(), "--port", &port]);
+    assert!(stderr.contains("--port"), "{stderr}");
+    let stderr = refused(&[
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--admin-listen",
+        &up.admin,
+    ]);
+    assert!(stderr.contains("--admin-listen"), "{stderr}");
+    up.interrupt();
+
+    let stderr = refused(&["--data-dir", folder, "--partitions", "5"]);
+    assert!(
+        stderr.contains("holds topic logs with 3 partitions, not the 5 of --partitions"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--fresh"), "{stderr}");
+
+    std::fs::write(dir.join("FORMAT"), "marketing-pipeline harness data 0\n").unwrap();
+    let stderr = refused(&["--data-dir", folder]);
+    assert!(stderr.contains("another format"), "{stderr}");
+
+    // --fresh says what it deletes, and starts over.
+    let up = Up::start_in(&dir, &["--rate", "100", "--fresh"]);
+    assert!(up.said.contains("--fresh: deleting"), "{}", up.said);
+    up.interrupt();
+
+    let mine = scratch_data_dir("refusals-foreign");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "not harness data").unwrap();
+    let stderr = refused(&["--data-dir", mine.to_str().unwrap(), "--fresh"]);
+    assert!(stderr.contains("not a harness data folder"), "{stderr}");
+    assert!(mine.join("notes.txt").exists());
+    for d in [&dir, &other, &mine] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
