@@ -54,6 +54,10 @@ pub struct MergeStats {
     pub duplicates: u64,
     pub late_panes: u64,
     pub expired: u64,
+    /// The records of the panes counted.
+    pub records: u64,
+    /// The newest event time among the panes counted.
+    pub newest_event_ms: i64,
 }
 
 /// How much history is kept: memory stays bounded whatever comes in.
@@ -172,6 +176,8 @@ impl Merger {
             return Added::Duplicate;
         }
         *counted = pane.last_offset;
+        self.stats.records += pane.records;
+        self.stats.newest_event_ms = self.stats.newest_event_ms.max(pane.max_event_ts_ms);
         window.counters.add(&pane.counters());
         window.panes += 1;
         window.records += pane.records;

@@ -31,7 +31,7 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Host a transform against a Kafka-protocol broker until stopped (Ctrl-C).
     Bridge(cli::bridge::BridgeArgs),
-    /// Run the whole pipeline in this process: generator, in-process topics, the transform, the dashboard.
+    /// Run the whole pipeline in this process: generator, topics kept on disk, the transform, the dashboard.
     Up(cli::up::UpArgs),
     /// Deploy a transform, or a new version of one, to a running `harness up` or `harness bridge`.
     Deploy(cli::deploy::DeployArgs),
@@ -52,14 +52,19 @@ enum Command {
     BenchBroker(cli::bench::BenchBrokerArgs),
     /// Measure hot swaps under a steady stream: the pause in processing and the new version's first batch.
     BenchSwap(cli::bench::BenchSwapArgs),
+    /// Measure `harness up` end to end with its topics on disk against in memory: throughput, memory, disk, restart, idle cost, latency.
+    BenchUp(cli::bench::BenchUpArgs),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // librdkafka reports a partition's end as a "global error".
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=off")),
+                // librdkafka reports a partition's end as a "global error";
+                // the store says each step of opening it.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,rdkafka=off,fjall=warn,lsm_tree=warn")
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchBroker(args) => cli::bench::broker(args),
         Command::BenchSwap(args) => cli::bench::swap(args),
+        Command::BenchUp(args) => cli::bench::up(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

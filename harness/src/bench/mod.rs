@@ -1,9 +1,10 @@
 //! `harness bench`: the pipeline transform in WASM under the harness against
 //! the same library natively, on the same events in the same process; and
-//! the benches of a host (`broker`, `swap`).
+//! the benches of a host (`broker`, `swap`, `up`).
 
 pub mod broker;
 pub mod swap;
+pub mod up;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! `harness bench`, `bench-broker` and `bench-swap`.
+//! `harness bench`, `bench-broker`, `bench-swap` and `bench-up`.
 
 use std::path::PathBuf;
 
@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use harness::bench::broker::{bench_broker, BrokerBench};
 use harness::bench::swap::{bench_swap, SwapBench};
+use harness::bench::up::{bench_up, UpBench};
 use harness::bench::{bench, key_capacity};
 use harness::spec::{resolve, Overrides, TransformYaml};
 use harness::{load_module, module_bytes, stderr_logger};
@@ -176,6 +177,62 @@ pub fn swap(args: BenchSwapArgs) -> Result<()> {
             rate: args.rate,
             partitions: args.partitions,
             batch_size: args.batch_size,
+        },
+        stderr_logger(),
+        &|line| eprintln!("{line}"),
+    )?;
+    print!("{report}");
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Runs the pipeline in this process as `harness up` does, on free ports: --events \
+simulated events at full speed with the topics in memory, then on disk, each timed from the start until \
+the dashboard has counted every event, with the peak resident memory of each; the folder's size per \
+event; the same folder started again, until it serves and until the dashboard shows every event again; \
+the seed's 15 events/s on disk, for the CPU it takes; and 1,000 events/s with wall-clock event times, for \
+the age of the newest event on the dashboard (p50, p99). The folders go under --data-dir and are deleted \
+afterwards. Linux: memory and CPU come from /proc."
+)]
+pub struct BenchUpArgs {
+    #[arg(long, default_value = "@pipeline")]
+    wasm: String,
+    /// Events for the throughput runs and the restart.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 3, value_parser = partition_count)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    batch_size: usize,
+    /// Where the runs keep their data folders.
+    #[arg(long, default_value = "target/bench-up")]
+    data_dir: PathBuf,
+    /// Seconds the idle run is measured.
+    #[arg(long, default_value_t = 20)]
+    idle_seconds: u64,
+    /// Seconds the latency run is measured.
+    #[arg(long, default_value_t = 20)]
+    latency_seconds: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub fn up(args: BenchUpArgs) -> Result<()> {
+    let host = args.limits.host()?;
+    let (transform, name) = load_module(&host, &args.wasm)?;
+    let spec = resolve(Some(TransformYaml::root()), Overrides::default(), &name)?;
+    let report = bench_up(
+        &host,
+        &transform,
+        &spec,
+        &UpBench {
+            events: args.events,
+            partitions: args.partitions,
+            batch_size: args.batch_size,
+            data_dir: args.data_dir,
+            idle_seconds: args.idle_seconds,
+            latency_seconds: args.latency_seconds,
         },
         stderr_logger(),
         &|line| eprintln!("{line}"),

@@ -13,7 +13,7 @@ use anyhow::Result;
 use dashboard::source::{pane_event, DeadLetter, Source, SourceEvent, VERSION_HEADER};
 use generator::{LogRecord, Sink};
 use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
-use topics::{StartAt, Topics};
+use topics::{NewRecord, StartAt, Topics};
 use transform_host::Record;
 
 use super::{resolve_start, Polled, Reader, Tail, Transport, Writer};
@@ -96,6 +96,7 @@ impl Transport for Topics {
         Ok(Box::new(TopicWriter {
             topics: self.clone(),
             ends: HashMap::new(),
+            sent: Vec::new(),
         }))
     }
 }
@@ -122,9 +123,13 @@ impl Reader for topics::Reader {
     }
 }
 
+/// Keeps what is sent until `flush`, which appends it topic by topic, in
+/// the order sent: readers are then woken once a batch, not once a record.
 struct TopicWriter {
     topics: Topics,
     ends: HashMap<(String, i32), i64>,
+    /// Per topic, in the order first sent to: partition, time, payload.
+    sent: Vec<(String, Vec<NewRecord>)>,
 }
 
 /// The broker's clock stamps outputs (LogAppendTime).
@@ -138,14 +143,27 @@ impl Writer for TopicWriter {
     fn send(&mut self, topic: &str, partition: i32, record: &BorrowedRecord<'_>) -> Result<()> {
         let mut payload = Vec::new();
         encode_record(record, &mut payload);
-        let offset = self.topics.append(topic, partition, now_ms(), payload)?;
-        self.ends.insert((topic.to_string(), partition), offset + 1);
+        let record = (partition, now_ms(), payload);
+        match self.sent.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, records)) => records.push(record),
+            None => self.sent.push((topic.to_string(), vec![record])),
+        }
         Ok(())
     }
 
-    /// On disk, waits until everything sent is written.
+    /// Appends what was sent. On disk that is stored as far as the bridge
+    /// needs: everything reaches the store in the order it was appended,
+    /// so a crash keeps a prefix of it, never a record without what came
+    /// before it.
     fn flush(&mut self) -> Result<()> {
-        self.topics.flush()
+        for (topic, records) in std::mem::take(&mut self.sent) {
+            let partitions: Vec<i32> = records.iter().map(|r| r.0).collect();
+            let offsets = self.topics.append_all(&topic, records)?;
+            for (p, offset) in partitions.into_iter().zip(offsets) {
+                self.ends.insert((topic.clone(), p), offset + 1);
+            }
+        }
+        Ok(())
     }
 
     fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
@@ -160,10 +178,36 @@ pub const SEQUENCE_HEADER: &str = "harness.generator.seq";
 /// The generator's sink into a topic: records stamped with their event
 /// time, on the partition the stream chose, numbered from `next`.
 pub struct TopicSink {
-    pub topics: Topics,
-    pub topic: String,
+    topics: Topics,
+    topic: String,
     /// The number of the next event of the stream.
-    pub next: u64,
+    next: u64,
+    /// Events kept to append together: at full speed only, where the next
+    /// event is never far behind.
+    linger: usize,
+    kept: Vec<NewRecord>,
+}
+
+impl TopicSink {
+    /// A sink numbering events from `next`, appending them `linger` at a
+    /// time (1 when each must show at once).
+    pub fn new(topics: Topics, topic: String, next: u64, linger: usize) -> TopicSink {
+        TopicSink {
+            topics,
+            topic,
+            next,
+            linger: linger.max(1),
+            kept: Vec::new(),
+        }
+    }
+
+    fn append_kept(&mut self) -> Result<()> {
+        if !self.kept.is_empty() {
+            self.topics
+                .append_all(&self.topic, std::mem::take(&mut self.kept))?;
+        }
+        Ok(())
+    }
 }
 
 impl Sink for TopicSink {
@@ -181,14 +225,16 @@ impl Sink for TopicSink {
             ),
             &mut payload,
         );
-        self.topics
-            .append(&self.topic, r.partition, r.timestamp_ms, payload)?;
+        self.kept.push((r.partition, r.timestamp_ms, payload));
         self.next += 1;
+        if self.kept.len() >= self.linger {
+            self.append_kept()?;
+        }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.topics.flush()
+        self.append_kept()
     }
 }
 

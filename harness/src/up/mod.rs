@@ -74,6 +74,10 @@ pub struct Status {
     pub generating: bool,
     pub bridge: BridgeProgress,
     pub windows: usize,
+    /// The records of the panes the dashboard has counted.
+    pub dashboard_records: u64,
+    /// The newest event time on the dashboard.
+    pub newest_event_ms: i64,
     pub dead_letters: u64,
     /// What the topics hold in memory: records and their bookkeeping.
     pub topic_bytes: usize,
@@ -228,11 +232,10 @@ pub fn up(
         let generated = generated.clone();
         let generating = generating.clone();
         let stop = stop.clone();
-        let mut sink = TopicSink {
-            topics: topics.clone(),
-            topic: input,
-            next: already_sent,
-        };
+        // At full speed events go in 256 at a time; at a set rate each
+        // shows at once.
+        let linger = if plan.rate.is_none() { 256 } else { 1 };
+        let mut sink = TopicSink::new(topics.clone(), input, already_sent, linger);
         let truth_path = options.truth.clone();
         generated.store(already_sent, Ordering::Relaxed);
         std::thread::spawn(move || -> Result<Progress> {
@@ -272,7 +275,7 @@ pub fn up(
     });
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every.min(Duration::from_millis(50)));
         if last.elapsed() < every {
             continue;
         }
@@ -283,6 +286,8 @@ pub fn up(
             generating: generating.load(Ordering::Relaxed),
             bridge: hosting.progress(),
             windows: state.merger.len(),
+            dashboard_records: state.merger.stats.records,
+            newest_event_ms: state.merger.stats.newest_event_ms,
             dead_letters: state.source.dlq.total,
             topic_bytes: topics.stored_bytes(),
             disk_bytes: topics.disk_bytes(),

@@ -28,7 +28,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub use folder::{contents, folder_bytes, remove, DataFolder, FORMAT};
-use store::{Op, Store};
+use store::{encode_chunk, Changes, Chunk, Store};
 
 /// Bytes counted per record besides its payload.
 const RECORD_OVERHEAD: usize = 48;
@@ -42,8 +42,11 @@ const MAX_PENDING: usize = 64 << 20;
 /// How often retention looks for what it may drop.
 const RETENTION_EVERY: Duration = Duration::from_secs(5);
 
-/// Most records retention drops from a partition in one batch.
-const RETENTION_BATCH: usize = 20_000;
+/// Most chunks retention looks at in a partition at once.
+const RETENTION_BATCH: usize = 1000;
+
+/// The most a chunk of records holds.
+const MAX_CHUNK: usize = 1 << 20;
 
 /// A record of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,9 @@ pub struct Record {
     pub timestamp_ms: i64,
     pub payload: Vec<u8>,
 }
+
+/// A record to append: partition, timestamp, payload.
+pub type NewRecord = (i32, i64, Vec<u8>);
 
 /// Where a reader starts on a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +136,73 @@ struct Inner {
     durable: Option<Durable>,
 }
 
+impl Inner {
+    /// Waits for a change; counted, so that changes wake only when someone
+    /// waits.
+    fn wait<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        state.waiters += 1;
+        let mut state = self
+            .changed
+            .wait_timeout(state, timeout)
+            .expect("not poisoned")
+            .0;
+        state.waiters -= 1;
+        state
+    }
+}
+
 struct Durable {
     folder: DataFolder,
     store: Store,
     stopping: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A change not yet written to the store.
+enum Pending {
+    Record {
+        topic: u32,
+        partition: u32,
+        offset: i64,
+        timestamp_ms: i64,
+        payload: Arc<Vec<u8>>,
+    },
+    Meta {
+        key: String,
+        value: Vec<u8>,
+    },
+}
+
+impl Pending {
+    /// The bytes it adds to what waits to be written.
+    fn size(&self) -> usize {
+        match self {
+            Pending::Record { payload, .. } => payload.len() + 12,
+            Pending::Meta { key, value } => key.len() + value.len(),
+        }
+    }
+
+    fn offset(&self) -> i64 {
+        match self {
+            Pending::Record { offset, .. } => *offset,
+            Pending::Meta { .. } => -1,
+        }
+    }
+
+    fn record(&self) -> (i64, &[u8]) {
+        match self {
+            Pending::Record {
+                timestamp_ms,
+                payload,
+                ..
+            } => (*timestamp_ms, payload.as_slice()),
+            Pending::Meta { .. } => (0, &[]),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -148,13 +216,15 @@ struct State {
     meta: HashMap<String, Vec<u8>>,
     next_id: u32,
     /// Changes not yet written to the store, in order.
-    pending: Vec<Op>,
+    pending: Vec<Pending>,
     pending_bytes: usize,
     /// Changes made, and changes written, since the start.
     made: u64,
     written: u64,
     /// Why writes wait, while they do.
     trouble: Option<String>,
+    /// Threads waiting for a change.
+    waiters: usize,
 }
 
 struct Topic {
@@ -179,7 +249,7 @@ struct Partition {
 
 struct Stored {
     timestamp_ms: i64,
-    payload: Arc<[u8]>,
+    payload: Arc<Vec<u8>>,
 }
 
 /// A partition's bookkeeping in the store.
@@ -234,7 +304,7 @@ impl State {
             .min()
     }
 
-    fn queue(&mut self, op: Op) {
+    fn queue(&mut self, op: Pending) {
         self.pending_bytes += op.size();
         self.pending.push(op);
         self.made += 1;
@@ -365,20 +435,14 @@ impl Topics {
         state: MutexGuard<'a, State>,
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
-        self.inner
-            .changed
-            .wait_timeout(state, timeout)
-            .expect("not poisoned")
-            .0
+        self.inner.wait(state, timeout)
     }
 
     fn share(&self, partitions: usize) -> usize {
         self.inner.retention.memory_bytes / partitions.max(1)
     }
 
-    /// Appends a record, returning its offset. In memory it waits while
-    /// the partition is twice over its share and readers lag; on disk,
-    /// while too much waits to be written.
+    /// Appends a record, returning its offset; see [`Topics::append_all`].
     pub fn append(
         &self,
         topic: &str,
@@ -386,53 +450,80 @@ impl Topics {
         timestamp_ms: i64,
         payload: Vec<u8>,
     ) -> Result<i64> {
+        let offsets = self.append_all(topic, vec![(partition, timestamp_ms, payload)])?;
+        Ok(offsets[0])
+    }
+
+    /// Appends records (partition, timestamp, payload) to a topic in
+    /// order, returning their offsets: readers are woken once for all of
+    /// them. In memory it waits while a partition is twice over its share
+    /// and readers lag; on disk, while too much waits to be written (all
+    /// of it then goes to the store in order with everything else).
+    pub fn append_all(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<i64>> {
         let durable = self.inner.durable.is_some();
         let mut state = self.lock();
-        state.partition(topic, partition)?;
-        let index = partition as usize;
-        let partitions = state.topic(topic)?.partitions.len();
+        let t = state.topic(topic)?;
+        let (id, partitions) = (t.id, t.partitions.len());
+        if let Some(&(p, ..)) = records
+            .iter()
+            .find(|(p, ..)| usize::try_from(*p).map_or(true, |p| p >= partitions))
+        {
+            bail!("topic {topic} has no partition {p}");
+        }
         let share = self.share(partitions);
-        loop {
-            state.trim(topic, index, share, durable);
-            let p = &state.topics[topic].partitions[index];
-            // A partition left with one record larger than its share takes
-            // the next: otherwise nothing could ever be appended after it.
-            let room = if durable {
-                state.pending_bytes <= MAX_PENDING
-            } else {
-                p.bytes <= 2 * share || p.records.len() <= 1
-            };
-            if room {
-                break;
+        let mut offsets = Vec::with_capacity(records.len());
+        for (partition, timestamp_ms, payload) in records {
+            let index = partition as usize;
+            loop {
+                state.trim(topic, index, share, durable);
+                let p = &state.topics[topic].partitions[index];
+                // A partition left with one record larger than its share
+                // takes the next: otherwise nothing could ever follow it.
+                let room = if durable {
+                    state.pending_bytes <= MAX_PENDING
+                } else {
+                    p.bytes <= 2 * share || p.records.len() <= 1
+                };
+                if room {
+                    break;
+                }
+                if self.inner.closed.load(Ordering::Relaxed)
+                    && (!durable || state.trouble.is_some())
+                {
+                    return Err(Closed.into());
+                }
+                state = self.wait(state, Duration::from_millis(100));
             }
-            if self.inner.closed.load(Ordering::Relaxed) && (!durable || state.trouble.is_some()) {
-                return Err(Closed.into());
-            }
-            state = self.wait(state, Duration::from_millis(100));
-        }
-        let payload: Arc<[u8]> = payload.into();
-        let t = state.topics.get_mut(topic).expect("checked");
-        let id = t.id;
-        let p = &mut t.partitions[index];
-        p.bytes += record_size(payload.len());
-        let offset = p.end();
-        p.records.push_back(Stored {
-            timestamp_ms,
-            payload: payload.clone(),
-        });
-        if durable {
-            state.queue(Op::Record {
-                topic: id,
-                partition: index as u32,
-                offset,
+            let payload = Arc::new(payload);
+            let p = &mut state.topics.get_mut(topic).expect("checked").partitions[index];
+            p.bytes += record_size(payload.len());
+            let offset = p.end();
+            p.records.push_back(Stored {
                 timestamp_ms,
-                append_ms: now_ms(),
-                payload,
+                payload: payload.clone(),
             });
+            offsets.push(offset);
+            if durable {
+                state.queue(Pending::Record {
+                    topic: id,
+                    partition: index as u32,
+                    offset,
+                    timestamp_ms,
+                    payload,
+                });
+            }
         }
+        self.notify(state);
+        Ok(offsets)
+    }
+
+    /// Wakes whoever waits for a change, if anyone does.
+    fn notify(&self, state: MutexGuard<'_, State>) {
+        let waiting = state.waiters > 0;
         drop(state);
-        self.inner.changed.notify_all();
-        Ok(offset)
+        if waiting {
+            self.inner.changed.notify_all();
+        }
     }
 
     /// Waits until every change made before the call is in the store.
@@ -539,7 +630,7 @@ impl Topics {
                 id,
                 partitions: partitions as u32,
             };
-            state.queue(Op::Meta {
+            state.queue(Pending::Meta {
                 key: format!("topic/{topic}"),
                 value: serde_json::to_vec(&meta)?,
             });
@@ -599,13 +690,12 @@ impl Topics {
             floor[p as usize] = offset;
         }
         if self.inner.durable.is_some() {
-            state.queue(Op::Meta {
+            state.queue(Pending::Meta {
                 key: format!("commit/{group}/{topic}"),
                 value,
             });
         }
-        drop(state);
-        self.inner.changed.notify_all();
+        self.notify(state);
         Ok(())
     }
 
@@ -618,7 +708,7 @@ impl Topics {
     pub fn set_meta(&self, key: &str, value: Vec<u8>) {
         let mut state = self.lock();
         if self.inner.durable.is_some() {
-            state.queue(Op::Meta {
+            state.queue(Pending::Meta {
                 key: format!("harness/{key}"),
                 value: value.clone(),
             });
@@ -747,7 +837,7 @@ fn restore(store: &Store) -> Result<State> {
             let end = store.last(meta.id, p)?.map_or(0, |r| r.offset + 1);
             let low = match &kept {
                 Some(k) => k.low.min(end),
-                None => store.first_from(meta.id, p, 0)?.unwrap_or(end),
+                None => store.first(meta.id, p)?.unwrap_or(end),
             };
             partitions.push(Partition {
                 low,
@@ -795,66 +885,22 @@ fn write_loop(inner: Weak<Inner>) {
             return;
         };
         let durable = inner.durable.as_ref().expect("durable");
-        let (ops, made) = {
+        let (pending, changes, made) = {
             let mut state = inner.state.lock().expect("not poisoned");
             if state.pending.is_empty() {
                 if durable.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                state = inner
-                    .changed
-                    .wait_timeout(state, Duration::from_millis(200))
-                    .expect("not poisoned")
-                    .0;
+                state = inner.wait(state, Duration::from_millis(200));
             }
-            let mut ops = std::mem::take(&mut state.pending);
-            // Each partition's bookkeeping goes in the same batch as its records.
-            let mut touched: HashMap<(u32, u32), u64> = HashMap::new();
-            for op in &ops {
-                if let Op::Record {
-                    topic,
-                    partition,
-                    payload,
-                    ..
-                } = op
-                {
-                    *touched.entry((*topic, *partition)).or_default() +=
-                        record_size(payload.len()) as u64;
-                }
-            }
-            for (&(id, p), added) in &touched {
-                let partition = state
-                    .topics
-                    .values_mut()
-                    .find(|t| t.id == id)
-                    .map(|t| &mut t.partitions[p as usize])
-                    .expect("a known partition");
-                partition.disk_bytes += added;
-                let meta = PartitionMeta {
-                    low: partition.low,
-                    bytes: partition.disk_bytes,
-                };
-                ops.push(Op::Meta {
-                    key: format!("partition/{id}/{p}"),
-                    value: serde_json::to_vec(&meta).expect("serialisable"),
-                });
-            }
-            (ops, state.made)
+            let pending = std::mem::take(&mut state.pending);
+            let changes = changes(&mut state, &pending);
+            (pending, changes, state.made)
         };
-        if !ops.is_empty() {
-            write_until_done(&inner, durable, &ops);
+        if !pending.is_empty() {
+            write_until_done(&inner, durable, &changes);
             let mut state = inner.state.lock().expect("not poisoned");
-            let mut written: HashMap<(u32, u32), i64> = HashMap::new();
-            for op in &ops {
-                if let Op::Record {
-                    topic,
-                    partition,
-                    offset,
-                    ..
-                } = op
-                {
-                    written.insert((*topic, *partition), offset + 1);
-                }
+            for op in &pending {
                 state.pending_bytes = state.pending_bytes.saturating_sub(op.size());
             }
             // What is written may leave memory now.
@@ -863,11 +909,13 @@ fn write_loop(inner: Weak<Inner>) {
                 .iter()
                 .map(|(n, t)| (t.id, n.clone()))
                 .collect();
-            for ((id, p), end) in written {
-                let t = state.topics.get_mut(&names[&id]).expect("known");
+            for chunk in &changes.chunks {
+                let name = &names[&chunk.topic];
+                let t = state.topics.get_mut(name).expect("known");
                 let share = inner.retention.memory_bytes / t.partitions.len();
-                t.partitions[p as usize].written_end = end;
-                state.trim(&names[&id], p as usize, share, true);
+                let p = &mut t.partitions[chunk.partition as usize];
+                p.written_end = p.written_end.max(chunk.first + chunk.count);
+                state.trim(name, chunk.partition as usize, share, true);
             }
             state.written = made;
             drop(state);
@@ -882,9 +930,85 @@ fn write_loop(inner: Weak<Inner>) {
     }
 }
 
+/// What `pending` writes: the records of each partition in chunks, each
+/// meta entry's last value, and the bookkeeping of every partition written
+/// to, in the same batch as its records.
+fn changes(state: &mut State, pending: &[Pending]) -> Changes {
+    let append_ms = now_ms();
+    let mut runs: Vec<((u32, u32), Vec<&Pending>)> = Vec::new();
+    let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
+    for op in pending {
+        match op {
+            Pending::Record {
+                topic, partition, ..
+            } => {
+                let at = (*topic, *partition);
+                match runs.iter_mut().find(|(k, _)| *k == at) {
+                    Some((_, records)) => records.push(op),
+                    None => runs.push((at, vec![op])),
+                }
+            }
+            Pending::Meta { key, value } => {
+                meta.retain(|(k, _)| k != key);
+                meta.push((key.clone(), value.clone()));
+            }
+        }
+    }
+    let mut changes = Changes::default();
+    for ((topic, partition), records) in runs {
+        let mut bytes = 0u64;
+        for group in records.chunk_by(|a, b| a.offset() + 1 == b.offset()) {
+            for piece in split_by_size(group) {
+                let first = piece[0].offset();
+                let value = encode_chunk(append_ms, piece.iter().map(|r| r.record()));
+                bytes += value.len() as u64;
+                changes.chunks.push(Chunk {
+                    topic,
+                    partition,
+                    first,
+                    count: piece.len() as i64,
+                    value,
+                });
+            }
+        }
+        let p = state
+            .topics
+            .values_mut()
+            .find(|t| t.id == topic)
+            .map(|t| &mut t.partitions[partition as usize])
+            .expect("a known partition");
+        p.disk_bytes += bytes;
+        let kept = PartitionMeta {
+            low: p.low,
+            bytes: p.disk_bytes,
+        };
+        meta.push((
+            format!("partition/{topic}/{partition}"),
+            serde_json::to_vec(&kept).expect("serialisable"),
+        ));
+    }
+    changes.meta = meta;
+    changes
+}
+
+/// `records` in pieces of about `MAX_CHUNK` bytes at most.
+fn split_by_size<'a>(records: &'a [&'a Pending]) -> Vec<&'a [&'a Pending]> {
+    let mut pieces = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        if i > start && bytes + r.size() > MAX_CHUNK {
+            pieces.push(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += r.size();
+    }
+    pieces.push(&records[start..]);
+    pieces
+}
+
 /// Writes `ops`, waiting while the disk is short of space or the write
 /// fails, and saying why.
-fn write_until_done(inner: &Inner, durable: &Durable, ops: &[Op]) {
+fn write_until_done(inner: &Inner, durable: &Durable, changes: &Changes) {
     let retention = &inner.retention;
     let path = durable.folder.path();
     loop {
@@ -900,7 +1024,7 @@ fn write_until_done(inner: &Inner, durable: &Durable, ops: &[Op]) {
         };
         let result = match short {
             Some(why) => Err(anyhow!(why)),
-            None => durable.store.write(ops),
+            None => durable.store.write(changes),
         };
         let mut state = inner.state.lock().expect("not poisoned");
         match result {
@@ -949,48 +1073,40 @@ fn apply_retention(inner: &Inner, durable: &Durable) -> Result<()> {
         plans
     };
     for (name, id, partition, low, limit, disk_bytes) in plans {
-        let mut ops = Vec::new();
+        let mut changes = Changes::default();
         let mut removed = 0u64;
-        let mut offset = low;
-        'scan: while offset < limit && ops.len() < RETENTION_BATCH {
-            let chunk = durable
-                .store
-                .read(id, partition, offset, limit, READ_CHUNK)?;
-            if chunk.is_empty() {
+        let mut next_low = low;
+        for chunk in durable.store.chunks(id, partition, low, RETENTION_BATCH)? {
+            let over_size = retention
+                .partition_bytes
+                .is_some_and(|max| disk_bytes - removed > max);
+            let end = chunk.first + chunk.count;
+            if end > limit || (chunk.append_ms >= cutoff && !over_size) {
                 break;
             }
-            for r in chunk {
-                let over_size = retention
-                    .partition_bytes
-                    .is_some_and(|max| disk_bytes - removed > max);
-                if r.append_ms >= cutoff && !over_size {
-                    break 'scan;
-                }
-                removed += record_size(r.payload.len()) as u64;
-                ops.push(Op::Remove {
-                    topic: id,
-                    partition,
-                    offset: r.offset,
-                });
-                offset = r.offset + 1;
-            }
+            removed += chunk.bytes;
+            changes.removed.push((id, partition, chunk.first));
+            next_low = end;
         }
-        if ops.is_empty() {
+        if changes.removed.is_empty() {
             continue;
         }
         let bytes = disk_bytes.saturating_sub(removed);
-        ops.push(Op::Meta {
-            key: format!("partition/{id}/{partition}"),
-            value: serde_json::to_vec(&PartitionMeta { low: offset, bytes })?,
-        });
-        durable.store.write(&ops)?;
+        changes.meta.push((
+            format!("partition/{id}/{partition}"),
+            serde_json::to_vec(&PartitionMeta {
+                low: next_low,
+                bytes,
+            })?,
+        ));
+        durable.store.write(&changes)?;
         let mut state = inner.state.lock().expect("not poisoned");
         if let Some(p) = state
             .topics
             .get_mut(&name)
             .and_then(|t| t.partitions.get_mut(partition as usize))
         {
-            p.low = offset;
+            p.low = next_low;
             p.disk_bytes = p.disk_bytes.saturating_sub(removed);
             while p.start < p.low && !p.records.is_empty() {
                 let dropped = p.records.pop_front().expect("not empty");
@@ -999,8 +1115,8 @@ fn apply_retention(inner: &Inner, durable: &Durable) -> Result<()> {
             }
         }
         tracing::debug!(
-            "retention dropped {} records of {name}/{partition}",
-            ops.len() - 1
+            "retention dropped {} chunks of {name}/{partition}, up to offset {next_low}",
+            changes.removed.len()
         );
     }
     Ok(())

@@ -1,8 +1,11 @@
 //! The on-disk side of durable topics: a fjall keyspace with two
-//! partitions. `records` holds every record under (topic id, partition,
-//! offset), big-endian so that a partition's records sort by offset;
-//! `meta` holds the topics, the commits, each partition's low offset and
-//! size, and what the harness keeps beside them.
+//! partitions. `records` holds chunks of consecutive records of a topic
+//! partition, as Kafka keeps record batches: one key per chunk, (topic id,
+//! partition, first offset) big-endian so that chunks sort by offset, and
+//! the chunk's records in its value. A key a record would cost the store
+//! as much as the pipeline. `meta` holds the topics, the commits, each
+//! partition's low offset and size, and what the harness keeps beside
+//! them.
 //!
 //! fjall writes every batch to one journal and hands it to the OS before
 //! `commit` returns, so a killed process loses nothing written, and a
@@ -12,51 +15,133 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use fjall::compaction::Strategy as CompactionStrategy;
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 
 /// How often fjall syncs its journal to the disk.
 const FSYNC_MS: u16 = 1000;
 
+/// The journals kept before memtables are flushed: small, because the
+/// journal holds every record a second time until then, and the `meta`
+/// partition's few writes would otherwise keep up to 512 MiB of it.
+const MAX_JOURNALING: u64 = 64 << 20;
+
+/// The block size of the records' segments.
+const RECORD_BLOCK: u32 = 32 << 10;
+
+/// The records' memtable: flushed when it holds this much.
+const RECORD_MEMTABLE: u32 = 32 << 20;
+
+/// Blocks kept decompressed for readers behind the tails in memory.
+const BLOCK_CACHE: u64 = 32 << 20;
+
+/// Memtables in all: memory the store takes beside the topics' tails.
+const MAX_WRITE_BUFFER: u64 = 48 << 20;
+
 /// A record as the store keeps it.
+#[derive(Debug)]
 pub struct StoredRecord {
     pub offset: i64,
     pub timestamp_ms: i64,
-    /// When it was appended: time retention counts from it, as Redpanda's
-    /// broker timestamps do.
-    pub append_ms: i64,
     pub payload: Vec<u8>,
 }
 
-/// One change, written in order with the others.
-pub enum Op {
-    Record {
-        topic: u32,
-        partition: u32,
-        offset: i64,
-        timestamp_ms: i64,
-        append_ms: i64,
-        payload: std::sync::Arc<[u8]>,
-    },
-    Remove {
-        topic: u32,
-        partition: u32,
-        offset: i64,
-    },
-    Meta {
-        key: String,
-        value: Vec<u8>,
-    },
+/// What a chunk holds, without its records.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkInfo {
+    pub first: i64,
+    pub count: i64,
+    /// When it was written: time retention counts from it, as Redpanda's
+    /// broker timestamps do.
+    pub append_ms: i64,
+    pub bytes: u64,
 }
 
-impl Op {
-    /// The bytes it adds to what waits to be written.
-    pub fn size(&self) -> usize {
-        match self {
-            Op::Record { payload, .. } => payload.len() + 32,
-            Op::Remove { .. } => 16,
-            Op::Meta { key, value } => key.len() + value.len(),
+/// A chunk to write: consecutive records of a partition from `first`.
+pub struct Chunk {
+    pub topic: u32,
+    pub partition: u32,
+    pub first: i64,
+    pub count: i64,
+    /// The encoded records; see [`encode_chunk`].
+    pub value: Vec<u8>,
+}
+
+/// One batch of changes: after a crash, all of it or none.
+#[derive(Default)]
+pub struct Changes {
+    pub chunks: Vec<Chunk>,
+    /// Chunks to drop: topic, partition, first offset.
+    pub removed: Vec<(u32, u32, i64)>,
+    pub meta: Vec<(String, Vec<u8>)>,
+}
+
+/// A chunk's value: when it was written and how many records, then each
+/// record's timestamp, length and payload.
+pub fn encode_chunk<'a>(
+    append_ms: i64,
+    records: impl ExactSizeIterator<Item = (i64, &'a [u8])>,
+) -> Vec<u8> {
+    let mut value = Vec::with_capacity(12 + records.len() * 300);
+    value.extend_from_slice(&append_ms.to_be_bytes());
+    value.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for (timestamp_ms, payload) in records {
+        value.extend_from_slice(&timestamp_ms.to_be_bytes());
+        value.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        value.extend_from_slice(payload);
+    }
+    value
+}
+
+fn damaged() -> anyhow::Error {
+    anyhow::anyhow!("a damaged chunk in the store")
+}
+
+fn number<const N: usize>(value: &[u8], at: usize) -> Result<[u8; N]> {
+    value
+        .get(at..at + N)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(damaged)
+}
+
+fn info(key: &[u8], value: &[u8]) -> Result<ChunkInfo> {
+    Ok(ChunkInfo {
+        first: offset_of(key)?,
+        count: u32::from_be_bytes(number(value, 8)?) as i64,
+        append_ms: i64::from_be_bytes(number(value, 0)?),
+        bytes: value.len() as u64,
+    })
+}
+
+/// The records of a chunk in `from..until`, at most `max` of them, onto `out`.
+fn decode_into(
+    key: &[u8],
+    value: &[u8],
+    from: i64,
+    until: i64,
+    max: usize,
+    out: &mut Vec<StoredRecord>,
+) -> Result<()> {
+    let info = info(key, value)?;
+    let mut at = 12;
+    for i in 0..info.count {
+        let offset = info.first + i;
+        let timestamp_ms = i64::from_be_bytes(number(value, at)?);
+        let len = u32::from_be_bytes(number(value, at + 8)?) as usize;
+        let payload = value.get(at + 12..at + 12 + len).ok_or_else(damaged)?;
+        at += 12 + len;
+        if offset >= until || out.len() >= max {
+            break;
+        }
+        if offset >= from {
+            out.push(StoredRecord {
+                offset,
+                timestamp_ms,
+                payload: payload.to_vec(),
+            });
         }
     }
+    Ok(())
 }
 
 pub struct Store {
@@ -73,37 +158,30 @@ fn key(topic: u32, partition: u32, offset: i64) -> [u8; 16] {
     k
 }
 
-fn offset_of(key: &[u8]) -> i64 {
-    let mut o = [0u8; 8];
-    o.copy_from_slice(&key[8..16]);
-    u64::from_be_bytes(o) as i64
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<StoredRecord> {
-    anyhow::ensure!(
-        key.len() == 16 && value.len() >= 16,
-        "a damaged record in the store"
-    );
-    let number = |at: usize| {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&value[at..at + 8]);
-        i64::from_be_bytes(n)
-    };
-    Ok(StoredRecord {
-        offset: offset_of(key),
-        timestamp_ms: number(0),
-        append_ms: number(8),
-        payload: value[16..].to_vec(),
-    })
+fn offset_of(key: &[u8]) -> Result<i64> {
+    Ok(u64::from_be_bytes(number(key, 8)?) as i64)
 }
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let keyspace = Config::new(path)
             .fsync_ms(Some(FSYNC_MS))
+            .max_journaling_size(MAX_JOURNALING)
+            .max_write_buffer_size(MAX_WRITE_BUFFER)
+            .cache_size(BLOCK_CACHE)
             .open()
             .with_context(|| format!("opening the store in {}", path.display()))?;
-        let records = keyspace.open_partition("records", PartitionCreateOptions::default())?;
+        // Chunks are appended in key order and read in ranges: large
+        // blocks, and size-tiered compaction, which rewrites them least.
+        let records = keyspace.open_partition(
+            "records",
+            PartitionCreateOptions::default()
+                .block_size(RECORD_BLOCK)
+                .max_memtable_size(RECORD_MEMTABLE)
+                .compaction_strategy(CompactionStrategy::SizeTiered(
+                    fjall::compaction::SizeTiered::new(64 << 20, 8),
+                )),
+        )?;
         let meta = keyspace.open_partition("meta", PartitionCreateOptions::default())?;
         Ok(Store {
             keyspace,
@@ -112,32 +190,21 @@ impl Store {
         })
     }
 
-    /// Writes `ops` as one batch: after a crash, all of it or none.
-    pub fn write(&self, ops: &[Op]) -> Result<()> {
+    /// Writes `changes` as one batch.
+    pub fn write(&self, changes: &Changes) -> Result<()> {
         let mut batch = self.keyspace.batch();
-        for op in ops {
-            match op {
-                Op::Record {
-                    topic,
-                    partition,
-                    offset,
-                    timestamp_ms,
-                    append_ms,
-                    payload,
-                } => {
-                    let mut value = Vec::with_capacity(16 + payload.len());
-                    value.extend_from_slice(&timestamp_ms.to_be_bytes());
-                    value.extend_from_slice(&append_ms.to_be_bytes());
-                    value.extend_from_slice(payload);
-                    batch.insert(&self.records, key(*topic, *partition, *offset), value);
-                }
-                Op::Remove {
-                    topic,
-                    partition,
-                    offset,
-                } => batch.remove(&self.records, key(*topic, *partition, *offset)),
-                Op::Meta { key, value } => batch.insert(&self.meta, key.as_bytes(), value),
-            }
+        for c in &changes.chunks {
+            batch.insert(
+                &self.records,
+                key(c.topic, c.partition, c.first),
+                c.value.as_slice(),
+            );
+        }
+        for &(topic, partition, first) in &changes.removed {
+            batch.remove(&self.records, key(topic, partition, first));
+        }
+        for (key, value) in &changes.meta {
+            batch.insert(&self.meta, key.as_bytes(), value.as_slice());
         }
         batch.commit().context("writing to the store")
     }
@@ -158,6 +225,19 @@ impl Store {
         Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
     }
 
+    /// The key of the chunk holding `offset`, or of the first one after it.
+    fn chunk_key(&self, topic: u32, partition: u32, offset: i64) -> Result<[u8; 16]> {
+        let before = key(topic, partition, 0)..=key(topic, partition, offset);
+        if let Some(kv) = self.records.range(before).next_back() {
+            let (k, v) = kv?;
+            let info = info(&k, &v)?;
+            if info.first + info.count > offset {
+                return Ok(key(topic, partition, info.first));
+            }
+        }
+        Ok(key(topic, partition, offset))
+    }
+
     /// Up to `max` records of a partition in `from..until`.
     pub fn read(
         &self,
@@ -167,15 +247,36 @@ impl Store {
         until: i64,
         max: usize,
     ) -> Result<Vec<StoredRecord>> {
+        let mut out = Vec::new();
         if from >= until {
-            return Ok(Vec::new());
+            return Ok(out);
         }
+        let start = self.chunk_key(topic, partition, from)?;
+        for kv in self.records.range(start..key(topic, partition, until)) {
+            let (k, v) = kv?;
+            decode_into(&k, &v, from, until, max, &mut out)?;
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `max` chunks of a partition from the one holding `from`.
+    pub fn chunks(
+        &self,
+        topic: u32,
+        partition: u32,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<ChunkInfo>> {
+        let start = self.chunk_key(topic, partition, from)?;
         self.records
-            .range(key(topic, partition, from)..key(topic, partition, until))
+            .range(start..key(topic, partition, i64::MAX))
             .take(max)
             .map(|kv| {
                 let (k, v) = kv?;
-                decode(&k, &v)
+                info(&k, &v)
             })
             .collect()
     }
@@ -183,20 +284,20 @@ impl Store {
     /// The last record of a partition.
     pub fn last(&self, topic: u32, partition: u32) -> Result<Option<StoredRecord>> {
         let range = key(topic, partition, 0)..key(topic, partition, i64::MAX);
-        match self.records.range(range).next_back() {
-            Some(kv) => {
-                let (k, v) = kv?;
-                decode(&k, &v).map(Some)
-            }
-            None => Ok(None),
-        }
+        let Some(kv) = self.records.range(range).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        let mut out = Vec::new();
+        decode_into(&k, &v, 0, i64::MAX, usize::MAX, &mut out)?;
+        Ok(out.pop())
     }
 
-    /// The first record of a partition at or after `offset`.
-    pub fn first_from(&self, topic: u32, partition: u32, offset: i64) -> Result<Option<i64>> {
-        let range = key(topic, partition, offset)..key(topic, partition, i64::MAX);
+    /// The first offset a partition keeps.
+    pub fn first(&self, topic: u32, partition: u32) -> Result<Option<i64>> {
+        let range = key(topic, partition, 0)..key(topic, partition, i64::MAX);
         match self.records.range(range).next() {
-            Some(kv) => Ok(Some(offset_of(&kv?.0))),
+            Some(kv) => Ok(Some(offset_of(&kv?.0)?)),
             None => Ok(None),
         }
     }
