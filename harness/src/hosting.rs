@@ -52,6 +52,8 @@ pub struct HostingOptions {
 /// the admin API, read at every (re)start.
 struct Current {
     transform: Transform,
+    /// The module's bytes, kept for a host that saves its transforms.
+    wasm: Arc<Vec<u8>>,
     spec: TransformSpec,
     paused: bool,
     deleted: bool,
@@ -77,6 +79,57 @@ impl Hosted {
     }
 }
 
+/// What a host keeps of a transform to run it again after a restart:
+/// where it stopped is in its commits and batch log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedTransform {
+    pub name: String,
+    pub input_topic: String,
+    pub output_topics: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub deployment_id: u64,
+    /// Where partitions with nothing committed start: `start`, `end` or
+    /// `time`, and the number that goes with it.
+    pub start: (String, i64),
+    pub paused: bool,
+    /// The module, in base64.
+    pub wasm: String,
+}
+
+impl SavedTransform {
+    pub fn spec(&self) -> TransformSpec {
+        TransformSpec {
+            name: self.name.clone(),
+            input_topic: self.input_topic.clone(),
+            output_topics: self.output_topics.clone(),
+            env: self.env.clone(),
+        }
+    }
+
+    /// Its deployment, resumed: partitions go on from their commits.
+    pub fn deployment(&self) -> Deployment {
+        let (kind, n) = (self.start.0.as_str(), self.start.1);
+        Deployment {
+            id: self.deployment_id,
+            start: match kind {
+                "end" => StartOffset::FromEnd(n),
+                "time" => StartOffset::Timestamp(n),
+                _ => StartOffset::FromStart(n),
+            },
+            fresh: false,
+        }
+    }
+
+    pub fn module(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine;
+        Ok(base64::engine::general_purpose::STANDARD.decode(&self.wasm)?)
+    }
+}
+
+/// Told of every change to a host's transforms: the transform as it is
+/// now, or `None` once it is deleted.
+pub type SaveTransform = Box<dyn Fn(&str, Option<&SavedTransform>) + Send + Sync>;
+
 /// The transforms of one host.
 pub struct Hosting {
     host: Host,
@@ -87,6 +140,7 @@ pub struct Hosting {
     stop: Arc<AtomicBool>,
     transforms: Mutex<Vec<Hosted>>,
     progress: Arc<Mutex<BridgeProgress>>,
+    save: Mutex<Option<SaveTransform>>,
 }
 
 impl Hosting {
@@ -108,7 +162,42 @@ impl Hosting {
             stop,
             transforms: Mutex::new(Vec::new()),
             progress: Arc::default(),
+            save: Mutex::new(None),
         }
+    }
+
+    /// Has `save` told of every change to the transforms from now on.
+    pub fn save_with(&self, save: SaveTransform) {
+        *self.save.lock().expect("not poisoned") = Some(save);
+    }
+
+    /// Tells the saver how `name` is now.
+    fn saved(&self, name: &str) {
+        let save = self.save.lock().expect("not poisoned");
+        let Some(save) = save.as_ref() else {
+            return;
+        };
+        let current = self.find(name, |h| h.current.clone());
+        let saved = current.map(|current| {
+            use base64::Engine;
+            let c = current.lock().expect("not poisoned");
+            let start = match c.deployment.start {
+                StartOffset::FromStart(n) => ("start", n),
+                StartOffset::FromEnd(n) => ("end", n),
+                StartOffset::Timestamp(n) => ("time", n),
+            };
+            SavedTransform {
+                name: c.spec.name.clone(),
+                input_topic: c.spec.input_topic.clone(),
+                output_topics: c.spec.output_topics.clone(),
+                env: c.spec.env.clone(),
+                deployment_id: c.deployment.id,
+                start: (start.0.to_string(), start.1),
+                paused: c.paused,
+                wasm: base64::engine::general_purpose::STANDARD.encode(c.wasm.as_slice()),
+            }
+        });
+        save(name, saved.as_ref());
     }
 
     pub fn host(&self) -> &Host {
@@ -125,15 +214,24 @@ impl Hosting {
     }
 
     /// Starts hosting a transform.
-    pub fn add(&self, transform: Transform, spec: TransformSpec, deployment: Deployment) {
+    pub fn add(
+        &self,
+        transform: Transform,
+        wasm: Arc<Vec<u8>>,
+        spec: TransformSpec,
+        deployment: Deployment,
+        paused: bool,
+    ) {
+        let name = spec.name.clone();
         let state = Arc::new(Mutex::new(TransformState {
             version: transform.version.clone(),
             ..TransformState::default()
         }));
         let current = Arc::new(Mutex::new(Current {
             transform,
+            wasm,
             spec,
-            paused: false,
+            paused,
             deleted: false,
             deployment,
         }));
@@ -157,6 +255,7 @@ impl Hosting {
             commands,
             thread: Some(thread),
         });
+        self.saved(&name);
     }
 
     /// Waits until `name` runs (or has failed, or `timeout` passed): a host
@@ -317,9 +416,11 @@ impl Hosting {
         let paused = {
             let mut current = current.lock().expect("not poisoned");
             current.transform = transform;
+            current.wasm = Arc::new(wasm);
             current.spec = spec;
             current.paused
         };
+        self.saved(name);
         let (done, switched) = sync_channel(1);
         let swap = Swap {
             runtime,
@@ -448,7 +549,7 @@ impl Control for Hosting {
             start,
             fresh: true,
         };
-        self.add(transform, spec, deployment);
+        self.add(transform, Arc::new(wasm), spec, deployment, false);
         Ok(Deployed { name, version })
     }
 
@@ -464,13 +565,17 @@ impl Control for Hosting {
         let hosted = {
             let mut transforms = self.transforms.lock().expect("not poisoned");
             let Some(i) = transforms.iter().position(|h| h.spec().name == name) else {
-                // As Redpanda: deleting what is not there succeeds.
+                // As Redpanda: deleting what is not there succeeds (and a
+                // saved transform that could not run is forgotten).
+                drop(transforms);
+                self.saved(name);
                 return Ok(());
             };
             transforms.remove(i)
         };
         hosted.current.lock().expect("not poisoned").deleted = true;
         hosted.nudge();
+        self.saved(name);
         if let Some(thread) = hosted.thread {
             let deadline = Instant::now() + STOP_WAIT;
             while !thread.is_finished() && Instant::now() < deadline {
@@ -506,6 +611,7 @@ impl Control for Hosting {
             current.lock().expect("not poisoned").paused = paused;
         }
         let _ = commands.try_send(Command::Stop);
+        self.saved(name);
         Ok(())
     }
 

@@ -160,3 +160,113 @@ fn a_busy_folder_another_layout_or_format_and_a_used_port_are_refused_with_what_
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// `harness ARGS --admin ADMIN`, which must succeed: its stdout.
+fn harness(admin: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .args(["--admin", admin])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Name → (version, paused) of what a host runs.
+fn running(admin: &str) -> std::collections::BTreeMap<String, (String, bool)> {
+    let all: serde_json::Value =
+        serde_json::from_str(&harness(admin, &["list", "--json"])).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                (
+                    t["harness"]["version"].as_str().unwrap().to_string(),
+                    t["harness"]["paused"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A hot swap, another transform (paused) and a schema survive a kill -9;
+/// a changed command line then deploys its own transform again.
+#[test]
+fn deployments_and_schemas_outlive_a_kill_9() {
+    let dir = scratch_data_dir("deployments");
+    let up = Up::start_in(&dir, &["--rate", "200"]);
+    let swapped = dir.with_extension("swapped.wasm");
+    std::fs::write(
+        &swapped,
+        harness::with_custom_section(transform_artifacts::PIPELINE, "outlives-a-kill"),
+    )
+    .unwrap();
+    let mut vars = vec![("PANE_FORMAT".to_string(), "2".to_string())];
+    vars.extend(common::pipeline_spec().env);
+    let deployed = up.deploy(swapped.to_str().unwrap(), &vars);
+    assert!(deployed.status.success(), "{deployed:?}");
+    harness(
+        &up.admin,
+        &[
+            "deploy",
+            "--name",
+            "mirror",
+            "--file",
+            "@tee",
+            "--input-topic",
+            "logs",
+            "--output-topic",
+            "mirror",
+            "--from-offset",
+            "+0",
+        ],
+    );
+    harness(&up.admin, &["pause", "mirror"]);
+    let registered = test_kit::send(
+        "POST",
+        &format!("{}/subjects/clicks-value/versions", up.registry),
+        "application/vnd.schemaregistry.v1+json",
+        br#"{"schema": "{\"type\": \"string\"}"}"#,
+    )
+    .unwrap();
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let before = running(&up.admin);
+    assert_eq!(before.len(), 2);
+    assert!(before["mirror"].1, "mirror is paused");
+    // Saved in order with the records: a moment for the store's writer.
+    std::thread::sleep(Duration::from_millis(500));
+    up.kill_9();
+
+    let up = Up::start_in(&dir, &["--rate", "200"]);
+    let after = test_kit::wait_for("both transforms back", Duration::from_secs(30), || {
+        Some(running(&up.admin)).filter(|r| r.len() == 2)
+    });
+    assert_eq!(
+        after, before,
+        "the swapped version and the paused one, as left"
+    );
+    let subject = test_kit::get(&format!("{}/subjects/clicks-value/versions/1", up.registry));
+    assert_eq!(subject.status, 200, "{}", subject.body);
+    assert_eq!(subject.json()["id"], registered.json()["id"]);
+    up.interrupt();
+
+    // Another environment on the command line: its transform is deployed.
+    let up = Up::start_in(&dir, &["--rate", "200", "--var", "ALLOWED_LATENESS=30s"]);
+    let now = test_kit::wait_for(
+        "the command line's transform",
+        Duration::from_secs(30),
+        || Some(running(&up.admin)).filter(|r| r.len() == 2),
+    );
+    assert_ne!(now["marketing-pipeline"].0, before["marketing-pipeline"].0);
+    assert_eq!(now["mirror"], before["mirror"]);
+    up.interrupt();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&swapped).unwrap();
+}

@@ -11,7 +11,13 @@ use crate::model::{RegistryError, Schema, SchemaRegistry, SchemaType, SubjectSch
 #[derive(Default)]
 pub struct LocalRegistry {
     state: Mutex<State>,
+    /// Told of every registration that adds a schema or a version, in
+    /// order: replayed into a new registry, they give the same ids.
+    log: Option<RegistrationLog>,
 }
+
+/// See [`LocalRegistry::with_log`].
+pub type RegistrationLog = Box<dyn Fn(&str, &Schema) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -24,6 +30,15 @@ struct State {
 impl LocalRegistry {
     pub fn new() -> LocalRegistry {
         LocalRegistry::default()
+    }
+
+    /// Tells `log` of every registration that changes the registry, so
+    /// that registering them again, in order, gives it back.
+    pub fn with_log(self, log: RegistrationLog) -> LocalRegistry {
+        LocalRegistry {
+            log: Some(log),
+            ..self
+        }
     }
 
     pub fn subjects(&self) -> Vec<String> {
@@ -145,13 +160,17 @@ impl SchemaRegistry for LocalRegistry {
         let id = match state.schemas.iter().position(|s| *s == schema) {
             Some(i) => i as i32 + 1,
             None => {
-                state.schemas.push(schema);
+                state.schemas.push(schema.clone());
                 state.schemas.len() as i32
             }
         };
         let versions = state.subjects.entry(subject.to_string()).or_default();
         if !versions.contains(&id) {
             versions.push(id);
+            // Under the lock: the log has the registrations in their order.
+            if let Some(log) = &self.log {
+                log(subject, &schema);
+            }
         }
         Ok(id)
     }

@@ -127,6 +127,7 @@ pub fn bench_swap(
 ) -> Result<SwapReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let options = UpOptions {
+        module: Arc::new(module.to_vec()),
         stream: StreamArgs {
             rate: bench.rate.to_string(),
             ..StreamArgs::default()

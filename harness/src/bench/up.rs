@@ -20,6 +20,8 @@ use crate::quantile;
 use crate::up::{up, RegistryChoice, Status, Storage, UpOptions};
 
 pub struct UpBench {
+    /// The module `transform` was loaded from.
+    pub module: Arc<Vec<u8>>,
     pub events: u64,
     pub partitions: i32,
     pub batch_size: usize,
@@ -112,6 +114,7 @@ impl std::fmt::Display for UpReport {
 fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     UpOptions {
+        module: bench.module.clone(),
         stream,
         partitions: bench.partitions,
         listen: any,

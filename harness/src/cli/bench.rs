@@ -227,6 +227,7 @@ pub fn up(args: BenchUpArgs) -> Result<()> {
         &transform,
         &spec,
         &UpBench {
+            module: std::sync::Arc::new(module_bytes(&args.wasm)?.into_owned()),
             events: args.events,
             partitions: args.partitions,
             batch_size: args.batch_size,

@@ -13,7 +13,7 @@ use harness::bridge::Deployment;
 use harness::hosting::{Hosting, HostingOptions};
 use harness::runtime::Runtime;
 use harness::transport::{KafkaTransport, Transport};
-use harness::{load_module, stderr_logger};
+use harness::{load_module, module_bytes, stderr_logger};
 
 use super::args::{at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};
 
@@ -102,12 +102,14 @@ pub fn run(args: BridgeArgs) -> Result<()> {
     let name = spec.name.clone();
     hosting.add(
         transform,
+        Arc::new(module_bytes(&args.wasm)?.into_owned()),
         spec,
         Deployment {
             id: 0,
             start: args.from_offset,
             fresh: false,
         },
+        false,
     );
     hosting.wait_started(&name, Duration::from_secs(60));
     eprintln!("admin endpoint on {admin} (harness deploy / list / pause / resume / delete --admin {admin}, or rpk -X admin.hosts={admin})");

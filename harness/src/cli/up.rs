@@ -12,7 +12,7 @@ use clap::Args;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
 use harness::up::{up, Endpoints, RegistryChoice, Storage, UpOptions};
-use harness::{load_module, stderr_logger};
+use harness::{load_module, module_bytes, stderr_logger};
 use topics::Retention;
 
 use super::args::{
@@ -130,6 +130,7 @@ pub fn run(mut args: UpArgs) -> Result<()> {
         &transform,
         spec,
         UpOptions {
+            module: Arc::new(module_bytes(&args.wasm)?.into_owned()),
             stream: *args.stream,
             partitions: args.partitions,
             listen: SocketAddr::new(args.bind, args.port),

@@ -21,17 +21,19 @@ use admin::{Control, StartOffset};
 use anyhow::{anyhow, Context, Result};
 use dashboard::service::{self, until_set, Settings};
 use generator::{generate, Progress, Stream, StreamArgs, Truth};
-use registry::{LocalRegistry, SchemaRegistry};
+use registry::SchemaRegistry;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use crate::bridge::{BridgeProgress, Deployment};
-use crate::hosting::{Hosting, HostingOptions};
+use crate::hosting::{Hosting, HostingOptions, SavedTransform};
 use crate::runtime::Runtime;
 use crate::transport::embedded::{TopicSink, TopicSource};
 use crate::transport::Topics;
 use topics::{Closed, DataFolder, Retention};
 
 pub struct UpOptions {
+    /// The command line's module, as deployed.
+    pub module: Arc<Vec<u8>>,
     pub stream: StreamArgs,
     pub partitions: i32,
     pub listen: SocketAddr,
@@ -160,7 +162,7 @@ pub fn up(
     let (schemas, registry): (Arc<dyn SchemaRegistry>, _) = match options.schema_registry {
         RegistryChoice::Use(client) => (client, None),
         RegistryChoice::Serve(listen) => {
-            let local = Arc::new(LocalRegistry::new());
+            let local = Arc::new(resume::registry(&topics)?);
             let served = registry::serve(&runtime, listen, local.clone(), until_set(stop.clone()))?;
             (local, Some(served))
         }
@@ -212,15 +214,28 @@ pub fn up(
         until_set(stop.clone()),
     )?;
     let (input, name) = (spec.input_topic.clone(), spec.name.clone());
-    hosting.add(
-        transform.clone(),
-        spec,
-        Deployment {
-            id: 0,
-            start: StartOffset::FromStart(0),
-            fresh: false,
-        },
-    );
+    // The transforms the folder kept run again; the command line's as it
+    // was left (hot-swapped, paused) unless the command line changed it.
+    let saved = resume::saved_transforms(&topics);
+    let same = resume::same_command_line(&topics, &transform.version, &spec.env);
+    hosting.save_with(resume::saver(topics.clone()));
+    match saved.iter().find(|s| s.name == name) {
+        Some(kept) if same => restore(&hosting, kept),
+        _ => hosting.add(
+            transform.clone(),
+            options.module.clone(),
+            spec,
+            Deployment {
+                id: 0,
+                start: StartOffset::FromStart(0),
+                fresh: false,
+            },
+            false,
+        ),
+    }
+    for kept in saved.iter().filter(|s| s.name != name) {
+        restore(&hosting, kept);
+    }
     let logs = std::thread::spawn({
         let hosting = hosting.clone();
         move || hosting.flush_logs()
@@ -313,5 +328,40 @@ pub fn up(
     match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),
         other => other.map(|_| ()),
+    }
+}
+
+/// Runs a transform the data folder kept, from where it stopped.
+fn restore(hosting: &Hosting, kept: &SavedTransform) {
+    let loaded = kept
+        .module()
+        .and_then(|wasm| Ok((hosting.host().load(&wasm)?, wasm)));
+    match loaded {
+        Ok((transform, wasm)) => {
+            tracing::info!(
+                "{}: {} version {} as it was left{}",
+                kept.name,
+                if kept.paused { "paused at" } else { "runs" },
+                transform.version,
+                if kept.paused {
+                    ""
+                } else {
+                    ", from its commits"
+                }
+            );
+            hosting.add(
+                transform,
+                Arc::new(wasm),
+                kept.spec(),
+                kept.deployment(),
+                kept.paused,
+            );
+        }
+        Err(e) => tracing::warn!(
+            "{}: the module the data folder kept does not load ({e:#}); harness delete \
+             --name {} forgets it",
+            kept.name,
+            kept.name
+        ),
     }
 }

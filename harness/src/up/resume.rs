@@ -1,16 +1,27 @@
 //! What `up` finds in a data folder it starts on again: the topics it
-//! needs with their partition counts, and where the generator's stream
-//! stopped.
+//! needs with their partition counts, where the generator's stream
+//! stopped, and the transforms it ran.
 
 use anyhow::{bail, Result};
 use record_payload::decode_record;
+use registry::{LocalRegistry, Schema, SchemaRegistry};
 use serde::{Deserialize, Serialize};
 use topics::Topics;
 
+use crate::hosting::{SaveTransform, SavedTransform};
 use crate::transport::embedded::SEQUENCE_HEADER;
 
 /// The key of the generator's entry beside the topics.
 const GENERATOR: &str = "generator";
+
+/// Where each transform is kept, by name.
+const TRANSFORM: &str = "transform/";
+
+/// Each registration of up's schema registry, numbered in order.
+const SCHEMA: &str = "schema/";
+
+/// What the command line asked to run last time.
+const COMMAND_LINE: &str = "command-line";
 
 /// Records looked at, back from a partition's end, for the generator's
 /// last numbered event.
@@ -104,4 +115,65 @@ fn last_sequence(topics: &Topics, topic: &str, partition: i32, start: i64) -> Re
         }
     }
     Ok(None)
+}
+
+/// The transforms kept in the folder.
+pub fn saved_transforms(topics: &Topics) -> Vec<SavedTransform> {
+    topics
+        .meta_prefixed(TRANSFORM)
+        .into_iter()
+        .filter_map(|(key, value)| match serde_json::from_slice(&value) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!("{key} in the data folder is not a transform ({e}): skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Keeps each transform in the folder as it changes.
+pub fn saver(topics: Topics) -> SaveTransform {
+    Box::new(move |name, saved| {
+        let value = serde_json::to_vec(&saved).expect("serialisable");
+        topics.set_meta(&format!("{TRANSFORM}{name}"), value);
+    })
+}
+
+/// Whether the command line asks for the same module and environment as
+/// last time, so that what was deployed since (a hot swap, a pause) stays;
+/// remembers what it asks now.
+pub fn same_command_line(topics: &Topics, version: &str, env: &[(String, String)]) -> bool {
+    let asked = serde_json::to_vec(&(version, env)).expect("serialisable");
+    let same = topics.meta(COMMAND_LINE).as_deref() == Some(asked.as_slice());
+    topics.set_meta(COMMAND_LINE, asked);
+    same
+}
+
+/// Up's own schema registry, with the schemas the folder kept, keeping
+/// those registered from now on.
+pub fn registry(topics: &Topics) -> Result<LocalRegistry> {
+    let local = LocalRegistry::new();
+    let kept = topics.meta_prefixed(SCHEMA);
+    for (key, value) in &kept {
+        let (subject, schema): (String, Schema) = serde_json::from_slice(value)
+            .map_err(|e| anyhow::anyhow!("{key} in the data folder is not a schema: {e}"))?;
+        local
+            .register(&subject, &schema)
+            .map_err(|e| anyhow::anyhow!("{key} in the data folder: {e}"))?;
+    }
+    if !kept.is_empty() {
+        tracing::info!(
+            "the schema registry has its {} registrations back",
+            kept.len()
+        );
+    }
+    let next = std::sync::atomic::AtomicUsize::new(kept.len());
+    let topics = topics.clone();
+    Ok(local.with_log(Box::new(move |subject, schema| {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let value = serde_json::to_vec(&(subject, schema)).expect("serialisable");
+        // Zero-padded: the keys sort in the order of the registrations.
+        topics.set_meta(&format!("{SCHEMA}{n:010}"), value);
+    })))
 }

@@ -704,6 +704,19 @@ impl Topics {
         self.lock().meta.get(key).cloned()
     }
 
+    /// Every entry the harness keeps whose key starts with `prefix`, by key.
+    pub fn meta_prefixed(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = self
+            .lock()
+            .meta
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// Keeps `value` under `key`, written in order with the records.
     pub fn set_meta(&self, key: &str, value: Vec<u8>) {
         let mut state = self.lock();
