@@ -190,6 +190,23 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<i32> 
     }
 }
 
+/// The names of the broker's topics.
+pub fn topic_names(brokers: &str) -> Result<Vec<String>> {
+    let consumer: rdkafka::consumer::BaseConsumer = client_config(brokers)
+        .create()
+        .context("creating a Kafka client")?;
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .with_context(|| format!("reading the topics of {brokers}"))?;
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The partition count of `topic`, or `None` if it does not exist.
 pub fn partition_count(brokers: &str, topic: &str) -> Result<Option<i32>> {
     let consumer: rdkafka::consumer::BaseConsumer = client_config(brokers)

@@ -22,15 +22,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use admin::{
     check_environment, check_name, check_topics, ApiError, Control, DeployRequest, Deployed,
-    EnvVar, MetaPatch, StartOffset, TopicInfo, TopicRecord, TransformMetadata,
+    EnvVar, MetaPatch, NewRecord, Produced, StartOffset, TopicInfo, TopicRecord, TransformMetadata,
 };
-use record_payload::decode_record;
 use transform_host::{DeployError, Host, Logger, Transform, TransformSpec};
 
 use crate::bridge::version::Swap;
 use crate::bridge::{Bridge, BridgeOptions, BridgeProgress, Command, Deployment, TransformFailed};
 use crate::runtime::Runtime;
 use crate::status::{State, TransformState};
+use crate::topic_access;
 use crate::transform_logs::LogBuffer;
 use crate::transport::Transport;
 
@@ -616,7 +616,15 @@ impl Control for Hosting {
     }
 
     fn topic(&self, name: &str) -> Result<Option<TopicInfo>, ApiError> {
-        self.topic_info(name)
+        topic_access::topic(self.transport.as_ref(), name)
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, ApiError> {
+        topic_access::topics(self.transport.as_ref())
+    }
+
+    fn produce(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Produced>, ApiError> {
+        topic_access::produce(self.transport.as_ref(), topic, records)
     }
 
     fn read(
@@ -626,52 +634,7 @@ impl Control for Hosting {
         offset: i64,
         max: usize,
     ) -> Result<Vec<TopicRecord>, ApiError> {
-        self.read_records(topic, partition, offset, max)
-    }
-}
-
-impl Hosting {
-    fn topic_info(&self, name: &str) -> Result<Option<TopicInfo>, ApiError> {
-        let partitions = self
-            .transport
-            .partition_count(name)
-            .map_err(|e| ApiError::new(503, format!("{e:#}")))?;
-        Ok(partitions.map(|partitions| TopicInfo {
-            name: name.to_string(),
-            partitions,
-        }))
-    }
-
-    fn read_records(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        max: usize,
-    ) -> Result<Vec<TopicRecord>, ApiError> {
-        let records = self
-            .transport
-            .read(topic, partition, offset, max)
-            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        Ok(records
-            .into_iter()
-            .filter_map(|r| {
-                let decoded = decode_record(&r.payload).ok()?;
-                Some(TopicRecord {
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp_ms,
-                    key: decoded.key().map(text),
-                    value: decoded.value().map(text),
-                    headers: decoded
-                        .headers()
-                        .iter()
-                        .map(|h| (text(h.key()), h.value().map(text)))
-                        .collect(),
-                })
-            })
-            .collect())
+        topic_access::read(self.transport.as_ref(), topic, partition, offset, max)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod run;
 pub mod runtime;
 pub mod spec;
 pub mod status;
+pub mod topic_access;
 pub mod transform_logs;
 pub mod transport;
 pub mod up;

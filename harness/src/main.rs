@@ -46,6 +46,8 @@ enum Command {
     Resume(cli::meta::NameArgs),
     /// Print a transform's log events, as `rpk transform logs` does.
     Logs(cli::logs::LogsArgs),
+    /// List, read and write the topics of a running host or a stopped data folder, as `rpk topic` does.
+    Topic(cli::topic::TopicArgs),
     /// Measure the pipeline transform in WASM against the same library natively, and its key capacity.
     Bench(cli::bench::BenchArgs),
     /// Measure the generator and the bridge on a broker against the broker alone, and latency.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => cli::meta::pause(args),
         Command::Resume(args) => cli::meta::resume(args),
         Command::Logs(args) => cli::logs::run(args),
+        Command::Topic(args) => cli::topic::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchBroker(args) => cli::bench::broker(args),
         Command::BenchSwap(args) => cli::bench::swap(args),

@@ -93,6 +93,45 @@ fn three_kill_9s_and_restarts_end_equal_to_the_truth() {
         }
     );
     up.interrupt();
+
+    // The stopped folder, read as rpk reads a topic: its panes, each
+    // counted once by its identity, are the truth too.
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["topic", "consume", "results", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = std::collections::HashSet::new();
+    let panes: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|r| r["topic"] == "results")
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                serde_json::from_str::<serde_json::Value>(r["value"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .filter(|(p, pane)| {
+            seen.insert((
+                *p,
+                pane["campaign"].to_string(),
+                pane["channel"].to_string(),
+                pane["window_start"].as_i64(),
+                pane["first_offset"].as_i64(),
+            ))
+        })
+        .map(|(_, pane)| pane)
+        .collect();
+    let t: generator::TruthFile =
+        serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap();
+    assert_eq!(common::pane_totals(&panes), t.by_window());
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_file(&truth).unwrap();
 }
@@ -237,6 +276,59 @@ fn deployments_and_schemas_outlive_a_kill_9() {
     )
     .unwrap();
     assert_eq!(registered.status, 200, "{}", registered.body);
+    // Any client's record reaches the embedded topics, and reads back.
+    let produced = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "topic", "produce", "audit", "--admin", &up.admin, "-k", "who", "-H", "src:test",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!produced.status.success(), "no topic audit yet");
+    assert!(String::from_utf8_lossy(&produced.stderr).contains("topic audit does not exist"));
+    let listed = harness(&up.admin, &["topic", "list"]);
+    for topic in ["logs", "results", "events", "logs.dlq", "mirror"] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("{topic} "))),
+            "{topic}: {listed}"
+        );
+    }
+    let mut produce = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "topic", "produce", "mirror", "--admin", &up.admin, "-k", "who", "-H", "src:test",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    produce
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first\nsecond\n")
+        .unwrap();
+    let produced = produce.wait_with_output().unwrap();
+    assert!(produced.status.success());
+    let said = String::from_utf8(produced.stdout).unwrap();
+    assert_eq!(said.lines().count(), 2, "{said}");
+    // "Produced to partition P at offset O."
+    let first: Vec<&str> = said.lines().next().unwrap().split(' ').collect();
+    let (partition, offset) = (first[3], first[6].trim_end_matches('.'));
+    let consumed = harness(
+        &up.admin,
+        &[
+            "topic", "consume", "mirror", "-p", partition, "--offset", offset, "-n", "2",
+        ],
+    );
+    let values: Vec<serde_json::Value> = consumed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(values.len(), 2, "{consumed}");
+    assert_eq!(values[0]["value"], "first");
+    assert_eq!(values[1]["key"], "who");
+    assert_eq!(values[1]["headers"][0]["value"], "test");
     let before = running(&up.admin);
     assert_eq!(before.len(), 2);
     assert!(before["mirror"].1, "mirror is paused");

@@ -188,4 +188,30 @@ pub struct TopicRecord {
 pub struct TopicInfo {
     pub name: String,
     pub partitions: i32,
+    /// Per partition, the first offset kept and the next one to be
+    /// written, where the host can tell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offsets: Vec<(i64, i64)>,
+}
+
+/// A record to produce through the harness's produce route; without a
+/// partition, one is chosen from the key as Kafka's default partitioner
+/// does, else in turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+/// Where a produced record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Produced {
+    pub partition: i32,
+    pub offset: i64,
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 
 use crate::api::{
-    ApiError, DeployRequest, Deployed, MetaPatch, TopicInfo, TopicRecord, TransformMetadata,
+    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
+    TransformMetadata,
 };
 
 pub struct Client {
@@ -109,6 +110,25 @@ impl Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Every topic of the host.
+    pub fn topics(&self) -> Result<Vec<TopicInfo>> {
+        Ok(serde_json::from_str(&self.send(
+            "GET",
+            "/v1/harness/topics",
+            Vec::new(),
+        )?)?)
+    }
+
+    /// Appends records to a topic; where each went, once stored.
+    pub fn produce(&self, topic: &str, records: &[NewRecord]) -> Result<Vec<Produced>> {
+        let path = format!("/v1/harness/topics/{}/records", escape(topic));
+        Ok(serde_json::from_str(&self.send(
+            "POST",
+            &path,
+            serde_json::to_vec(records)?,
+        )?)?)
     }
 
     /// Up to `max` records of a partition from `offset` on.

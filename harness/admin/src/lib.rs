@@ -14,8 +14,9 @@ mod rules;
 mod server;
 
 pub use api::{
-    ApiError, Compression, DeployRequest, Deployed, EnvVar, HarnessStatus, MetaPatch, OffsetFormat,
-    OffsetSpec, PartitionStatus, SwapTiming, TopicInfo, TopicRecord, TransformMetadata,
+    ApiError, Compression, DeployRequest, Deployed, EnvVar, HarnessStatus, MetaPatch, NewRecord,
+    OffsetFormat, OffsetSpec, PartitionStatus, Produced, SwapTiming, TopicInfo, TopicRecord,
+    TransformMetadata,
 };
 pub use client::Client;
 pub use offset::{parse_from_offset, StartOffset};

@@ -15,7 +15,8 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::api::{
-    ApiError, DeployRequest, Deployed, MetaPatch, TopicInfo, TopicRecord, TransformMetadata,
+    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
+    TransformMetadata,
 };
 
 /// Redpanda's admin port, on loopback.
@@ -38,6 +39,11 @@ pub trait Control: Send + Sync + 'static {
     fn patch(&self, name: &str, patch: MetaPatch) -> Result<(), ApiError>;
     /// The harness's own: a topic of the host, `None` if there is none.
     fn topic(&self, name: &str) -> Result<Option<TopicInfo>, ApiError>;
+    /// The harness's own: every topic of the host.
+    fn topics(&self) -> Result<Vec<TopicInfo>, ApiError>;
+    /// The harness's own: appends records to a topic, stored when it
+    /// answers.
+    fn produce(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Produced>, ApiError>;
     /// The harness's own: up to `max` records of a partition from `offset` on.
     fn read(
         &self,
@@ -201,6 +207,29 @@ pub fn routes(
             let found = blocking(move || control.topic(&name)).await;
             answer(found.and_then(|t| t.ok_or_else(|| ApiError::new(404, "no such topic"))))
         });
+    let topics = warp::path!("v1" / "harness" / "topics")
+        .and(warp::get())
+        .and(with())
+        .then(|control: Arc<dyn Control>| async move {
+            answer(blocking(move || control.topics()).await)
+        });
+    let produce = warp::path!("v1" / "harness" / "topics" / String / "records")
+        .and(warp::post())
+        .and(warp::body::stream())
+        .and(with())
+        .then(|name: String, body, control: Arc<dyn Control>| async move {
+            let result = async {
+                let body = read_body(Box::pin(body)).await?;
+                let records: Vec<NewRecord> = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body is not a JSON array of records ({{partition, key, value, headers}}): {e}"
+                    ))
+                })?;
+                let name = unescape(&name);
+                blocking(move || control.produce(&name, records)).await
+            };
+            answer(result.await)
+        });
     let read = warp::path!("v1" / "harness" / "topics" / String / i32)
         .and(warp::get())
         .and(warp::query::<ReadQuery>())
@@ -214,6 +243,10 @@ pub fn routes(
         );
     deploy
         .or(list)
+        .unify()
+        .or(topics)
+        .unify()
+        .or(produce)
         .unify()
         .or(topic)
         .unify()

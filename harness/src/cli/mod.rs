@@ -8,5 +8,6 @@ pub mod list;
 pub mod logs;
 pub mod meta;
 pub mod run;
+pub mod topic;
 pub mod up;
 pub mod validate;

@@ -39,6 +39,21 @@ impl Transport for Topics {
         Ok(Topics::partition_count(self, topic))
     }
 
+    fn topic_names(&self) -> Result<Vec<String>> {
+        Ok(self.list().into_iter().map(|t| t.name).collect())
+    }
+
+    fn bounds(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
+        (0..partitions)
+            .map(|p| Topics::bounds(self, topic, p))
+            .collect()
+    }
+
+    /// Waits until the store has everything appended.
+    fn sync(&self) -> Result<()> {
+        self.flush()
+    }
+
     fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
         Topics::ensure_topic(self, topic, partitions)
     }

@@ -30,6 +30,10 @@ impl Transport for KafkaTransport {
         partition_count(&self.brokers, topic)
     }
 
+    fn topic_names(&self) -> Result<Vec<String>> {
+        generator::kafka::topic_names(&self.brokers)
+    }
+
     fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
         ensure_topic(&self.brokers, topic, partitions)
     }

@@ -40,6 +40,23 @@ pub trait Transport: Send + Sync {
     fn describe(&self) -> String;
     /// The partition count of `topic`, or `None` if it does not exist.
     fn partition_count(&self, topic: &str) -> Result<Option<i32>>;
+    /// The names of every topic.
+    fn topic_names(&self) -> Result<Vec<String>>;
+    /// The first offset kept and the end of partitions `0..partitions`.
+    fn bounds(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
+        let lows = self.start_offsets(topic, partitions, StartOffset::FromStart(0))?;
+        let tails = self.tail(topic, partitions)?;
+        Ok(lows
+            .into_iter()
+            .zip(tails)
+            .map(|(l, t)| (l, t.end))
+            .collect())
+    }
+    /// Waits until everything written is stored for good: on a broker a
+    /// flushed writer already is.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// The partition count of `topic`, creating it with `partitions` if it
     /// does not exist.
     fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32>;
