@@ -1089,17 +1089,23 @@ fn apply_retention(inner: &Inner, durable: &Durable) -> Result<()> {
         let mut changes = Changes::default();
         let mut removed = 0u64;
         let mut next_low = low;
-        for chunk in durable.store.chunks(id, partition, low, RETENTION_BATCH)? {
-            let over_size = retention
-                .partition_bytes
-                .is_some_and(|max| disk_bytes - removed > max);
-            let end = chunk.first + chunk.count;
-            if end > limit || (chunk.append_ms >= cutoff && !over_size) {
-                break;
-            }
-            removed += chunk.bytes;
+        // Usually the first chunk is to be kept: nothing more is read.
+        let gone = durable
+            .store
+            .chunks_while(id, partition, low, RETENTION_BATCH, |chunk| {
+                let over_size = retention
+                    .partition_bytes
+                    .is_some_and(|max| disk_bytes - removed > max);
+                let end = chunk.first + chunk.count;
+                let goes = end <= limit && (chunk.append_ms < cutoff || over_size);
+                if goes {
+                    removed += chunk.bytes;
+                }
+                goes
+            })?;
+        for chunk in gone {
             changes.removed.push((id, partition, chunk.first));
-            next_low = end;
+            next_low = chunk.first + chunk.count;
         }
         if changes.removed.is_empty() {
             continue;

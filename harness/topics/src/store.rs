@@ -262,23 +262,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `max` chunks of a partition from the one holding `from`.
-    pub fn chunks(
+    /// The chunks of a partition from the one holding `from`, as long as
+    /// `wanted` says so, `max` at most: each is read only once the one
+    /// before it was wanted.
+    pub fn chunks_while(
         &self,
         topic: u32,
         partition: u32,
         from: i64,
         max: usize,
+        mut wanted: impl FnMut(&ChunkInfo) -> bool,
     ) -> Result<Vec<ChunkInfo>> {
         let start = self.chunk_key(topic, partition, from)?;
-        self.records
-            .range(start..key(topic, partition, i64::MAX))
-            .take(max)
-            .map(|kv| {
-                let (k, v) = kv?;
-                info(&k, &v)
-            })
-            .collect()
+        let mut chunks = Vec::new();
+        for kv in self.records.range(start..key(topic, partition, i64::MAX)) {
+            let (k, v) = kv?;
+            let chunk = info(&k, &v)?;
+            if chunks.len() >= max || !wanted(&chunk) {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        Ok(chunks)
     }
 
     /// The last record of a partition.
