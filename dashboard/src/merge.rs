@@ -54,7 +54,8 @@ pub struct MergeStats {
     pub duplicates: u64,
     pub late_panes: u64,
     pub expired: u64,
-    /// The records of the panes counted.
+    /// The records of the panes read, but for duplicates: counted, or
+    /// expired on arrival.
     pub records: u64,
     /// The newest event time among the panes counted.
     pub newest_event_ms: i64,
@@ -136,6 +137,7 @@ impl Merger {
         self.stats.panes += 1;
         if pane.window_start < self.horizon() {
             self.stats.expired += 1;
+            self.stats.records += pane.records;
             return Added::Expired;
         }
         let key = (

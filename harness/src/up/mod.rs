@@ -76,7 +76,7 @@ pub struct Status {
     pub generating: bool,
     pub bridge: BridgeProgress,
     pub windows: usize,
-    /// The records of the panes the dashboard has counted.
+    /// The records of the panes the dashboard has read, once each.
     pub dashboard_records: u64,
     /// The newest event time on the dashboard.
     pub newest_event_ms: i64,

@@ -36,6 +36,13 @@ const RECORD_OVERHEAD: usize = 48;
 /// Most records a reader takes from a partition at once.
 const READ_CHUNK: usize = 512;
 
+/// Most records a reader takes from the store at once: whole chunks, which
+/// the store reads (and decompresses) whole whatever is taken from them.
+const STORE_READ_CHUNK: usize = 8192;
+
+/// The most a chunk of records holds.
+const MAX_CHUNK: usize = 256 << 10;
+
 /// Appends wait while this much is not yet written to the store.
 const MAX_PENDING: usize = 64 << 20;
 
@@ -45,8 +52,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// Most chunks retention looks at in a partition at once.
 const RETENTION_BATCH: usize = 1000;
 
-/// The most a chunk of records holds.
-const MAX_CHUNK: usize = 1 << 20;
+
 
 /// A record of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1211,7 +1217,8 @@ impl Reader {
                 if let Next::Store(index, id, from, until) = self.take(&state)? {
                     // Read outside the lock: writers go on meanwhile.
                     drop(state);
-                    let records = topics.read_store(id, index as i32, from, until, READ_CHUNK)?;
+                    let records =
+                        topics.read_store(id, index as i32, from, until, STORE_READ_CHUNK)?;
                     // Dropped by retention meanwhile: go on after them.
                     let next = records.last().map_or(until, |r| r.offset + 1);
                     self.positions[index] = self.positions[index].max(next);
