@@ -52,8 +52,6 @@ const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// Most chunks retention looks at in a partition at once.
 const RETENTION_BATCH: usize = 1000;
 
-
-
 /// A record of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
