@@ -60,8 +60,11 @@ fn deploy_list_pause_resume_delete_as_rpk_sends_them() {
     let deployed = deploy(&up, &mirror, transform_artifacts::TEE);
     assert_eq!(deployed.status, 200, "{}", deployed.body);
 
-    // Creation order, Redpanda's fields, an empty environment left out.
-    let listed = list(&up);
+    // Creation order, Redpanda's fields, an empty environment left out;
+    // each partition's status once the new transform has started.
+    let listed = test_kit::wait_for("mirror's partitions", Duration::from_secs(30), || {
+        Some(list(&up)).filter(|l| l.len() == 2 && l[1]["status"].as_array().is_some())
+    });
     let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["marketing-pipeline", "mirror"]);
     let m = &listed[1];

@@ -757,20 +757,7 @@ fn a_trapping_transform_is_retried_as_redpanda_does_and_a_fixed_version_recovers
     );
     let admin = bridge.admin();
     // Another transform on the same host, from the same input.
-    let harness = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args(args)
-            .args(["--admin", &admin])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let harness = |args: &[&str]| common::harness_at(&admin, args);
     harness(&[
         "deploy",
         "--name",

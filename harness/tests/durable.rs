@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod common;
 
-use common::{scratch_data_dir, Up};
+use common::{harness_at, scratch_data_dir, Up};
 
 const EVENTS: &str = "60000";
 
@@ -96,19 +96,15 @@ fn three_kill_9s_and_restarts_end_equal_to_the_truth() {
 
     // The stopped folder, read as rpk reads a topic: its panes, each
     // counted once by its identity, are the truth too.
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["topic", "consume", "results", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let consumed = common::harness(&[
+        "topic",
+        "consume",
+        "results",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
     let mut seen = std::collections::HashSet::new();
-    let panes: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let panes: Vec<serde_json::Value> = consumed
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
         .filter(|r| r["topic"] == "results")
@@ -200,26 +196,10 @@ fn a_busy_folder_another_layout_or_format_and_a_used_port_are_refused_with_what_
     }
 }
 
-/// `harness ARGS --admin ADMIN`, which must succeed: its stdout.
-fn harness(admin: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .args(["--admin", admin])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Name → (version, paused) of what a host runs.
 fn running(admin: &str) -> std::collections::BTreeMap<String, (String, bool)> {
     let all: serde_json::Value =
-        serde_json::from_str(&harness(admin, &["list", "--json"])).unwrap();
+        serde_json::from_str(&harness_at(admin, &["list", "--json"])).unwrap();
     all.as_array()
         .unwrap()
         .iter()
@@ -251,7 +231,7 @@ fn deployments_and_schemas_outlive_a_kill_9() {
     vars.extend(common::pipeline_spec().env);
     let deployed = up.deploy(swapped.to_str().unwrap(), &vars);
     assert!(deployed.status.success(), "{deployed:?}");
-    harness(
+    harness_at(
         &up.admin,
         &[
             "deploy",
@@ -267,7 +247,7 @@ fn deployments_and_schemas_outlive_a_kill_9() {
             "+0",
         ],
     );
-    harness(&up.admin, &["pause", "mirror"]);
+    harness_at(&up.admin, &["pause", "mirror"]);
     let registered = test_kit::send(
         "POST",
         &format!("{}/subjects/clicks-value/versions", up.registry),
@@ -286,7 +266,7 @@ fn deployments_and_schemas_outlive_a_kill_9() {
         .unwrap();
     assert!(!produced.status.success(), "no topic audit yet");
     assert!(String::from_utf8_lossy(&produced.stderr).contains("topic audit does not exist"));
-    let listed = harness(&up.admin, &["topic", "list"]);
+    let listed = harness_at(&up.admin, &["topic", "list"]);
     for topic in ["logs", "results", "events", "logs.dlq", "mirror"] {
         assert!(
             listed.lines().any(|l| l.starts_with(&format!("{topic} "))),
@@ -315,7 +295,7 @@ fn deployments_and_schemas_outlive_a_kill_9() {
     // "Produced to partition P at offset O."
     let first: Vec<&str> = said.lines().next().unwrap().split(' ').collect();
     let (partition, offset) = (first[3], first[6].trim_end_matches('.'));
-    let consumed = harness(
+    let consumed = harness_at(
         &up.admin,
         &[
             "topic", "consume", "mirror", "-p", partition, "--offset", offset, "-n", "2",

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::Up;
+use common::{harness, Up};
 use serde_json::Value;
 use test_kit::wait_for;
 
@@ -36,20 +36,6 @@ fn talker() -> std::path::PathBuf {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talker.wasm");
     std::fs::write(&path, wasm).unwrap();
     path
-}
-
-fn harness(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -22,7 +22,7 @@ use super::args::{
 
 #[derive(Args)]
 #[command(
-    after_help = "The generator writes to the in-process topic logs; the transform (the root \
+    after_help = "The generator writes to the topic logs; the transform (the root \
 transform.yaml's pipeline unless --wasm/--config say otherwise) is hosted exactly as `harness bridge` hosts it \
 on a broker, with the same batches, batch log, commits and restarts after a failure; the dashboard reads \
 results (and logs.dlq) and serves the page and API. More transforms can be deployed beside it through the \

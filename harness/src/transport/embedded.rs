@@ -31,7 +31,7 @@ impl Transport for Topics {
     fn describe(&self) -> String {
         match self.folder() {
             Some(folder) => format!("the topics in {}", folder.display()),
-            None => "in-process topics".into(),
+            None => "topics in memory".into(),
         }
     }
 
@@ -357,8 +357,8 @@ impl Source for TopicSource {
 
     fn describe(&self) -> String {
         match &self.dlq_topic {
-            Some(dlq) => format!("{} and {dlq} (in-process topics)", self.topic),
-            None => format!("{} (in-process topic)", self.topic),
+            Some(dlq) => format!("{} and {dlq} ({})", self.topic, self.topics.describe()),
+            None => format!("{} ({})", self.topic, self.topics.describe()),
         }
     }
 }

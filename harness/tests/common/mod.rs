@@ -230,6 +230,28 @@ pub fn wat_module_with(imports: &str, abi: &str, body: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap()
 }
 
+/// `harness ARGS`, which must succeed: its stdout.
+pub fn harness(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `harness ARGS --admin ADMIN`, which must succeed: its stdout.
+pub fn harness_at(admin: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--admin", admin]);
+    harness(&all)
+}
+
 /// `harness up` as a child process on free ports.
 pub struct Up {
     pub child: Child,
