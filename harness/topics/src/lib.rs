@@ -189,25 +189,10 @@ impl Pending {
             Pending::Meta { key, value } => key.len() + value.len(),
         }
     }
-
-    fn offset(&self) -> i64 {
-        match self {
-            Pending::Record { offset, .. } => *offset,
-            Pending::Meta { .. } => -1,
-        }
-    }
-
-    fn record(&self) -> (i64, &[u8]) {
-        match self {
-            Pending::Record {
-                timestamp_ms,
-                payload,
-                ..
-            } => (*timestamp_ms, payload.as_slice()),
-            Pending::Meta { .. } => (0, &[]),
-        }
-    }
 }
+
+/// A pending record as a chunk takes it: offset, timestamp, payload.
+type ChunkRecord<'a> = (i64, i64, &'a [u8]);
 
 #[derive(Default)]
 struct State {
@@ -952,17 +937,22 @@ fn write_loop(inner: Weak<Inner>) {
 /// to, in the same batch as its records.
 fn changes(state: &mut State, pending: &[Pending]) -> Changes {
     let append_ms = now_ms();
-    let mut runs: Vec<((u32, u32), Vec<&Pending>)> = Vec::new();
+    let mut runs: Vec<((u32, u32), Vec<ChunkRecord>)> = Vec::new();
     let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
     for op in pending {
         match op {
             Pending::Record {
-                topic, partition, ..
+                topic,
+                partition,
+                offset,
+                timestamp_ms,
+                payload,
             } => {
                 let at = (*topic, *partition);
+                let record = (*offset, *timestamp_ms, payload.as_slice());
                 match runs.iter_mut().find(|(k, _)| *k == at) {
-                    Some((_, records)) => records.push(op),
-                    None => runs.push((at, vec![op])),
+                    Some((_, records)) => records.push(record),
+                    None => runs.push((at, vec![record])),
                 }
             }
             Pending::Meta { key, value } => {
@@ -974,10 +964,10 @@ fn changes(state: &mut State, pending: &[Pending]) -> Changes {
     let mut changes = Changes::default();
     for ((topic, partition), records) in runs {
         let mut bytes = 0u64;
-        for group in records.chunk_by(|a, b| a.offset() + 1 == b.offset()) {
+        for group in records.chunk_by(|a, b| a.0 + 1 == b.0) {
             for piece in split_by_size(group) {
-                let first = piece[0].offset();
-                let value = encode_chunk(append_ms, piece.iter().map(|r| r.record()));
+                let first = piece[0].0;
+                let value = encode_chunk(append_ms, piece.iter().map(|r| (r.1, r.2)));
                 bytes += value.len() as u64;
                 changes.chunks.push(Chunk {
                     topic,
@@ -1009,15 +999,17 @@ fn changes(state: &mut State, pending: &[Pending]) -> Changes {
 }
 
 /// `records` in pieces of about `MAX_CHUNK` bytes at most.
-fn split_by_size<'a>(records: &'a [&'a Pending]) -> Vec<&'a [&'a Pending]> {
+fn split_by_size<'a, 'b>(records: &'a [ChunkRecord<'b>]) -> Vec<&'a [ChunkRecord<'b>]> {
     let mut pieces = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, r) in records.iter().enumerate() {
-        if i > start && bytes + r.size() > MAX_CHUNK {
+        // A record's timestamp and length, then its payload.
+        let size = 12 + r.2.len();
+        if i > start && bytes + size > MAX_CHUNK {
             pieces.push(&records[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += r.size();
+        bytes += size;
     }
     pieces.push(&records[start..]);
     pieces
