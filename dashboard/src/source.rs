@@ -14,6 +14,7 @@ use analytics::Pane;
 use anyhow::{bail, Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -280,10 +281,10 @@ struct TopicConsumer {
     consumer: BaseConsumer,
     topic: String,
     dead_letters: bool,
-    /// Per partition: the next offset to read, and where it ended when
-    /// the source started.
+    /// Per partition: the next offset to read, and whether a fetch found
+    /// its end.
     positions: Vec<i64>,
-    start_ends: Vec<i64>,
+    at_end: Vec<bool>,
 }
 
 impl TopicConsumer {
@@ -295,6 +296,7 @@ impl TopicConsumer {
             .set("group.id", "dashboard")
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "50")
+            .set("enable.partition.eof", "true")
             .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "3")
             .create()
@@ -309,12 +311,11 @@ impl TopicConsumer {
             return Ok(None);
         };
         let mut list = TopicPartitionList::new();
-        let (mut positions, mut start_ends) = (Vec::new(), Vec::new());
+        let mut positions = Vec::new();
         for p in 0..partitions {
-            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+            let (low, _) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
             list.add_partition_offset(topic, p, Offset::Beginning)?;
             positions.push(low);
-            start_ends.push(high);
         }
         consumer.assign(&list)?;
         Ok(Some(TopicConsumer {
@@ -322,7 +323,7 @@ impl TopicConsumer {
             topic: topic.to_string(),
             dead_letters,
             positions,
-            start_ends,
+            at_end: vec![false; partitions as usize],
         }))
     }
 
@@ -330,6 +331,12 @@ impl TopicConsumer {
     fn poll(&mut self, wait: Duration) -> Option<Result<SourceEvent, ()>> {
         let m = match self.consumer.poll(wait)? {
             Ok(m) => m,
+            Err(KafkaError::PartitionEOF(p)) => {
+                if let Some(at_end) = self.at_end.get_mut(p as usize) {
+                    *at_end = true;
+                }
+                return None;
+            }
             Err(_) => return Some(Err(())),
         };
         if let Some(position) = self.positions.get_mut(m.partition() as usize) {
@@ -358,25 +365,55 @@ impl TopicConsumer {
         }))
     }
 
+    /// Every partition was read to its end once: everything it held when
+    /// the source started has been read. A fetch response says where a
+    /// partition ends; ListOffsets may say less (see [`fetched_end`]).
     fn caught_up(&self) -> bool {
-        self.positions
-            .iter()
-            .zip(&self.start_ends)
-            .all(|(p, e)| p >= e)
+        self.at_end.iter().all(|&at_end| at_end)
     }
 
     /// Records not yet read; `None` if the broker cannot be reached.
     fn lag(&self) -> Option<i64> {
         let mut lag = 0;
         for (p, position) in self.positions.iter().enumerate() {
-            let (low, high) = self
+            let p = p as i32;
+            let (low, listed) = self
                 .consumer
-                .fetch_watermarks(&self.topic, p as i32, Duration::from_secs(1))
+                .fetch_watermarks(&self.topic, p, Duration::from_secs(1))
                 .ok()?;
+            let high =
+                fetched_end(&self.consumer, &self.topic, p).map_or(listed, |f| f.max(listed));
             lag += (high - (*position).max(low)).max(0);
         }
         Some(lag)
     }
+}
+
+/// The end of a partition as the consumer's last fetch response gave it
+/// (librdkafka's cached high watermark), once it has fetched from it.
+///
+/// ListOffsets cannot be trusted for it: Tansu 0.6's memory engine
+/// answers the base offset of the newest batch plus one, short of the
+/// batch's other records (`list_offsets` in tansu-storage/src/dynostore.rs),
+/// while its fetch responses carry the true watermark. The safe rdkafka API
+/// only sends ListOffsets, hence the call into librdkafka.
+pub fn fetched_end(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `consumer`; librdkafka
+    // reads the NUL-terminated name and writes the two offsets, nothing
+    // more, and takes its own locks.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }
 
 /// Sends a change of connectivity, once.
@@ -403,14 +440,9 @@ impl Source for KafkaSource {
             }
             std::thread::sleep(Duration::from_secs(1));
         };
-        let unread = |t: &TopicConsumer| -> i64 {
-            t.positions
-                .iter()
-                .zip(&t.start_ends)
-                .map(|(p, e)| (e - p).max(0))
-                .sum()
-        };
-        let _ = out.send(SourceEvent::Lag(topics.iter().map(unread).sum()));
+        if let Some(lag) = topics.iter().map(TopicConsumer::lag).sum::<Option<i64>>() {
+            let _ = out.send(SourceEvent::Lag(lag));
+        }
         let mut dlq_pending = self.dlq_topic.clone();
         let mut next_dlq_check = Instant::now();
         let mut connected = None;
@@ -452,10 +484,7 @@ impl Source for KafkaSource {
                     }
                 }
             }
-            // An empty poll past where every partition ended at the start:
-            // a high watermark that lags what a fetch returns (Tansu's can)
-            // cannot make the history look read while records still come.
-            if !caught_up && idle && topics.iter().all(TopicConsumer::caught_up) {
+            if !caught_up && topics.iter().all(TopicConsumer::caught_up) {
                 caught_up = true;
                 let _ = out.send(SourceEvent::CaughtUp);
             }

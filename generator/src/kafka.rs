@@ -236,7 +236,7 @@ pub struct KafkaSink {
     topic: String,
     sent: u64,
     /// Called about once a second while a flush waits.
-    pub waiting: Box<dyn FnMut(i32)>,
+    pub waiting: Box<dyn FnMut(i32) + Send>,
 }
 
 impl KafkaSink {

@@ -45,6 +45,12 @@ impl Progress {
     }
 }
 
+/// The shortest wait at a set rate: the events due meanwhile go out
+/// together, as a Kafka producer's batch does after librdkafka's default
+/// `linger.ms` (5 ms), instead of one batch (and one transform batch, one
+/// batch-log entry) each.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Sends the stream to the sink until the plan is done or `stop` says so;
 /// every event is also added to `truth`. `report` is called about every
 /// 200 ms.
@@ -69,7 +75,8 @@ pub fn generate(
             let due = start + Duration::from_secs_f64(progress.sent as f64 / rate);
             let now = Instant::now();
             if due > now {
-                std::thread::sleep((due - now).min(Duration::from_millis(100)));
+                sink.idle()?;
+                std::thread::sleep((due - now).clamp(LINGER, Duration::from_millis(100)));
                 continue;
             }
         }

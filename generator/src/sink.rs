@@ -20,6 +20,11 @@ pub trait Sink {
     fn send(&mut self, record: &LogRecord<'_>) -> Result<()>;
     /// Waits until everything sent is stored or has failed for good.
     fn flush(&mut self) -> Result<()>;
+    /// The generator is about to wait for the next event's time: a sink
+    /// that keeps records to send together sends them now.
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Records that could not be stored, for good.
     fn failed(&self) -> u64 {
         0

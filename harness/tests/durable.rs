@@ -8,28 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod common;
 
-use common::{harness_at, scratch_data_dir, Up};
+use common::{counted_stream, harness_at, scratch_data_dir, Up};
 
-const EVENTS: &str = "60000";
+const EVENTS: u64 = 60_000;
 
 fn stream_args(truth: &Path) -> Vec<String> {
-    [
-        "--seed",
-        "11",
-        "--count",
-        EVENTS,
-        "--rate",
-        "10000",
-        "--start",
-        "2025-08-17T14:00:00",
-        "--invalid-ratio",
-        "0.01",
-        "--truth",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([truth.display().to_string()])
-    .collect()
+    counted_stream(11, EVENTS, "10000", 0.01, truth)
 }
 
 /// A small xorshift, seeded from the clock and printed, for kill points.

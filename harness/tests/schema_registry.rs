@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::Up;
+use common::{counted_stream, Up};
 use generator::{
     Clock, FileSink, LogRecord, Profile, Sink, Stream, StreamArgs, TruthFile, ValueFormat,
 };
@@ -140,22 +140,9 @@ fn confluents_client_and_the_pipeline_share_ups_registry() {
 fn avro_logs_give_the_truth_as_json_does() {
     let dir = scratch("truth");
     let truth_path = dir.join("truth.json");
-    let up = Up::start(&[
-        "--format",
-        "avro",
-        "--seed",
-        "5",
-        "--count",
-        "20000",
-        "--rate",
-        "max",
-        "--start",
-        "2025-08-17T14:00:00",
-        "--invalid-ratio",
-        "0.05",
-        "--truth",
-        truth_path.to_str().unwrap(),
-    ]);
+    let mut args = vec!["--format".to_string(), "avro".to_string()];
+    args.extend(counted_stream(5, 20_000, "max", 0.05, &truth_path));
+    let up = Up::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     up.assert_equals_truth(&truth_path);
     let truth: TruthFile =
         serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();

@@ -223,10 +223,7 @@ pub fn bench_up(
     let mut runs = Vec::new();
     let folder = bench.data_dir.join("throughput");
     for storage in [Storage::Memory, Storage::Folder(fresh(&folder)?)] {
-        let on = match &storage {
-            Storage::Memory => "in memory".to_string(),
-            Storage::Folder(dir) => format!("on disk in {}", dir.display()),
-        };
+        let on = storage.to_string();
         progress(&format!("{} events at full speed, {on}…", bench.events));
         take_peak_rss();
         let (_, elapsed) = run_until(

@@ -32,11 +32,14 @@ registry up serves on --schema-registry-listen (Confluent's REST API, as Redpand
 stream are kept in a data folder (--data-dir; by default a per-user one, printed at start). Started again on \
 it, everything goes on where it stopped, also after a kill -9: each transform from its exact position, the \
 dashboard with its history, a --count/--seed generator with the next event of the same stream. --fresh \
-starts over; --in-memory keeps nothing. On disk, records go after --retention-time or beyond \
+starts over; --in-memory keeps nothing. With --brokers, the same pipeline runs on a Kafka-protocol broker's \
+topics instead (the code of `harness bridge`, the generator's and the dashboard's broker clients), and any \
+client's events in logs reach the dashboard. On disk, records go after --retention-time or beyond \
 --retention-size a partition, once every reader has read them; in memory, topics keep about --retention-mb \
 each beyond what their readers have not committed. With --count or --duration the dashboard keeps \
 serving after the last event until Ctrl-C.\n\nExamples:\n  harness up\n  harness up --rate max --count \
-1000000 --start 2025-08-17T00:00:00 --port 8090\n  harness up --in-memory --rate max"
+1000000 --start 2025-08-17T00:00:00 --port 8090\n  harness up --in-memory --rate max\n  harness up --brokers \
+localhost:9092"
 )]
 pub struct UpArgs {
     #[command(flatten)]
@@ -71,6 +74,9 @@ pub struct UpArgs {
     /// Delete the data folder first, saying what goes, and start over.
     #[arg(long, conflicts_with = "in_memory")]
     fresh: bool,
+    /// Run on the topics of this Kafka-protocol broker, HOST:PORT[,…], instead of embedded ones.
+    #[arg(long, value_name = "HOST:PORT[,…]", conflicts_with_all = ["data_dir", "in_memory", "fresh"])]
+    brokers: Option<String>,
     /// On disk: how long a record is kept after it was appended (7d, 12h, 30m), or `none`.
     #[arg(long, default_value = "7d", value_parser = retention_time)]
     retention_time: Limit<Duration>,
@@ -109,7 +115,16 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     let spec = args
         .deploy
         .resolve(&default_name, Some(TransformYaml::root()))?;
-    let storage = storage(args.data_dir.take(), args.in_memory, args.fresh)?;
+    let storage = match args.brokers.take() {
+        Some(brokers) => {
+            eprintln!(
+                "topics on the broker {brokers}: its retention applies; deployments and schemas \
+                 are not kept, and the generator starts its stream anew"
+            );
+            Storage::Brokers(brokers)
+        }
+        None => storage(args.data_dir.take(), args.in_memory, args.fresh)?,
+    };
     let stop = stop_on_ctrl_c("stopping: finishing the batch in flight")?;
     let live = std::io::stderr().is_terminal();
     let started = Instant::now();

@@ -156,9 +156,7 @@ fn now_ms() -> i64 {
 
 impl Writer for TopicWriter {
     fn send(&mut self, topic: &str, partition: i32, record: &BorrowedRecord<'_>) -> Result<()> {
-        let mut payload = Vec::new();
-        encode_record(record, &mut payload);
-        let record = (partition, now_ms(), payload);
+        let record = (partition, now_ms(), encoded(record));
         match self.sent.iter_mut().find(|(t, _)| t == topic) {
             Some((_, records)) => records.push(record),
             None => self.sent.push((topic.to_string(), vec![record])),
@@ -186,9 +184,22 @@ impl Writer for TopicWriter {
     }
 }
 
+/// A record as a topic keeps it: a tail in memory holds it as long as
+/// readers may want it, so without the spare capacity encoding grew.
+fn encoded(record: &BorrowedRecord<'_>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    encode_record(record, &mut payload);
+    payload.shrink_to_fit();
+    payload
+}
+
 /// The header that numbers the generator's events in its topic, so that a
 /// restarted generator knows where its stream stopped.
 pub const SEQUENCE_HEADER: &str = "harness.generator.seq";
+
+/// Most events the sink appends at once: at full speed, where the next
+/// event is never far behind.
+const SINK_BATCH: usize = 256;
 
 /// The generator's sink into a topic: records stamped with their event
 /// time, on the partition the stream chose, numbered from `next`.
@@ -197,21 +208,18 @@ pub struct TopicSink {
     topic: String,
     /// The number of the next event of the stream.
     next: u64,
-    /// Events kept to append together: at full speed only, where the next
-    /// event is never far behind.
-    linger: usize,
+    /// Events kept to append together, up to [`SINK_BATCH`], until the
+    /// generator waits for the next one's time.
     kept: Vec<NewRecord>,
 }
 
 impl TopicSink {
-    /// A sink numbering events from `next`, appending them `linger` at a
-    /// time (1 when each must show at once).
-    pub fn new(topics: Topics, topic: String, next: u64, linger: usize) -> TopicSink {
+    /// A sink numbering events from `next`.
+    pub fn new(topics: Topics, topic: String, next: u64) -> TopicSink {
         TopicSink {
             topics,
             topic,
             next,
-            linger: linger.max(1),
             kept: Vec::new(),
         }
     }
@@ -227,28 +235,28 @@ impl TopicSink {
 
 impl Sink for TopicSink {
     fn send(&mut self, r: &LogRecord<'_>) -> Result<()> {
-        let mut payload = Vec::with_capacity(r.key.len() + r.value.len() + 40);
         let seq = self.next.to_string();
-        encode_record(
-            &BorrowedRecord::new_with_headers(
-                Some(r.key.as_bytes()),
-                Some(r.value),
-                vec![BorrowedHeader::new(
-                    SEQUENCE_HEADER.as_bytes(),
-                    Some(seq.as_bytes()),
-                )],
-            ),
-            &mut payload,
-        );
+        let payload = encoded(&BorrowedRecord::new_with_headers(
+            Some(r.key.as_bytes()),
+            Some(r.value),
+            vec![BorrowedHeader::new(
+                SEQUENCE_HEADER.as_bytes(),
+                Some(seq.as_bytes()),
+            )],
+        ));
         self.kept.push((r.partition, r.timestamp_ms, payload));
         self.next += 1;
-        if self.kept.len() >= self.linger {
+        if self.kept.len() >= SINK_BATCH {
             self.append_kept()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.append_kept()
+    }
+
+    fn idle(&mut self) -> Result<()> {
         self.append_kept()
     }
 }

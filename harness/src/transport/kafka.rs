@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dashboard::source::fetched_end;
 use generator::kafka::{client_config, ensure_topic, flush, partition_count, producer, send};
 use generator::kafka::{TrackedProducer, REQUEST_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -277,16 +278,18 @@ impl Reader for KafkaReader {
             .context("committing input offsets")
     }
 
-    /// From the broker's high watermarks (Tansu's are approximate, see
-    /// `tail`) and the positions.
+    /// From the partitions' ends as fetches found them (a broker's
+    /// ListOffsets may say less, see `tail`) and the positions.
     fn lags(&self) -> Option<Vec<i64>> {
         let positions = self.consumer.position().ok()?;
         let mut lags = Vec::new();
         for e in positions.elements_for_topic(&self.topic) {
-            let (_, high) = self
+            let (_, listed) = self
                 .consumer
                 .fetch_watermarks(&self.topic, e.partition(), Duration::from_millis(500))
                 .ok()?;
+            let high = fetched_end(&self.consumer, &self.topic, e.partition())
+                .map_or(listed, |f| f.max(listed));
             let p = e.partition() as usize;
             if lags.len() <= p {
                 lags.resize(p + 1, 0);

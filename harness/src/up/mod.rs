@@ -7,7 +7,8 @@
 //! The topics are kept in a data folder by default: started again on it,
 //! each transform goes on from its committed position, the dashboard reads
 //! the history back, and the generator goes on with its stream where it
-//! stopped (see [`resume`]).
+//! stopped (see [`resume`]). With `--brokers` the same parts run on a
+//! Kafka-protocol broker's topics instead, given the broker transport.
 
 mod resume;
 
@@ -20,7 +21,9 @@ use std::time::{Duration, Instant};
 use admin::{Control, StartOffset};
 use anyhow::{anyhow, Context, Result};
 use dashboard::service::{self, until_set, Settings};
-use generator::{generate, Progress, Stream, StreamArgs, Truth};
+use dashboard::source::{KafkaSource, Source};
+use generator::kafka::KafkaSink;
+use generator::{generate, Progress, Sink, Stream, StreamArgs, Truth};
 use registry::SchemaRegistry;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
@@ -28,7 +31,7 @@ use crate::bridge::{BridgeProgress, Deployment};
 use crate::hosting::{Hosting, HostingOptions, SavedTransform};
 use crate::runtime::Runtime;
 use crate::transport::embedded::{TopicSink, TopicSource};
-use crate::transport::Topics;
+use crate::transport::{KafkaTransport, Topics, Transport};
 use topics::{Closed, DataFolder, Retention};
 
 pub struct UpOptions {
@@ -52,6 +55,81 @@ pub enum Storage {
     Memory,
     /// In this data folder: a restart goes on where the last run stopped.
     Folder(PathBuf),
+    /// On these Kafka bootstrap servers, which keep them.
+    Brokers(String),
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Memory => write!(f, "in memory"),
+            Storage::Folder(dir) => write!(f, "on disk in {}", dir.display()),
+            Storage::Brokers(brokers) => write!(f, "on the broker {brokers}"),
+        }
+    }
+}
+
+impl Storage {
+    /// Where the topics are, and what else to do when they do not fit.
+    fn named(&self) -> (String, &'static str) {
+        match self {
+            Storage::Memory => ("memory".into(), "start again"),
+            Storage::Folder(path) => (
+                format!("the data folder {}", path.display()),
+                "start over with --fresh, or give another --data-dir",
+            ),
+            Storage::Brokers(brokers) => (
+                format!("the broker {brokers}"),
+                "delete the topic (rpk topic delete), or use another broker",
+            ),
+        }
+    }
+}
+
+/// The topics `up` runs on: the embedded ones, or a broker's.
+enum Place {
+    Embedded(Topics),
+    Broker(Arc<KafkaTransport>),
+}
+
+impl Place {
+    fn transport(&self) -> Arc<dyn Transport> {
+        match self {
+            Place::Embedded(topics) => Arc::new(topics.clone()),
+            Place::Broker(broker) => broker.clone(),
+        }
+    }
+
+    /// The generator's sink into `topic`, numbering events from `next`.
+    fn sink(&self, topic: String, next: u64) -> Result<Box<dyn Sink + Send>> {
+        Ok(match self {
+            Place::Embedded(topics) => Box::new(TopicSink::new(topics.clone(), topic, next)),
+            Place::Broker(broker) => Box::new(KafkaSink::new(&broker.brokers, &topic)?),
+        })
+    }
+
+    /// The dashboard's source: `topic`, and `dlq_topic` beside it.
+    fn source(&self, topic: String, dlq_topic: Option<String>) -> Box<dyn Source> {
+        match self {
+            Place::Embedded(topics) => Box::new(TopicSource {
+                topics: topics.clone(),
+                topic,
+                dlq_topic,
+            }),
+            Place::Broker(broker) => Box::new(KafkaSource {
+                brokers: broker.brokers.clone(),
+                topic,
+                dlq_topic,
+            }),
+        }
+    }
+
+    fn embedded(&self) -> Option<&Topics> {
+        match self {
+            Place::Embedded(topics) => Some(topics),
+            Place::Broker(_) => None,
+        }
+    }
 }
 
 /// The registry behind the transforms' Schema Registry module.
@@ -81,8 +159,9 @@ pub struct Status {
     /// The newest event time on the dashboard.
     pub newest_event_ms: i64,
     pub dead_letters: u64,
-    /// What the topics hold in memory: records and their bookkeeping.
-    pub topic_bytes: usize,
+    /// What the embedded topics hold in memory: records and their
+    /// bookkeeping.
+    pub topic_bytes: Option<usize>,
     /// What the topics take on disk, when they are kept there.
     pub disk_bytes: Option<u64>,
     /// Why writes to the topics wait, while they do.
@@ -94,15 +173,17 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters · topics {} MiB in memory",
+            "{:>10} events generated · {:>10} transformed in {:>8} batches · {:>8} outputs · {:>6} windows on the dashboard · {} dead letters",
             self.generated,
             self.bridge.records_in,
             self.bridge.batches,
             self.bridge.records_out,
             self.windows,
             self.dead_letters,
-            self.topic_bytes >> 20,
         )?;
+        if let Some(bytes) = self.topic_bytes {
+            write!(f, " · topics {} MiB in memory", bytes >> 20)?;
+        }
         if let Some(disk) = self.disk_bytes {
             write!(f, ", {} MiB on disk", disk >> 20)?;
         }
@@ -143,17 +224,35 @@ pub fn up(
         .cloned()
         .context("the transform has no output topic")?;
 
-    let topics = match &options.storage {
-        Storage::Memory => Topics::in_memory(options.retention.memory_bytes),
-        Storage::Folder(path) => Topics::open(DataFolder::open(path)?, options.retention.clone())?,
+    let place = match &options.storage {
+        Storage::Memory => Place::Embedded(Topics::in_memory(options.retention.memory_bytes)),
+        Storage::Folder(path) => Place::Embedded(Topics::open(
+            DataFolder::open(path)?,
+            options.retention.clone(),
+        )?),
+        Storage::Brokers(brokers) => Place::Broker(Arc::new(KafkaTransport {
+            brokers: brokers.clone(),
+        })),
     };
+    let transport = place.transport();
     let names: Vec<&str> = std::iter::once(&spec.input_topic)
         .chain(&spec.output_topics)
         .map(String::as_str)
         .collect();
-    resume::ensure_topics(&topics, &names, options.partitions)?;
-    let (already_sent, note) =
-        resume::generator_start(&topics, &spec.input_topic, &options.stream.identity())?;
+    let (there, otherwise) = options.storage.named();
+    resume::ensure_topics(
+        transport.as_ref(),
+        &names,
+        options.partitions,
+        (&there, otherwise),
+    )?;
+    // A broker keeps no note of the generator's stream: it starts anew.
+    let (already_sent, note) = match place.embedded() {
+        Some(topics) => {
+            resume::generator_start(topics, &spec.input_topic, &options.stream.identity())?
+        }
+        None => (0, None),
+    };
     if let Some(note) = note {
         tracing::info!("{note}");
     }
@@ -162,7 +261,10 @@ pub fn up(
     let (schemas, registry): (Arc<dyn SchemaRegistry>, _) = match options.schema_registry {
         RegistryChoice::Use(client) => (client, None),
         RegistryChoice::Serve(listen) => {
-            let local = Arc::new(resume::registry(&topics)?);
+            let local = Arc::new(match place.embedded() {
+                Some(topics) => resume::registry(topics)?,
+                None => registry::LocalRegistry::new(),
+            });
             let served = registry::serve(&runtime, listen, local.clone(), until_set(stop.clone()))?;
             (local, Some(served))
         }
@@ -176,7 +278,7 @@ pub fn up(
         .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
     let hosting = Arc::new(Hosting::new(
         host.clone(),
-        Arc::new(topics.clone()),
+        transport,
         HostingOptions {
             batch_size: options.batch_size,
             commit_interval: Duration::from_secs(1),
@@ -187,26 +289,18 @@ pub fn up(
 
     // The pipeline's dead letters: `<input>.dlq` among the outputs (logs.dlq).
     let dead_letters = format!("{}.dlq", spec.input_topic);
-    let source = TopicSource {
-        topics: topics.clone(),
-        topic: results,
-        dlq_topic: spec
-            .output_topics
+    let source = place.source(
+        results,
+        spec.output_topics
             .contains(&dead_letters)
             .then_some(dead_letters),
-    };
+    );
     let settings = Settings {
         lateness_ms: config.lateness_ms,
         ..Settings::default()
     };
-    let dashboard = service::serve(
-        &runtime,
-        settings,
-        Box::new(source),
-        options.listen,
-        stop.clone(),
-    )
-    .context("--port")?;
+    let dashboard = service::serve(&runtime, settings, source, options.listen, stop.clone())
+        .context("--port")?;
     let (admin_address, admin_server) = admin::serve(
         &runtime,
         options.admin_listen,
@@ -216,9 +310,16 @@ pub fn up(
     let (input, name) = (spec.input_topic.clone(), spec.name.clone());
     // The transforms the folder kept run again; the command line's as it
     // was left (hot-swapped, paused) unless the command line changed it.
-    let saved = resume::saved_transforms(&topics);
-    let same = resume::same_command_line(&topics, &transform.version, &spec.env);
-    hosting.save_with(resume::saver(topics.clone()));
+    let (saved, same) = match place.embedded() {
+        Some(topics) => {
+            hosting.save_with(resume::saver(topics.clone()));
+            (
+                resume::saved_transforms(topics),
+                resume::same_command_line(topics, &transform.version, &spec.env),
+            )
+        }
+        None => (Vec::new(), false),
+    };
     match saved.iter().find(|s| s.name == name) {
         Some(kept) if same => restore(&hosting, kept),
         _ => hosting.add(
@@ -247,10 +348,7 @@ pub fn up(
         let generated = generated.clone();
         let generating = generating.clone();
         let stop = stop.clone();
-        // At full speed events go in 256 at a time; at a set rate each
-        // shows at once.
-        let linger = if plan.rate.is_none() { 256 } else { 1 };
-        let mut sink = TopicSink::new(topics.clone(), input, already_sent, linger);
+        let mut sink = place.sink(input, already_sent)?;
         let truth_path = options.truth.clone();
         generated.store(already_sent, Ordering::Relaxed);
         std::thread::spawn(move || -> Result<Progress> {
@@ -263,7 +361,7 @@ pub fn up(
             let progress = generate(
                 &mut stream,
                 &plan,
-                &mut sink,
+                sink.as_mut(),
                 &mut truth,
                 &|| stop.load(Ordering::Relaxed),
                 &mut |p| generated.store(already_sent + p.sent, Ordering::Relaxed),
@@ -304,13 +402,15 @@ pub fn up(
             dashboard_records: state.merger.stats.records,
             newest_event_ms: state.merger.stats.newest_event_ms,
             dead_letters: state.source.dlq.total,
-            topic_bytes: topics.stored_bytes(),
-            disk_bytes: topics.disk_bytes(),
-            trouble: topics.trouble(),
+            topic_bytes: place.embedded().map(Topics::stored_bytes),
+            disk_bytes: place.embedded().and_then(Topics::disk_bytes),
+            trouble: place.embedded().and_then(Topics::trouble),
         });
     }
     // Writers waiting for readers that stop with the rest give up.
-    topics.close();
+    if let Some(topics) = place.embedded() {
+        topics.close();
+    }
     let generated = generator
         .join()
         .map_err(|_| anyhow!("the generator panicked"))?;
@@ -323,7 +423,9 @@ pub fn up(
     if let Some((_, server)) = registry {
         let _ = runtime.block_on(server);
     }
-    topics.shut_down()?;
+    if let Some(topics) = place.embedded() {
+        topics.shut_down()?;
+    }
     // A writer cut short by the stop is the stop, not a failure.
     match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),

@@ -10,6 +10,7 @@ use topics::Topics;
 
 use crate::hosting::{SaveTransform, SavedTransform};
 use crate::transport::embedded::SEQUENCE_HEADER;
+use crate::transport::Transport;
 
 /// The key of the generator's entry beside the topics.
 const GENERATOR: &str = "generator";
@@ -36,19 +37,22 @@ struct GeneratorEntry {
     starts: Vec<i64>,
 }
 
-/// Creates the topics `up` needs, or checks that those the folder holds
-/// have `partitions` partitions.
-pub fn ensure_topics(topics: &Topics, names: &[&str], partitions: i32) -> Result<()> {
+/// Creates the topics `up` needs, or checks that those already there have
+/// `partitions` partitions; `place` names where they are and what else to
+/// do, for the error.
+pub fn ensure_topics(
+    topics: &dyn Transport,
+    names: &[&str],
+    partitions: i32,
+    place: (&str, &str),
+) -> Result<()> {
+    let (there, otherwise) = place;
     for name in names {
         let have = topics.ensure_topic(name, partitions)?;
         if have != partitions {
-            let folder = topics
-                .folder()
-                .map_or(String::new(), |f| f.display().to_string());
             bail!(
-                "the data folder {folder} holds topic {name} with {have} partitions, not the \
-                 {partitions} of --partitions: start with --partitions {have}, or start over \
-                 with --fresh, or give another --data-dir"
+                "{there} holds topic {name} with {have} partitions, not the {partitions} of \
+                 --partitions: start with --partitions {have}, or {otherwise}"
             );
         }
     }

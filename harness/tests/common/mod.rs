@@ -265,6 +265,37 @@ pub struct Up {
     pub said: String,
 }
 
+/// The arguments of a seeded, counted stream from 2025-08-17T14:00 with
+/// invalid events among the good, whose truth goes to `truth`.
+pub fn counted_stream(
+    seed: u64,
+    count: u64,
+    rate: &str,
+    invalid: f64,
+    truth: &Path,
+) -> Vec<String> {
+    let seed = seed.to_string();
+    let count = count.to_string();
+    let invalid = invalid.to_string();
+    [
+        "--seed",
+        &seed,
+        "--count",
+        &count,
+        "--rate",
+        rate,
+        "--start",
+        "2025-08-17T14:00:00",
+        "--invalid-ratio",
+        &invalid,
+        "--truth",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([truth.display().to_string()])
+    .collect()
+}
+
 /// A data folder of its own for a test's `harness up`.
 pub fn scratch_data_dir(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -277,12 +308,12 @@ pub fn scratch_data_dir(name: &str) -> PathBuf {
 
 impl Up {
     /// Starts `harness up` on free ports, with a data folder of its own
-    /// unless `args` name one, and waits until it says where the dashboard
+    /// unless `args` name one (or keep the topics elsewhere), and waits until it says where the dashboard
     /// is.
     pub fn start(args: &[&str]) -> Up {
         let own = !args
             .iter()
-            .any(|a| *a == "--data-dir" || *a == "--in-memory");
+            .any(|a| ["--data-dir", "--in-memory", "--brokers"].contains(a));
         let scratch = own.then(|| scratch_data_dir("up"));
         let mut up = Up::spawn(args, scratch.as_deref());
         up.scratch = scratch;

@@ -30,13 +30,13 @@ const MAX_JOURNALING: u64 = 64 << 20;
 const RECORD_BLOCK: u32 = 32 << 10;
 
 /// The records' memtable: flushed when it holds this much.
-const RECORD_MEMTABLE: u32 = 32 << 20;
+const RECORD_MEMTABLE: u32 = 16 << 20;
 
 /// Blocks kept decompressed for readers behind the tails in memory.
-const BLOCK_CACHE: u64 = 32 << 20;
+const BLOCK_CACHE: u64 = 16 << 20;
 
 /// Memtables in all: memory the store takes beside the topics' tails.
-const MAX_WRITE_BUFFER: u64 = 48 << 20;
+const MAX_WRITE_BUFFER: u64 = 32 << 20;
 
 /// A record as the store keeps it.
 #[derive(Debug)]
