@@ -80,6 +80,11 @@ struct Serve {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG as Rust users expect; errors only by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Bench { clients, samples }) => dashboard::bench::run(&clients, samples),

@@ -379,7 +379,7 @@ pub fn start(shared: Arc<Shared>, source: Box<dyn Source>, stop: Arc<AtomicBool>
             let _ = tx.send(SourceEvent::Unreadable {
                 reason: format!("{e:#}"),
             });
-            eprintln!("source stopped: {e:#}");
+            tracing::error!("source stopped: {e:#}");
         }
     });
 }

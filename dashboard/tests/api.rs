@@ -17,22 +17,7 @@ fn truth() -> TruthFile {
 }
 
 fn totals(v: &Value) -> Totals {
-    Totals {
-        impressions: v["impressions"].as_i64().unwrap(),
-        clicks: v["clicks"].as_i64().unwrap(),
-        conversions: v["conversions"].as_i64().unwrap(),
-        spend_micros: v["spend_micros"].as_i64().unwrap(),
-    }
-}
-
-fn sum<'a>(all: impl Iterator<Item = &'a Totals>) -> Totals {
-    all.fold(Totals::default(), |mut t, w| {
-        t.impressions += w.impressions;
-        t.clicks += w.clicks;
-        t.conversions += w.conversions;
-        t.spend_micros += w.spend_micros;
-        t
-    })
+    Totals::from_json(v).expect("the counters")
 }
 
 fn json(service: &Service, path: &str) -> Value {
@@ -77,14 +62,15 @@ fn the_api_equals_the_truth() {
     }
 
     let summary = json(&service, "/api/summary");
-    assert_eq!(totals(&summary), sum(expected.values()));
+    assert_eq!(totals(&summary), expected.values().sum::<Totals>());
     assert_eq!(summary["windows"].as_u64().unwrap(), expected.len() as u64);
 
     let filtered = json(&service, "/api/summary?campaign=spring_sale&channel=email");
-    let want = sum(expected
+    let want: Totals = expected
         .iter()
         .filter(|((c, ch, _), _)| c == "spring_sale" && ch == "email")
-        .map(|(_, t)| t));
+        .map(|(_, t)| t)
+        .sum();
     assert_eq!(totals(&filtered), want);
     assert!(want.impressions > 0);
 
@@ -116,10 +102,11 @@ fn the_api_equals_the_truth() {
         &service,
         "/api/summary?from=2025-08-17T14:01:00&to=2025-08-17T14:01:00",
     );
-    let want = sum(expected
+    let want: Totals = expected
         .iter()
         .filter(|((_, _, s), _)| *s == 1_755_439_260_000)
-        .map(|(_, t)| t));
+        .map(|(_, t)| t)
+        .sum();
     assert_eq!(totals(&iso), want);
 
     let (status, body) = service.get("/api/windows?from=yesterday");
@@ -152,25 +139,17 @@ fn the_api_equals_the_truth() {
 /// later, and a page that leaves frees its place.
 #[test]
 fn live_streams_are_capped() {
-    use std::io::{BufRead, BufReader, Write};
     let service = Service::start_with(&fixture("results.jsonl"), PANES, &["--max-clients", "1"]);
-    let subscribe = || {
-        let mut stream = std::net::TcpStream::connect(&service.addr).unwrap();
-        write!(stream, "GET /api/updates HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut status = String::new();
-        reader.read_line(&mut status).unwrap();
-        (status, reader)
-    };
+    let subscribe = || test_kit::open(&service.url("/api/updates")).expect("an answer");
     let (first, mut page) = subscribe();
-    assert!(first.contains(" 200 "), "{first}");
+    assert_eq!(first, 200);
     let mut line = String::new();
     while !line.starts_with("event:hello") && !line.starts_with("event: hello") {
         line.clear();
         page.read_line(&mut line).unwrap();
     }
     let (second, _) = subscribe();
-    assert!(second.contains(" 503 "), "{second}");
+    assert_eq!(second, 503);
     assert!(service
         .get("/metrics")
         .1
@@ -179,7 +158,7 @@ fn live_streams_are_capped() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let (status, _) = subscribe();
-        if status.contains(" 200 ") {
+        if status == 200 {
             break;
         }
         assert!(

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, free_port, Service};
+use common::{fixture, Service};
 use fantoccini::{ClientBuilder, Locator};
 use generator::{Totals, TruthFile};
 use hyper_util::client::legacy::connect::HttpConnector;
+use test_kit::free_port;
 
 fn on_path(names: &[&str]) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
@@ -50,13 +51,7 @@ fn money(micros: i64) -> String {
 }
 
 fn total(truth: &TruthFile) -> Totals {
-    truth.windows.iter().fold(Totals::default(), |mut t, w| {
-        t.impressions += w.totals.impressions;
-        t.clicks += w.totals.clicks;
-        t.conversions += w.totals.conversions;
-        t.spend_micros += w.totals.spend_micros;
-        t
-    })
+    truth.windows.iter().map(|w| &w.totals).sum()
 }
 
 async fn text_of(client: &fantoccini::Client, id: &str) -> String {

@@ -56,17 +56,12 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 /// the last record acknowledged there.
 #[derive(Default)]
 pub struct Deliveries {
-    delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl Deliveries {
-    pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
@@ -90,7 +85,6 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
                 let mut ends = self.ends.lock().expect("not poisoned");
                 let end = ends
                     .entry((m.topic().to_string(), m.partition()))

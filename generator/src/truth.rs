@@ -15,6 +15,25 @@ pub struct Totals {
     pub spend_micros: i64,
 }
 
+impl Totals {
+    /// The counters of an API answer: a window, a bucket or a summary.
+    pub fn from_json(value: &serde_json::Value) -> Option<Totals> {
+        Totals::deserialize(value).ok()
+    }
+}
+
+impl<'a> std::iter::Sum<&'a Totals> for Totals {
+    fn sum<I: Iterator<Item = &'a Totals>>(all: I) -> Totals {
+        all.fold(Totals::default(), |mut t, w| {
+            t.impressions += w.impressions;
+            t.clicks += w.clicks;
+            t.conversions += w.conversions;
+            t.spend_micros += w.spend_micros;
+            t
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowTotals {
     pub campaign: String,

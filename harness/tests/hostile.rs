@@ -144,12 +144,7 @@ fn mix() -> Mix {
 }
 
 fn totals(v: &Value) -> Totals {
-    Totals {
-        impressions: v["impressions"].as_i64().unwrap(),
-        clicks: v["clicks"].as_i64().unwrap(),
-        conversions: v["conversions"].as_i64().unwrap(),
-        spend_micros: v["spend_micros"].as_i64().unwrap(),
-    }
+    Totals::from_json(v).expect("the counters")
 }
 
 #[test]

@@ -1,8 +1,6 @@
-//! The dashboard binary on a free port, and a plain HTTP GET.
+//! The dashboard binary on a free port.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,14 +9,6 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub struct Service {
@@ -41,7 +31,7 @@ impl Service {
 
     /// `dashboard --results-file FILE ARGS…` on a free port, once it answers.
     pub fn spawn(results: &Path, args: &[&str]) -> Service {
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", test_kit::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .arg("--results-file")
             .arg(results)
@@ -82,41 +72,12 @@ impl Service {
     }
 
     fn try_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(&self.addr).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).ok()?;
-        let text = String::from_utf8(response).ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            unchunk(body)
-        } else {
-            body.to_string()
-        };
-        Some((status, body))
+        test_kit::try_get(&self.url(path)).map(|r| (r.status, r.body))
     }
-}
 
-fn unchunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
-    out
 }
 
 impl Drop for Service {

@@ -223,7 +223,7 @@ fn copy_topic(brokers: &str, from: &str, to: &str, bench: &BrokerBench) -> Resul
                 send(&producer, record)?;
                 copied += 1;
             }
-            Some(Err(e)) => eprintln!("copy: {e}"),
+            Some(Err(e)) => tracing::warn!("copy: {e}"),
             None => {}
         }
     }

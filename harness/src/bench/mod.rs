@@ -157,37 +157,47 @@ pub struct KeyCapacity {
     pub batch_size: usize,
     pub memory_bytes: usize,
     pub took: Duration,
+    /// The guest memory of the seed stream, measured before.
+    pub baseline_bytes: usize,
 }
 
 impl KeyCapacity {
-    /// Its lines of the report, against the seed stream's memory.
-    pub fn report(&self, baseline_bytes: usize) -> String {
-        format!(
-            "distinct keys:     {:>12} in {:.1} s, no trap; guest memory {} KiB at most\n\
-             per key in a batch: {:>11.0} bytes of guest memory (batches of {}); none kept between batches",
-            self.keys,
-            self.took.as_secs_f64(),
-            self.memory_bytes >> 10,
-            self.bytes_per_key_in_a_batch(baseline_bytes),
-            self.batch_size
-        )
-    }
-
     /// What one more key in a batch costs, in bytes of guest memory: the
     /// memory over the seed stream's, per key of a batch.
-    pub fn bytes_per_key_in_a_batch(&self, baseline_bytes: usize) -> f64 {
-        self.memory_bytes.saturating_sub(baseline_bytes) as f64 / self.batch_size as f64
+    pub fn bytes_per_key_in_a_batch(&self) -> f64 {
+        self.memory_bytes.saturating_sub(self.baseline_bytes) as f64 / self.batch_size as f64
+    }
+}
+
+/// Its lines of the report, against the seed stream's memory.
+impl std::fmt::Display for KeyCapacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "distinct keys:     {:>12} in {:.1} s, no trap; guest memory {} KiB at most",
+            self.keys,
+            self.took.as_secs_f64(),
+            self.memory_bytes >> 10
+        )?;
+        writeln!(
+            f,
+            "per key in a batch: {:>11.0} bytes of guest memory (batches of {}); none kept between batches",
+            self.bytes_per_key_in_a_batch(),
+            self.batch_size
+        )
     }
 }
 
 /// Runs `keys` events, each of a campaign of its own, through the
-/// transform in batches of `batch_size`.
+/// transform in batches of `batch_size`; `baseline_bytes` is the seed
+/// stream's guest memory.
 pub fn key_capacity(
     host: &Host,
     transform: &Transform,
     spec: &TransformSpec,
     keys: usize,
     batch_size: usize,
+    baseline_bytes: usize,
     logger: Logger,
 ) -> Result<KeyCapacity> {
     let mut runtime = Runtime::start(
@@ -230,6 +240,7 @@ pub fn key_capacity(
         batch_size,
         memory_bytes: runtime.memory_bytes(),
         took: start.elapsed(),
+        baseline_bytes,
     })
 }
 

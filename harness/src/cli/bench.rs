@@ -65,9 +65,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &spec,
             args.keys,
             args.batch_size,
+            report.wasm_memory_bytes,
             stderr_logger(),
         )?;
-        println!("{}", capacity.report(report.wasm_memory_bytes));
+        print!("{capacity}");
     }
     Ok(())
 }

@@ -342,15 +342,16 @@ pub fn up(
         move || hosting.flush_logs()
     });
 
-    let generated = Arc::new(AtomicU64::new(0));
+    let generated = Arc::new(AtomicU64::new(already_sent));
     let generating = Arc::new(AtomicBool::new(true));
     let generator = {
-        let generated = generated.clone();
         let generating = generating.clone();
         let stop = stop.clone();
-        let mut sink = place.sink(input, already_sent)?;
+        let mut sink = Counted {
+            sink: place.sink(input, already_sent)?,
+            sent: generated.clone(),
+        };
         let truth_path = options.truth.clone();
-        generated.store(already_sent, Ordering::Relaxed);
         std::thread::spawn(move || -> Result<Progress> {
             let mut truth = Truth::new(config.window_ms);
             // The stream's events before where it stopped count in the
@@ -361,10 +362,10 @@ pub fn up(
             let progress = generate(
                 &mut stream,
                 &plan,
-                sink.as_mut(),
+                &mut sink,
                 &mut truth,
                 &|| stop.load(Ordering::Relaxed),
-                &mut |p| generated.store(already_sent + p.sent, Ordering::Relaxed),
+                &mut |_| {},
             );
             generating.store(false, Ordering::Relaxed);
             let progress = progress?;
@@ -430,6 +431,34 @@ pub fn up(
     match generated {
         Err(e) if e.chain().any(|c| c.is::<Closed>()) => Ok(()),
         other => other.map(|_| ()),
+    }
+}
+
+/// A sink that counts what it took as it takes it, so that the status
+/// line never shows more transformed than generated (the generator's own
+/// report comes every 200 ms).
+struct Counted {
+    sink: Box<dyn Sink + Send>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Sink for Counted {
+    fn send(&mut self, record: &generator::LogRecord<'_>) -> Result<()> {
+        self.sink.send(record)?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.sink.flush()
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        self.sink.idle()
+    }
+
+    fn failed(&self) -> u64 {
+        self.sink.failed()
     }
 }
 

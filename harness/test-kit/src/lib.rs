@@ -1,5 +1,6 @@
 //! What the workspace's integration tests share: a free port, plain HTTP
-//! requests to the servers under test, and waiting for a condition.
+//! requests to the servers under test (and streams held open), and waiting
+//! for a condition.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -49,6 +50,16 @@ pub fn try_get(url: &str) -> Option<Response> {
 /// `GET url`, which must answer.
 pub fn get(url: &str) -> Response {
     try_get(url).unwrap_or_else(|| panic!("GET {url}: no answer"))
+}
+
+/// `GET url` held open, for a stream such as server-sent events: the
+/// status, and the body as it comes; dropping the reader closes the
+/// connection.
+pub fn open(url: &str) -> Option<(u16, Box<dyn std::io::BufRead + Send>)> {
+    let response = agent().get(url).call().ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().into_reader();
+    Some((status, Box::new(std::io::BufReader::new(body))))
 }
 
 /// `method url` with `body`; `None` if nothing answered.

@@ -475,10 +475,5 @@ impl Drop for Up {
 
 /// The counters of a window or summary in the API.
 pub fn totals(v: &Value) -> Totals {
-    Totals {
-        impressions: v["impressions"].as_i64().unwrap(),
-        clicks: v["clicks"].as_i64().unwrap(),
-        conversions: v["conversions"].as_i64().unwrap(),
-        spend_micros: v["spend_micros"].as_i64().unwrap(),
-    }
+    Totals::from_json(v).expect("the counters")
 }

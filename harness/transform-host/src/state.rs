@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::{format_err, Caller, Memory, ResourceLimiter, Result};
 
-use crate::vm::{Batch, Output};
+use crate::records::{Batch, Output};
 use crate::wasi::WasiState;
 
 /// Table elements a VM may have, as in Redpanda (`wasmtime.cc`: 128 KiB of

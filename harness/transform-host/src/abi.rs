@@ -11,8 +11,8 @@ use wasmtime::{format_err, Result};
 use wasmtime::{Caller, Linker};
 
 use crate::memory::{check, guest_range, put};
+use crate::records::Output;
 use crate::state::{memory_and_state, HostState};
-use crate::vm::Output;
 
 const MODULE: &str = "redpanda_transform";
 

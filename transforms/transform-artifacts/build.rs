@@ -37,12 +37,12 @@ const TESTDATA: &[&str] = &[
 
 const SOURCES: &[&str] = &[
     "transforms/analytics",
-    "transforms/payload",
-    "transforms/guest",
-    "transforms/pipeline",
-    "transforms/enrich",
-    "transforms/aggregate",
-    "transforms/tee",
+    "transforms/record-payload",
+    "transforms/transform-guest",
+    "transforms/marketing-pipeline",
+    "transforms/enrich-transform",
+    "transforms/aggregate-transform",
+    "transforms/tee-transform",
     "transforms/testdata",
     "Cargo.toml",
     "Cargo.lock",
@@ -55,7 +55,7 @@ fn main() {
     let workspace = manifest
         .ancestors()
         .nth(2)
-        .expect("transforms/artifacts is two levels deep");
+        .expect("transforms/transform-artifacts is two levels deep");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     // OUT_DIR is <target>/<profile>/build/<package>/out.
     let target_dir = out_dir

@@ -9,6 +9,7 @@
 
 mod abi;
 mod memory;
+mod records;
 mod sr;
 mod state;
 mod validate;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use wasmtime::Result;
 use wasmtime::{Config, Engine, Linker};
 
+pub use records::{Batch, Output, Record};
 pub use state::MAX_TABLE_ELEMENTS;
 pub use validate::{AbiVersion, DeployError, Refusal, Transform};
-pub use vm::{Batch, Failure, Output, Record, Vm};
+pub use vm::{Failure, Vm};
 pub use wasi::{LogEvent, LogStream, Logger, LOG_EVENT_MAX_BYTES};
 
 /// The wasm stack a guest may use, as in Redpanda (`wasmtime.cc`).
