@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use dashboard::merge::Retention;
 use dashboard::service::Settings;
 use dashboard::source::{FileSource, KafkaSource, Source, DEAD_LETTER_TOPIC};
+use kafka_client::KafkaArgs;
 
 #[derive(Parser)]
 #[command(
@@ -48,11 +49,11 @@ enum Command {
 
 #[derive(Args)]
 struct Serve {
-    /// Kafka bootstrap servers, HOST:PORT[,…]: read --topic from the beginning, then live.
-    #[arg(long, conflicts_with = "results_file")]
-    brokers: Option<String>,
+    /// Read --topic from the beginning, then live, from these brokers.
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// Records in the harness's output format (`harness run` writes them); followed as it grows.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "brokers")]
     results_file: Option<PathBuf>,
     /// The topic of the panes.
     #[arg(long, default_value = "results")]
@@ -112,9 +113,13 @@ fn serve(cli: Serve) -> Result<()> {
         max_streams: cli.max_clients,
     };
     let dlq_topic = Some(cli.dlq_topic).filter(|t| !t.is_empty());
-    let source: Box<dyn Source> = match (cli.brokers, cli.results_file) {
-        (Some(brokers), _) => Box::new(KafkaSource {
-            brokers,
+    let kafka = match &cli.results_file {
+        Some(_) => None,
+        None => cli.kafka.config()?,
+    };
+    let source: Box<dyn Source> = match (kafka, cli.results_file) {
+        (Some(kafka), _) => Box::new(KafkaSource {
+            kafka,
             topic: cli.topic,
             dlq_topic,
         }),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
-use rdkafka::config::ClientConfig;
+use kafka_client::{fetched_end, KafkaConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -268,7 +268,7 @@ impl Source for FileSource {
 /// Every partition of `topic` (and of `dlq_topic`, once it exists), from
 /// the beginning, then live.
 pub struct KafkaSource {
-    pub brokers: String,
+    pub kafka: KafkaConfig,
     pub topic: String,
     pub dlq_topic: Option<String>,
 }
@@ -290,15 +290,18 @@ struct TopicConsumer {
 impl TopicConsumer {
     /// A consumer of every partition of `topic` from the beginning, or
     /// `None` while the topic does not exist.
-    fn start(brokers: &str, topic: &str, dead_letters: bool) -> Result<Option<TopicConsumer>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", "dashboard")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "50")
-            .set("enable.partition.eof", "true")
-            .set("reconnect.backoff.max.ms", "1000")
-            .set("log_level", "3")
+    fn start(
+        kafka: &KafkaConfig,
+        topic: &str,
+        dead_letters: bool,
+    ) -> Result<Option<TopicConsumer>> {
+        let consumer: BaseConsumer = kafka
+            .client_with(&[
+                ("group.id", "dashboard"),
+                ("enable.auto.commit", "false"),
+                ("fetch.wait.max.ms", "50"),
+                ("enable.partition.eof", "true"),
+            ])
             .create()
             .context("creating the Kafka consumer")?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
@@ -389,33 +392,6 @@ impl TopicConsumer {
     }
 }
 
-/// The end of a partition as the consumer's last fetch response gave it
-/// (librdkafka's cached high watermark), once it has fetched from it.
-///
-/// ListOffsets cannot be trusted for it: Tansu 0.6's memory engine
-/// answers the base offset of the newest batch plus one, short of the
-/// batch's other records (`list_offsets` in tansu-storage/src/dynostore.rs),
-/// while its fetch responses carry the true watermark. The safe rdkafka API
-/// only sends ListOffsets, hence the call into librdkafka.
-pub fn fetched_end(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
-    let topic = std::ffi::CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client handle lives as long as `consumer`; librdkafka
-    // reads the NUL-terminated name and writes the two offsets, nothing
-    // more, and takes its own locks.
-    let error = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
-}
-
 /// Sends a change of connectivity, once.
 fn report(connected: &mut Option<bool>, now: bool, out: &SyncSender<SourceEvent>) {
     if *connected != Some(now) {
@@ -431,7 +407,7 @@ impl Source for KafkaSource {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            match TopicConsumer::start(&self.brokers, &self.topic, false) {
+            match TopicConsumer::start(&self.kafka, &self.topic, false) {
                 Ok(Some(results)) => break vec![results],
                 Ok(None) => {}
                 Err(_) => {
@@ -456,7 +432,7 @@ impl Source for KafkaSource {
                 .filter(|_| Instant::now() >= next_dlq_check)
             {
                 next_dlq_check = Instant::now() + Duration::from_secs(10);
-                if let Ok(Some(consumer)) = TopicConsumer::start(&self.brokers, dlq, true) {
+                if let Ok(Some(consumer)) = TopicConsumer::start(&self.kafka, dlq, true) {
                     topics.push(consumer);
                     dlq_pending = None;
                 }
@@ -504,8 +480,8 @@ impl Source for KafkaSource {
 
     fn describe(&self) -> String {
         match &self.dlq_topic {
-            Some(dlq) => format!("{} and {dlq} on {}", self.topic, self.brokers),
-            None => format!("{} on {}", self.topic, self.brokers),
+            Some(dlq) => format!("{} and {dlq} on {}", self.topic, self.kafka.brokers()),
+            None => format!("{} on {}", self.topic, self.kafka.brokers()),
         }
     }
 }

@@ -4,11 +4,11 @@
 use analytics::time::parse_duration_ms;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use generator::kafka::ensure_topic;
 use generator::{
     generate, stop_on_ctrl_c, FileSink, Format, KafkaSink, Progress, Sink, Stream, StreamArgs,
     Truth, ValueFormat,
 };
+use kafka_client::{check, ensure_topic, KafkaArgs};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,15 +22,15 @@ use std::sync::atomic::Ordering;
     after_help = "Examples:\n  \
 generator --output logs.jsonl --count 100000 --seed 1 --start 2025-08-17T14:00:00 --truth truth.json\n  \
 generator --brokers 127.0.0.1:9092 --rate 20\n  \
+generator --brokers broker:9093 --kafka-config client.properties --rate 20\n  \
 generator --brokers 127.0.0.1:9092 --format avro --schema-registry http://127.0.0.1:8081"
 )]
 struct Cli {
     /// Write records in the harness's input format to this file (`-` for stdout) instead of a broker.
     #[arg(long, short, conflicts_with = "brokers")]
     output: Option<PathBuf>,
-    /// Kafka bootstrap servers, HOST:PORT[,…].
-    #[arg(long)]
-    brokers: Option<String>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     #[arg(long, default_value = "logs")]
     topic: String,
     /// Partitions: of the topic when it is created (an existing topic keeps its own), and of the file records.
@@ -76,7 +76,11 @@ fn run(cli: Cli) -> Result<()> {
     // Checked before anything is created; an existing topic may change the partitions.
     let mut plan = cli.stream.plan(cli.partitions)?;
     let live = !cli.quiet && std::io::stderr().is_terminal();
-    let mut sink: Box<dyn Sink> = match (&cli.output, &cli.brokers) {
+    let kafka = match &cli.output {
+        Some(_) => None,
+        None => cli.kafka.config()?,
+    };
+    let mut sink: Box<dyn Sink> = match (&cli.output, &kafka) {
         (Some(path), _) if path.as_os_str() == "-" => {
             Box::new(FileSink::new(BufWriter::new(std::io::stdout().lock())))
         }
@@ -85,15 +89,16 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("creating {}", path.display()))?;
             Box::new(FileSink::new(BufWriter::with_capacity(1 << 20, file)))
         }
-        (None, Some(brokers)) => {
-            plan.partitions = ensure_topic(brokers, &cli.topic, cli.partitions)?;
+        (None, Some(kafka)) => {
+            check(kafka)?;
+            plan.partitions = ensure_topic(kafka, &cli.topic, cli.partitions)?;
             if plan.partitions != cli.partitions && !cli.quiet {
                 eprintln!(
                     "topic {} exists with {} partitions; using those",
                     cli.topic, plan.partitions
                 );
             }
-            let mut sink = KafkaSink::new(brokers, &cli.topic)?;
+            let mut sink = KafkaSink::new(kafka, &cli.topic)?;
             let quiet = cli.quiet;
             sink.waiting = Box::new(move |n| {
                 if !quiet {

@@ -20,11 +20,11 @@ use dashboard::merge::Retention;
 use dashboard::service::{Settings, Shared};
 use dashboard::source::KafkaSource;
 use dashboard::view::{self, Selection};
-use generator::kafka::ensure_topic;
 use generator::{
     generate, partition_for, Clock, FileSink, KafkaSink, LogRecord, Plan, Profile, Sink, Stream,
     Totals, Truth, TruthFile,
 };
+use kafka_client::{ensure_topic, KafkaConfig};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -63,10 +63,10 @@ fn generate_with_hold(
     rate: Option<f64>,
     mut hold: Option<Hold>,
 ) -> JoinHandle<TruthFile> {
-    let brokers = brokers.to_string();
-    ensure_topic(&brokers, "logs", PARTITIONS).unwrap();
+    let kafka = KafkaConfig::new(brokers);
+    ensure_topic(&kafka, "logs", PARTITIONS).unwrap();
     std::thread::spawn(move || {
-        let mut sink = KafkaSink::new(&brokers, "logs").unwrap();
+        let mut sink = KafkaSink::new(&kafka, "logs").unwrap();
         let mut truth = Truth::new(60_000);
         let plan = Plan {
             rate,
@@ -292,7 +292,7 @@ impl Dashboard {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let source = KafkaSource {
-            brokers: brokers.to_string(),
+            kafka: KafkaConfig::new(brokers),
             topic: "results".into(),
             dlq_topic: Some("logs.dlq".into()),
         };
@@ -594,7 +594,8 @@ fn resumes_inside_a_producer_batch() {
         per_partition[partition_for(stream.next_event().key.as_bytes(), PARTITIONS) as usize] += 1;
     }
     let resume_at = 777;
-    let consumer: BaseConsumer = generator::kafka::client_config(&brokers)
+    let consumer: BaseConsumer = KafkaConfig::new(&brokers)
+        .client()
         .set("group.id", "marketing-pipeline")
         .create()
         .unwrap();
@@ -706,11 +707,12 @@ fn a_trapping_transform_is_retried_as_redpanda_does_and_a_fixed_version_recovers
         return;
     };
     let brokers = broker.address();
-    ensure_topic(&brokers, "in", 1).unwrap();
-    let producer = generator::kafka::producer(&brokers).unwrap();
+    let kafka = KafkaConfig::new(&brokers);
+    ensure_topic(&kafka, "in", 1).unwrap();
+    let producer = kafka_client::producer(&kafka).unwrap();
     for i in 0..5 {
         let (key, value) = (format!("k{i}"), format!("v{i}"));
-        generator::kafka::send(
+        kafka_client::send(
             &producer,
             BaseRecord::to("in")
                 .partition(0)
@@ -719,7 +721,7 @@ fn a_trapping_transform_is_retried_as_redpanda_does_and_a_fixed_version_recovers
         )
         .unwrap();
     }
-    generator::kafka::flush(&producer, &mut |_| {}).unwrap();
+    kafka_client::flush(&producer, &mut |_| {}).unwrap();
     let wasm = common::wat_module(
         "check_abi_version_2",
         // Copies each record, and traps on its third since it started:
@@ -903,7 +905,7 @@ fn a_stale_high_watermark_misleads_neither_readiness_nor_lag() {
         let (_, listed) = consumer
             .fetch_watermarks("results", p, Duration::from_secs(5))
             .unwrap();
-        let fetched = dashboard::source::fetched_end(&consumer, "results", p);
+        let fetched = kafka_client::fetched_end(&consumer, "results", p);
         assert_eq!(fetched, Some(read[p as usize]), "partition {p}");
         assert!(listed <= read[p as usize]);
         stale += i64::from(listed < read[p as usize]);
@@ -957,14 +959,14 @@ fn up_on_a_broker_is_exact_and_shows_any_client_s_events() {
     up.assert_equals_truth(&truth);
     let _ = std::fs::remove_file(&truth);
 
-    let producer = generator::kafka::producer(&brokers).unwrap();
+    let producer = kafka_client::producer(&KafkaConfig::new(&brokers)).unwrap();
     let value = br#"{"ts":"2025-08-17T14:30:00","user_id":"u1","campaign_id":"from_outside","channel":"email","event":"click","cost":0.25}"#;
-    generator::kafka::send(
+    kafka_client::send(
         &producer,
         BaseRecord::to("logs").key(&b"k"[..]).payload(&value[..]),
     )
     .unwrap();
-    generator::kafka::flush(&producer, &mut |_| {}).unwrap();
+    kafka_client::flush(&producer, &mut |_| {}).unwrap();
     let window = test_kit::wait_for("the outside event", Duration::from_secs(30), || {
         let windows = up.get("/api/windows");
         windows

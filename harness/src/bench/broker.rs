@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use admin::StartOffset;
 use anyhow::{bail, Context, Result};
-use generator::kafka::{client_config, ensure_topic, flush, producer, send};
 use generator::{generate, Clock, KafkaSink, Plan, Profile, Stream, Truth};
+use kafka_client::{ensure_topic, flush, producer, send, KafkaConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -19,7 +19,7 @@ use crate::bridge::{Bridge, BridgeOptions, Deployment};
 use crate::transport::KafkaTransport;
 
 pub struct BrokerBench {
-    pub brokers: String,
+    pub kafka: KafkaConfig,
     pub events: u64,
     pub partitions: i32,
     pub batch_size: usize,
@@ -116,8 +116,8 @@ pub fn bench_broker(
     say: &dyn Fn(&str),
 ) -> Result<BrokerReport> {
     let topics = Topics::new(spec, "throughput");
-    let brokers = bench.brokers.as_str();
-    ensure_topic(brokers, &topics.logs, bench.partitions)?;
+    let kafka = &bench.kafka;
+    ensure_topic(kafka, &topics.logs, bench.partitions)?;
     say(&format!(
         "generator: {} events into {}…",
         bench.events, topics.logs
@@ -125,14 +125,14 @@ pub fn bench_broker(
     let clock = Clock::Simulated {
         next_ms: 1_755_439_200_000,
     };
-    let generator = run_generator(brokers, &topics.logs, bench, None, clock, &|| false)?;
+    let generator = run_generator(kafka, &topics.logs, bench, None, clock, &|| false)?;
     say(&format!(
         "  {:.0} events/s",
         per_sec(bench.events, generator)
     ));
 
     say("broker alone: consume every event and produce it to another topic, acks=all…");
-    let copy = copy_topic(brokers, &topics.logs, &topics.copy, bench)?;
+    let copy = copy_topic(kafka, &topics.logs, &topics.copy, bench)?;
     say(&format!("  {:.0} events/s", per_sec(bench.events, copy)));
 
     say("bridge: the same events through the pipeline transform…");
@@ -165,14 +165,14 @@ pub fn bench_broker(
 }
 
 fn run_generator(
-    brokers: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     bench: &BrokerBench,
     rate: Option<f64>,
     clock: Clock,
     stop: &dyn Fn() -> bool,
 ) -> Result<Duration> {
-    let mut sink = KafkaSink::new(brokers, topic)?;
+    let mut sink = KafkaSink::new(kafka, topic)?;
     let plan = Plan {
         rate,
         count: rate.is_none().then_some(bench.events),
@@ -195,9 +195,10 @@ fn run_generator(
 
 /// The baseline: one thread consumes the topic and produces every record
 /// to another topic with the same producer settings as the bridge.
-fn copy_topic(brokers: &str, from: &str, to: &str, bench: &BrokerBench) -> Result<Duration> {
-    ensure_topic(brokers, to, bench.partitions)?;
-    let consumer: BaseConsumer = client_config(brokers)
+fn copy_topic(kafka: &KafkaConfig, from: &str, to: &str, bench: &BrokerBench) -> Result<Duration> {
+    ensure_topic(kafka, to, bench.partitions)?;
+    let consumer: BaseConsumer = kafka
+        .client()
         .set("group.id", format!("{from}.copy"))
         .set("enable.auto.commit", "false")
         .create()
@@ -207,7 +208,7 @@ fn copy_topic(brokers: &str, from: &str, to: &str, bench: &BrokerBench) -> Resul
         assignment.add_partition_offset(from, p, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let producer = producer(brokers)?;
+    let producer = producer(kafka)?;
     let start = Instant::now();
     let mut copied = 0;
     while copied < bench.events {
@@ -245,7 +246,7 @@ fn run_bridge(
         transform,
         spec.clone(),
         &KafkaTransport {
-            brokers: bench.brokers.clone(),
+            kafka: bench.kafka.clone(),
         },
         BridgeOptions {
             batch_size: bench.batch_size,
@@ -281,27 +282,34 @@ fn latency(
     logger: Logger,
 ) -> Result<Latency> {
     let topics = Topics::new(spec, &format!("latency{rate:.0}"));
-    let brokers = bench.brokers.as_str();
-    ensure_topic(brokers, &topics.logs, bench.partitions)?;
+    let kafka = &bench.kafka;
+    ensure_topic(kafka, &topics.logs, bench.partitions)?;
     for t in &topics.spec.output_topics {
-        ensure_topic(brokers, t, bench.partitions)?;
+        ensure_topic(kafka, t, bench.partitions)?;
     }
     let finished = Arc::new(AtomicBool::new(false));
     let results = topics.spec.output_topics[0].clone();
     let reader = {
-        let (brokers, finished) = (brokers.to_string(), finished.clone());
+        let (kafka, finished) = (kafka.clone(), finished.clone());
         let partitions = bench.partitions;
-        std::thread::spawn(move || read_pane_latencies(&brokers, &results, partitions, &finished))
+        std::thread::spawn(move || read_pane_latencies(&kafka, &results, partitions, &finished))
     };
     let generator = {
-        let (brokers, logs) = (brokers.to_string(), topics.logs.clone());
+        let logs = topics.logs.clone();
         let bench = BrokerBench {
-            brokers: brokers.clone(),
+            kafka: kafka.clone(),
             latency_rates: Vec::new(),
             ..*bench
         };
         std::thread::spawn(move || {
-            run_generator(&brokers, &logs, &bench, Some(rate), Clock::Wall, &|| false)
+            run_generator(
+                &bench.kafka,
+                &logs,
+                &bench,
+                Some(rate),
+                Clock::Wall,
+                &|| false,
+            )
         })
     };
     let deadline = Instant::now() + Duration::from_secs(bench.latency_seconds + 3);
@@ -326,12 +334,13 @@ fn latency(
 }
 
 fn read_pane_latencies(
-    brokers: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     partitions: i32,
     finished: &AtomicBool,
 ) -> Result<Vec<i64>> {
-    let consumer: BaseConsumer = client_config(brokers)
+    let consumer: BaseConsumer = kafka
+        .client()
         .set("group.id", format!("{topic}.latency"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "5")

@@ -1,5 +1,6 @@
 //! `harness bench`, `bench-broker`, `bench-swap` and `bench-up`.
 
+use kafka_client::KafkaArgs;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -82,9 +83,8 @@ the same events; then, per --latency-rate, the generator at that rate with wall-
 time from the newest event of each pane to the pane being read from results (p50, p99)."
 )]
 pub struct BenchBrokerArgs {
-    /// Kafka bootstrap servers, HOST:PORT[,…].
-    #[arg(long)]
-    brokers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     #[arg(long, default_value = "@pipeline")]
     wasm: String,
     /// Events for the throughput runs.
@@ -115,7 +115,7 @@ pub fn broker(args: BenchBrokerArgs) -> Result<()> {
         &name,
     )?;
     let bench = BrokerBench {
-        brokers: args.brokers,
+        kafka: args.kafka.required()?,
         events: args.events,
         partitions: args.partitions,
         batch_size: args.batch_size,

@@ -14,6 +14,7 @@ use harness::hosting::{Hosting, HostingOptions};
 use harness::runtime::Runtime;
 use harness::transport::{KafkaTransport, Transport};
 use harness::{load_module, module_bytes, stderr_logger};
+use kafka_client::{check, KafkaArgs};
 
 use super::args::{at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};
 
@@ -32,9 +33,8 @@ restarted from the last committed position after 1 s, then 2 s, … up to 30 s, 
 pub struct BridgeArgs {
     /// The .wasm file, or @pipeline, @enrich, @aggregate, @tee.
     wasm: String,
-    /// Kafka bootstrap servers, HOST:PORT[,…].
-    #[arg(long)]
-    brokers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     #[command(flatten)]
     deploy: DeployArgs,
     /// Most records in one batch.
@@ -60,14 +60,15 @@ pub fn run(args: BridgeArgs) -> Result<()> {
     let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;
-    let transport = Arc::new(KafkaTransport {
-        brokers: args.brokers.clone(),
-    });
+    let kafka = args.kafka.required()?;
+    check(&kafka)?;
+    let brokers = kafka.brokers().to_string();
+    let transport = Arc::new(KafkaTransport { kafka });
     let Some(inputs) = transport.partition_count(&spec.input_topic)? else {
         bail!(
             "the input topic {} does not exist on {}: create it, or start the generator first",
             spec.input_topic,
-            args.brokers
+            brokers
         );
     };
     let outputs = vec![inputs; spec.output_topics.len()];
@@ -79,7 +80,7 @@ pub fn run(args: BridgeArgs) -> Result<()> {
         spec.input_topic,
         spec.name,
         spec.output_topics.join(", "),
-        args.brokers,
+        brokers,
         spec.name
     );
     let hosting = Arc::new(Hosting::new(

@@ -13,6 +13,7 @@ use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
 use harness::up::{up, Endpoints, RegistryChoice, Storage, UpOptions};
 use harness::{load_module, module_bytes, stderr_logger};
+use kafka_client::{check, KafkaArgs};
 use topics::Retention;
 
 use super::args::{
@@ -74,9 +75,10 @@ pub struct UpArgs {
     /// Delete the data folder first, saying what goes, and start over.
     #[arg(long, conflicts_with = "in_memory")]
     fresh: bool,
-    /// Run on the topics of this Kafka-protocol broker, HOST:PORT[,…], instead of embedded ones.
-    #[arg(long, value_name = "HOST:PORT[,…]", conflicts_with_all = ["data_dir", "in_memory", "fresh"])]
-    brokers: Option<String>,
+    /// Run on the topics of a Kafka-protocol broker instead of embedded ones (with -X and
+    /// --kafka-config as for the bridge).
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// On disk: how long a record is kept after it was appended (7d, 12h, 30m), or `none`.
     #[arg(long, default_value = "7d", value_parser = retention_time)]
     retention_time: Limit<Duration>,
@@ -115,13 +117,18 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     let spec = args
         .deploy
         .resolve(&default_name, Some(TransformYaml::root()))?;
-    let storage = match args.brokers.take() {
-        Some(brokers) => {
+    let storage = match args.kafka.config()? {
+        Some(kafka) => {
+            if args.data_dir.is_some() || args.in_memory || args.fresh {
+                bail!("--brokers keeps the topics on the broker: leave out --data-dir, --in-memory and --fresh");
+            }
+            check(&kafka)?;
             eprintln!(
-                "topics on the broker {brokers}: its retention applies; deployments and schemas \
-                 are not kept, and the generator starts its stream anew"
+                "topics on the broker {}: its retention applies; deployments and schemas are not \
+                 kept, and the generator starts its stream anew",
+                kafka.brokers()
             );
-            Storage::Brokers(brokers)
+            Storage::Brokers(kafka)
         }
         None => storage(args.data_dir.take(), args.in_memory, args.fresh)?,
     };

@@ -4,9 +4,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dashboard::source::fetched_end;
-use generator::kafka::{client_config, ensure_topic, flush, partition_count, producer, send};
-use generator::kafka::{TrackedProducer, REQUEST_TIMEOUT};
+use kafka_client::{ensure_topic, fetched_end, flush, partition_count, producer, send};
+use kafka_client::{KafkaConfig, TrackedProducer, REQUEST_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -19,24 +18,24 @@ use super::{resolve_start, Polled, Reader, StartAt, Tail, Transport, Writer};
 use admin::StartOffset;
 
 pub struct KafkaTransport {
-    pub brokers: String,
+    pub kafka: KafkaConfig,
 }
 
 impl Transport for KafkaTransport {
     fn describe(&self) -> String {
-        self.brokers.clone()
+        self.kafka.brokers().to_string()
     }
 
     fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
-        partition_count(&self.brokers, topic)
+        partition_count(&self.kafka, topic)
     }
 
     fn topic_names(&self) -> Result<Vec<String>> {
-        generator::kafka::topic_names(&self.brokers)
+        kafka_client::topic_names(&self.kafka)
     }
 
     fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
-        ensure_topic(&self.brokers, topic, partitions)
+        ensure_topic(&self.kafka, topic, partitions)
     }
 
     /// A broker's "latest offset" (ListOffsets) cannot always be trusted:
@@ -46,7 +45,9 @@ impl Transport for KafkaTransport {
     /// partition ends (partition EOF), which every broker reports
     /// correctly.
     fn tail(&self, topic: &str, partitions: i32) -> Result<Vec<Tail>> {
-        let consumer: BaseConsumer = client_config(&self.brokers)
+        let consumer: BaseConsumer = self
+            .kafka
+            .client()
             .set("group.id", format!("{topic}.tail"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
@@ -101,7 +102,7 @@ impl Transport for KafkaTransport {
     }
 
     fn committed(&self, group: &str, topic: &str, partitions: i32) -> Result<Vec<Option<i64>>> {
-        let consumer = group_consumer(&self.brokers, group)?;
+        let consumer = group_consumer(&self.kafka, group)?;
         let mut wanted = TopicPartitionList::new();
         wanted.add_partition_range(topic, 0, partitions - 1);
         let deadline = Instant::now() + REQUEST_TIMEOUT;
@@ -120,7 +121,7 @@ impl Transport for KafkaTransport {
     }
 
     fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
-        let consumer = group_consumer(&self.brokers, group)?;
+        let consumer = group_consumer(&self.kafka, group)?;
         let mut list = TopicPartitionList::new();
         for &(p, offset) in offsets {
             list.add_partition_offset(topic, p, Offset::Offset(offset))?;
@@ -134,7 +135,7 @@ impl Transport for KafkaTransport {
     /// time from the broker's time index (ListOffsets by timestamp).
     fn start_offsets(&self, topic: &str, partitions: i32, start: StartOffset) -> Result<Vec<i64>> {
         let tails = self.tail(topic, partitions)?;
-        let consumer = group_consumer(&self.brokers, &format!("{topic}.start"))?;
+        let consumer = group_consumer(&self.kafka, &format!("{topic}.start"))?;
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         (0..partitions)
             .map(|p| {
@@ -159,7 +160,9 @@ impl Transport for KafkaTransport {
     }
 
     fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
-        let consumer: BaseConsumer = client_config(&self.brokers)
+        let consumer: BaseConsumer = self
+            .kafka
+            .client()
             .set("group.id", format!("{topic}.read"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
@@ -184,7 +187,7 @@ impl Transport for KafkaTransport {
     }
 
     fn reader(&self, group: &str, topic: &str, starts: &[StartAt]) -> Result<Box<dyn Reader>> {
-        let consumer = group_consumer(&self.brokers, group)?;
+        let consumer = group_consumer(&self.kafka, group)?;
         let mut assignment = TopicPartitionList::new();
         for (p, start) in starts.iter().enumerate() {
             let offset = match *start {
@@ -203,13 +206,14 @@ impl Transport for KafkaTransport {
 
     fn writer(&self) -> Result<Box<dyn Writer>> {
         Ok(Box::new(KafkaWriter {
-            producer: producer(&self.brokers)?,
+            producer: producer(&self.kafka)?,
         }))
     }
 }
 
-fn group_consumer(brokers: &str, group: &str) -> Result<BaseConsumer> {
-    client_config(brokers)
+fn group_consumer(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer> {
+    kafka
+        .client()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

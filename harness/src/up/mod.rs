@@ -24,6 +24,7 @@ use dashboard::service::{self, until_set, Settings};
 use dashboard::source::{KafkaSource, Source};
 use generator::kafka::KafkaSink;
 use generator::{generate, Progress, Sink, Stream, StreamArgs, Truth};
+use kafka_client::KafkaConfig;
 use registry::SchemaRegistry;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
@@ -55,8 +56,8 @@ pub enum Storage {
     Memory,
     /// In this data folder: a restart goes on where the last run stopped.
     Folder(PathBuf),
-    /// On these Kafka bootstrap servers, which keep them.
-    Brokers(String),
+    /// On a Kafka-protocol broker, which keeps them.
+    Brokers(KafkaConfig),
 }
 
 impl std::fmt::Display for Storage {
@@ -64,7 +65,7 @@ impl std::fmt::Display for Storage {
         match self {
             Storage::Memory => write!(f, "in memory"),
             Storage::Folder(dir) => write!(f, "on disk in {}", dir.display()),
-            Storage::Brokers(brokers) => write!(f, "on the broker {brokers}"),
+            Storage::Brokers(kafka) => write!(f, "on the broker {}", kafka.brokers()),
         }
     }
 }
@@ -78,8 +79,8 @@ impl Storage {
                 format!("the data folder {}", path.display()),
                 "start over with --fresh, or give another --data-dir",
             ),
-            Storage::Brokers(brokers) => (
-                format!("the broker {brokers}"),
+            Storage::Brokers(kafka) => (
+                format!("the broker {}", kafka.brokers()),
                 "delete the topic (rpk topic delete), or use another broker",
             ),
         }
@@ -104,7 +105,7 @@ impl Place {
     fn sink(&self, topic: String, next: u64) -> Result<Box<dyn Sink + Send>> {
         Ok(match self {
             Place::Embedded(topics) => Box::new(TopicSink::new(topics.clone(), topic, next)),
-            Place::Broker(broker) => Box::new(KafkaSink::new(&broker.brokers, &topic)?),
+            Place::Broker(broker) => Box::new(KafkaSink::new(&broker.kafka, &topic)?),
         })
     }
 
@@ -117,7 +118,7 @@ impl Place {
                 dlq_topic,
             }),
             Place::Broker(broker) => Box::new(KafkaSource {
-                brokers: broker.brokers.clone(),
+                kafka: broker.kafka.clone(),
                 topic,
                 dlq_topic,
             }),
@@ -230,8 +231,8 @@ pub fn up(
             DataFolder::open(path)?,
             options.retention.clone(),
         )?),
-        Storage::Brokers(brokers) => Place::Broker(Arc::new(KafkaTransport {
-            brokers: brokers.clone(),
+        Storage::Brokers(kafka) => Place::Broker(Arc::new(KafkaTransport {
+            kafka: kafka.clone(),
         })),
     };
     let transport = place.transport();

@@ -1,11 +1,13 @@
-//! A real Kafka-protocol broker for the tests (Tansu, in memory, on a free
+//! A real Kafka-protocol broker for the tests (Tansu, in memory or requiring
+//! SASL, on a free
 //! loopback port), a proxy in front of it that can cut every connection
 //! for a while, and a reader of whole topics.
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,40 +49,44 @@ impl Broker {
     /// Starts a broker, or says loudly why the test is skipped. With
     /// `REQUIRE_BROKER` set (as `.ci/run` does) a missing broker fails.
     pub fn start(test: &str) -> Option<Broker> {
-        let Some(tansu) = tansu_binary() else {
-            let message = format!(
-                "SKIPPED {test}: no broker binary. Install one with \
-                 `cargo install tansu --version 0.6.0 --features dynostore --root ~/.cache/marketing-pipeline/tansu` \
-                 or set TANSU=/path/to/tansu"
-            );
-            if std::env::var_os("REQUIRE_BROKER").is_some() {
-                panic!("{message} (REQUIRE_BROKER is set)");
-            }
-            eprintln!("\n!!!!! {message}\n");
-            return None;
-        };
+        let tansu = tansu_or_skip(test)?;
         let broker_port = free_port();
         let proxy = Proxy::start(broker_port);
-        // Clients are told to use the proxy, so that it can cut them off.
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{broker_port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{}", proxy.port),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tansu");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
+        let memory = ("memory://tansu/", std::env::temp_dir());
+        let child = spawn_tansu(
+            &tansu,
+            broker_port,
+            proxy.port,
+            (memory.0, &memory.1),
+            false,
+        );
+        Some(Broker { child, proxy })
+    }
+
+    /// A broker that requires SASL (PLAIN or SCRAM) from every client,
+    /// with these SCRAM-SHA-512 users. Tansu creates users only while
+    /// authentication is off, so: a SQLite engine in `dir`, the users
+    /// created, then the broker started again on it with authentication.
+    pub fn start_with_users(test: &str, dir: &Path, users: &[(&str, &str)]) -> Option<Broker> {
+        let tansu = tansu_or_skip(test)?;
+        std::fs::create_dir_all(dir).unwrap();
+        // Tansu takes the file relative to its working folder.
+        let engine = "sqlite://tansu.db";
+        let broker_port = free_port();
+        let proxy = Proxy::start(broker_port);
+        let mut open = spawn_tansu(&tansu, broker_port, proxy.port, (engine, dir), false);
+        for (user, password) in users {
+            let status = Command::new(&tansu)
+                .args(["user", "create", user, password, "--mechanism", "scram512"])
+                .args(["--broker", &format!("tcp://127.0.0.1:{broker_port}")])
+                .stdout(Stdio::null())
+                .status()
+                .expect("tansu user create");
+            assert!(status.success(), "tansu user create {user}: {status}");
         }
+        let _ = open.kill();
+        let _ = open.wait();
+        let child = spawn_tansu(&tansu, broker_port, proxy.port, (engine, dir), true);
         Some(Broker { child, proxy })
     }
 
@@ -101,6 +107,60 @@ impl Drop for Broker {
         let _ = self.child.wait();
         self.proxy.stopped.store(true, Ordering::Relaxed);
     }
+}
+
+/// The broker binary, or `None` after saying loudly why `test` is skipped.
+fn tansu_or_skip(test: &str) -> Option<PathBuf> {
+    let tansu = tansu_binary();
+    if tansu.is_none() {
+        let message = format!(
+            "SKIPPED {test}: no broker binary. Install one with \
+             `cargo install tansu --version 0.6.0 --features dynostore,libsql --root ~/.cache/marketing-pipeline/tansu` \
+             or set TANSU=/path/to/tansu"
+        );
+        if std::env::var_os("REQUIRE_BROKER").is_some() {
+            panic!("{message} (REQUIRE_BROKER is set)");
+        }
+        eprintln!("\n!!!!! {message}\n");
+    }
+    tansu
+}
+
+/// Tansu on `port`, telling clients to use `advertised` (the proxy, so
+/// that it can cut them off), with a storage engine and the folder it
+/// runs in, once it listens.
+fn spawn_tansu(
+    tansu: &Path,
+    port: u16,
+    advertised: u16,
+    (engine, folder): (&str, &Path),
+    authentication: bool,
+) -> Child {
+    let mut command = Command::new(tansu);
+    command.current_dir(folder);
+    command.args([
+        "broker",
+        "--listener-url",
+        &format!("tcp://127.0.0.1:{port}"),
+        "--advertised-listener-url",
+        &format!("tcp://127.0.0.1:{advertised}"),
+        "--storage-engine",
+        engine,
+    ]);
+    if authentication {
+        command.arg("--authentication");
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tansu");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// A TCP proxy on its own port; `cut` closes every connection and refuses

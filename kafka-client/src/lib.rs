@@ -1,0 +1,19 @@
+//! The Kafka client every part that speaks Kafka uses — the generator, the
+//! bridge, `up --brokers`, the dashboard and the benches — so that one
+//! configuration reaches any cluster, TLS and SASL included (Vector's
+//! `src/kafka.rs` plays this part there).
+//!
+//! - [`KafkaConfig`]: librdkafka properties from `--brokers`, `-X`,
+//!   `--kafka-config FILE` and the environment, shown with secrets masked;
+//!   [`check`] fails fast, naming the cause, on bad credentials or an
+//!   untrusted certificate.
+//! - [`produce`]: an idempotent producer with delivery tracking.
+//! - [`metadata`]: topics, partition counts, and a partition's true end.
+
+pub mod config;
+pub mod metadata;
+pub mod produce;
+
+pub use config::{check, KafkaArgs, KafkaConfig};
+pub use metadata::{ensure_topic, fetched_end, partition_count, topic_names, REQUEST_TIMEOUT};
+pub use produce::{flush, producer, send, Deliveries, TrackedProducer};
