@@ -1,7 +1,8 @@
-//! A cluster that requires SASL/SCRAM: every command that speaks Kafka
-//! takes the same client configuration (`-X`, `--kafka-config`), runs
-//! exact over it, and fails within seconds, saying why and showing no
-//! secret, on a wrong password.
+//! A cluster that requires SASL/SCRAM over mutual TLS: every command that speaks
+//! Kafka takes the same client configuration (`-X`, `--kafka-config`),
+//! runs exact over it, and fails within seconds, saying why and showing no
+//! secret, on a wrong password, a broker certificate it cannot trust or a
+//! missing client certificate.
 
 mod broker;
 mod common;
@@ -15,37 +16,45 @@ use broker::Broker;
 const USER: &str = "analyst";
 const PASSWORD: &str = "pw-7c1e9a";
 
-fn sasl(brokers: &str) -> Vec<String> {
+/// SASL_SSL with SCRAM-SHA-512 as `USER`, trusting the CA `ca`, without
+/// a client certificate.
+fn sasl_ssl(brokers: &str, ca: &Path) -> Vec<String> {
     [
         "--brokers",
         brokers,
         "-X",
-        "security.protocol=SASL_PLAINTEXT",
+        "security.protocol=SASL_SSL",
         "-X",
         "sasl.mechanisms=SCRAM-SHA-512",
         "-X",
         &format!("sasl.username={USER}"),
+        "-X",
+        &format!("ssl.ca.location={}", ca.display()),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect()
 }
 
-#[test]
-fn scram_clients_run_exact_and_a_wrong_password_fails_fast() {
-    let dir = common::scratch_data_dir("sasl");
-    let Some(broker) = Broker::start_with_users(
-        "scram_clients_run_exact_and_a_wrong_password_fails_fast",
-        &dir,
-        &[(USER, PASSWORD)],
-    ) else {
-        return;
-    };
-    let brokers = broker.address();
+/// [`sasl_ssl`] with the client certificate in `dir`.
+fn secured(brokers: &str, ca: &Path, dir: &Path) -> Vec<String> {
+    let mut args = sasl_ssl(brokers, ca);
+    for (property, file) in [
+        ("ssl.certificate.location", "client.pem"),
+        ("ssl.key.location", "client.key"),
+    ] {
+        args.extend([
+            "-X".into(),
+            format!("{property}={}", dir.join(file).display()),
+        ]);
+    }
+    args
+}
 
-    // A wrong password: refused at once, with librdkafka's reason.
+/// `harness bridge` with `args`: it must fail within seconds; its stderr.
+fn bridge_refused(args: &[String]) -> String {
     let started = Instant::now();
-    let refused = Command::new(env!("CARGO_BIN_EXE_harness"))
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args([
             "bridge",
             "@pipeline",
@@ -54,24 +63,52 @@ fn scram_clients_run_exact_and_a_wrong_password_fails_fast() {
             "--config",
         ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
-        .args(sasl(&brokers))
-        .args(["-X", "sasl.password=not-the-password"])
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
     assert!(
         started.elapsed() < Duration::from_secs(15),
-        "took {:?}",
+        "took {:?}: {stderr}",
         started.elapsed()
     );
     assert!(stderr.contains("refused the connection"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast() {
+    let dir = common::scratch_data_dir("sasl");
+    let Some(broker) = Broker::start_secured(
+        "mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast",
+        &dir,
+        &[(USER, PASSWORD)],
+    ) else {
+        return;
+    };
+    let brokers = broker.address();
+
+    let mut wrong_password = secured(&brokers, &dir.join("ca.pem"), &dir);
+    wrong_password.extend(["-X".into(), "sasl.password=not-the-password".into()]);
+    let stderr = bridge_refused(&wrong_password);
     assert!(stderr.contains("uthentication"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
 
-    // The password in a properties file: the whole pipeline runs on the
-    // broker and equals the truth.
+    let mut untrusted = secured(&brokers, &dir.join("other-ca.pem"), &dir);
+    untrusted.extend(["-X".into(), format!("sasl.password={PASSWORD}")]);
+    let stderr = bridge_refused(&untrusted);
+    assert!(stderr.contains("SSL"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+
+    let mut no_certificate = sasl_ssl(&brokers, &dir.join("ca.pem"));
+    no_certificate.extend(["-X".into(), format!("sasl.password={PASSWORD}")]);
+    let stderr = bridge_refused(&no_certificate);
+    assert!(stderr.contains("SSL"), "{stderr}");
+
+    // The password in a properties file: generator → transform →
+    // dashboard on the broker, over SASL_SSL, equal to the truth.
     let properties = dir.join("client.properties");
     std::fs::write(
         &properties,
@@ -79,7 +116,7 @@ fn scram_clients_run_exact_and_a_wrong_password_fails_fast() {
     )
     .unwrap();
     let truth = dir.join("truth.json");
-    let mut args = sasl(&brokers);
+    let mut args = secured(&brokers, &dir.join("ca.pem"), &dir);
     args.extend(["--kafka-config".into(), properties.display().to_string()]);
     args.extend(common::counted_stream(3, 3_000, "max", 0.01, &truth));
     let up = common::Up::start(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
@@ -210,7 +211,12 @@ struct Refusal {
 }
 
 impl ClientContext for Refusal {
+    /// Quiet: what fails is said once, in `check`'s error.
+    fn log(&self, _: RDKafkaLogLevel, _: &str, _: &str) {}
+
     fn error(&self, error: KafkaError, reason: &str) {
+        // A TLS alert from the other side (a client certificate it wants or
+        // refuses) comes as a transport error naming OpenSSL's routines.
         let lasting = matches!(
             error.rdkafka_error_code(),
             Some(
@@ -218,7 +224,7 @@ impl ClientContext for Refusal {
                     | RDKafkaErrorCode::SaslAuthenticationFailed
                     | RDKafkaErrorCode::SSL
             )
-        );
+        ) || reason.contains("SSL routines");
         let slot = if lasting { &self.reason } else { &self.last };
         slot.lock()
             .expect("not poisoned")

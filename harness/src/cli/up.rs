@@ -75,8 +75,8 @@ pub struct UpArgs {
     /// Delete the data folder first, saying what goes, and start over.
     #[arg(long, conflicts_with = "in_memory")]
     fresh: bool,
-    /// Run on the topics of a Kafka-protocol broker instead of embedded ones (with -X and
-    /// --kafka-config as for the bridge).
+    /// With --brokers: run on the topics of a Kafka-protocol broker instead of embedded ones,
+    /// its client configured by -X, --kafka-config and KAFKA_* as for the bridge.
     #[command(flatten)]
     kafka: KafkaArgs,
     /// On disk: how long a record is kept after it was appended (7d, 12h, 30m), or `none`.
@@ -117,7 +117,13 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     let spec = args
         .deploy
         .resolve(&default_name, Some(TransformYaml::root()))?;
-    let storage = match args.kafka.config()? {
+    // Only --brokers leaves the embedded topics: a KAFKA_BOOTSTRAP_SERVERS
+    // in the environment does not.
+    let brokers = match args.kafka.brokers {
+        Some(_) => Some(args.kafka.required()?),
+        None => None,
+    };
+    let storage = match brokers {
         Some(kafka) => {
             if args.data_dir.is_some() || args.in_memory || args.fresh {
                 bail!("--brokers keeps the topics on the broker: leave out --data-dir, --in-memory and --fresh");

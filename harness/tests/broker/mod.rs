@@ -43,6 +43,8 @@ fn tansu_binary() -> Option<PathBuf> {
 pub struct Broker {
     child: Child,
     proxy: Proxy,
+    /// The TLS terminator in front, and the port it accepts on.
+    tls: Option<(Child, u16)>,
 }
 
 impl Broker {
@@ -60,16 +62,26 @@ impl Broker {
             (memory.0, &memory.1),
             false,
         );
-        Some(Broker { child, proxy })
+        Some(Broker {
+            child,
+            proxy,
+            tls: None,
+        })
     }
 
     /// A broker that requires SASL (PLAIN or SCRAM) from every client,
-    /// with these SCRAM-SHA-512 users. Tansu creates users only while
-    /// authentication is off, so: a SQLite engine in `dir`, the users
-    /// created, then the broker started again on it with authentication.
-    pub fn start_with_users(test: &str, dir: &Path, users: &[(&str, &str)]) -> Option<Broker> {
+    /// with these SCRAM-SHA-512 users, behind mutual TLS: clients trust
+    /// `dir/ca.pem` and show `dir/client.pem` (see [`make_certificates`]).
+    ///
+    /// Tansu creates users only while authentication is off, so: a SQLite
+    /// engine in `dir`, the users created, then the broker started again on
+    /// it with authentication. Its CLI refuses a certificate with a key,
+    /// so stunnel terminates TLS in front of it, and Tansu tells clients
+    /// to come back through stunnel.
+    pub fn start_secured(test: &str, dir: &Path, users: &[(&str, &str)]) -> Option<Broker> {
         let tansu = tansu_or_skip(test)?;
         std::fs::create_dir_all(dir).unwrap();
+        make_certificates(dir);
         // Tansu takes the file relative to its working folder.
         let engine = "sqlite://tansu.db";
         let broker_port = free_port();
@@ -86,12 +98,20 @@ impl Broker {
         }
         let _ = open.kill();
         let _ = open.wait();
-        let child = spawn_tansu(&tansu, broker_port, proxy.port, (engine, dir), true);
-        Some(Broker { child, proxy })
+        let tls_port = free_port();
+        let child = spawn_tansu(&tansu, broker_port, tls_port, (engine, dir), true);
+        let stunnel = spawn_stunnel(dir, tls_port, proxy.port);
+        Some(Broker {
+            child,
+            proxy,
+            tls: Some((stunnel, tls_port)),
+        })
     }
 
+    /// Where clients connect: through TLS when the broker has it.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.proxy.port)
+        let port = self.tls.as_ref().map_or(self.proxy.port, |(_, port)| *port);
+        format!("127.0.0.1:{port}")
     }
 
     /// The broker is unreachable for `how_long`: every connection is cut
@@ -103,6 +123,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if let Some((stunnel, _)) = &mut self.tls {
+            let _ = stunnel.kill();
+            let _ = stunnel.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.proxy.stopped.store(true, Ordering::Relaxed);
@@ -124,6 +148,89 @@ fn tansu_or_skip(test: &str) -> Option<PathBuf> {
         eprintln!("\n!!!!! {message}\n");
     }
     tansu
+}
+
+/// A CA (`ca.pem`), the certificates it signed for the broker at
+/// 127.0.0.1 (`server.pem`, `server.key`) and for a client (`client.pem`,
+/// `client.key`), and a CA that signed nothing here (`other-ca.pem`), with
+/// openssl.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (name, subject) in [("ca", "/CN=test CA"), ("other-ca", "/CN=another CA")] {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        let days = [
+            "-days", "2", "-subj", subject, "-keyout", &key, "-out", &pem,
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
+                &days,
+            ]
+            .concat(),
+        );
+    }
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=analyst")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let request = ["-subj", subject, "-keyout", &key, "-out", &csr];
+        openssl(&[&["req", "-newkey", "rsa:2048", "-nodes"][..], &request].concat());
+        let sign = ["-in", &csr, "-extfile", "san.ext", "-out", &pem];
+        let by_ca = [
+            "x509",
+            "-req",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+        ];
+        openssl(&[&by_ca[..], &["-days", "2"], &sign].concat());
+    }
+}
+
+/// stunnel accepting TLS on `port` for the broker behind `to`, once it
+/// listens; clients must show a certificate the CA signed (mutual TLS).
+fn spawn_stunnel(dir: &Path, port: u16, to: u16) -> Child {
+    let config = dir.join("stunnel.conf");
+    let file = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{port}\n\
+             connect = 127.0.0.1:{to}\ncert = {}\nkey = {}\nCAfile = {}\nverify = 2\n",
+            file("server.pem"),
+            file("server.key"),
+            file("ca.pem")
+        ),
+    )
+    .unwrap();
+    let child = Command::new("stunnel4")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting stunnel4 (apt-get install stunnel4)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "stunnel did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// Tansu on `port`, telling clients to use `advertised` (the proxy, so
