@@ -219,15 +219,21 @@ fn spawn_stunnel(dir: &Path, port: u16, to: u16) -> Child {
         ),
     )
     .unwrap();
-    let child = Command::new("stunnel4")
-        .arg(&config)
+    let mut command = Command::new("stunnel4");
+    command.arg(&config);
+    listening(command, port, "stunnel4 (apt-get install stunnel4)")
+}
+
+/// Runs `command`, quiet, and waits until something listens on `port`.
+fn listening(mut command: Command, port: u16, what: &str) -> Child {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting stunnel4 (apt-get install stunnel4)");
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "stunnel did not start listening");
+        assert!(Instant::now() < deadline, "{what} did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -257,17 +263,7 @@ fn spawn_tansu(
     if authentication {
         command.arg("--authentication");
     }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting tansu");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    listening(command, port, "tansu")
 }
 
 /// A TCP proxy on its own port; `cut` closes every connection and refuses
