@@ -136,6 +136,9 @@ pub struct SourceState {
     pub lag: Option<i64>,
     pub unreadable: u64,
     pub last_error: Option<String>,
+    /// Why the broker refuses the source (credentials, certificates),
+    /// until it connects.
+    pub refused: Option<String>,
     /// The transform version that wrote the latest pane, when known.
     pub version: Option<String>,
     /// Panes read, by their format: shows a format's rollout.
@@ -233,6 +236,14 @@ impl Shared {
                     SourceEvent::Connected(c) => {
                         source_changed |= state.source.connected != c;
                         state.source.connected = c;
+                        if c {
+                            state.source.refused = None;
+                        }
+                    }
+                    SourceEvent::Refused(why) => {
+                        source_changed |= state.source.refused.as_ref() != Some(&why);
+                        state.source.connected = false;
+                        state.source.refused = Some(why);
                     }
                     SourceEvent::Lag(lag) => {
                         source_changed |= state.source.lag != Some(lag);

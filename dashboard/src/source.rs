@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
-use kafka_client::{fetched_end, KafkaConfig};
+use kafka_client::{fetched_end, probe, KafkaConfig, Unusable};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -36,6 +36,8 @@ pub enum SourceEvent {
         reason: String,
     },
     Connected(bool),
+    /// The broker answered and refused (credentials, certificates): why.
+    Refused(String),
     /// Records in the source not yet read.
     Lag(i64),
     /// Everything the source held when it started has been read: once the
@@ -392,6 +394,10 @@ impl TopicConsumer {
     }
 }
 
+/// How long the source waits for a broker's answer to learn why it cannot
+/// read, between its attempts.
+const REFUSAL_WAIT: Duration = Duration::from_secs(3);
+
 /// Sends a change of connectivity, once.
 fn report(connected: &mut Option<bool>, now: bool, out: &SyncSender<SourceEvent>) {
     if *connected != Some(now) {
@@ -412,6 +418,11 @@ impl Source for KafkaSource {
                 Ok(None) => {}
                 Err(_) => {
                     let _ = out.send(SourceEvent::Connected(false));
+                    // Say why, when the broker says no: the page and
+                    // /api/status show it while this keeps retrying.
+                    if let Err(Unusable::Refused(why)) = probe(&self.kafka, REFUSAL_WAIT) {
+                        let _ = out.send(SourceEvent::Refused(why));
+                    }
                 }
             }
             std::thread::sleep(Duration::from_secs(1));

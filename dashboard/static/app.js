@@ -223,6 +223,9 @@ function renderConnection() {
   if (!live) {
     c.className = "state down";
     c.textContent = "disconnected from the dashboard — retrying";
+  } else if (!source.connected && source.refused) {
+    c.className = "state down";
+    c.textContent = `live · ${source.refused} — fix the source's settings; retrying`;
   } else if (!source.connected) {
     c.className = "state down";
     c.textContent = `live · source unreachable (${source.source || "?"}) — retrying`;

@@ -9,6 +9,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
@@ -78,6 +80,39 @@ fn bridge_refused(args: &[String]) -> String {
     stderr
 }
 
+/// The dashboard's source with the client settings of `args`: why it says
+/// it cannot read, as `/api/status` shows it.
+fn dashboard_refusal(args: &[String]) -> String {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: kafka_client::KafkaArgs,
+    }
+    let kafka =
+        Cli::parse_from(std::iter::once("dashboard".to_string()).chain(args.iter().cloned()))
+            .kafka
+            .required()
+            .unwrap();
+    let shared = dashboard::service::Shared::new(Default::default(), "results".into());
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = dashboard::source::KafkaSource {
+        kafka,
+        topic: "results".into(),
+        dlq_topic: None,
+    };
+    dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
+    let why = test_kit::wait_for("the refusal", Duration::from_secs(30), || {
+        let state = shared.state.read().unwrap();
+        assert!(!state.source.connected);
+        state.source.refused.clone()
+    });
+    stop.store(true, Ordering::Relaxed);
+    let status = serde_json::to_value(&shared.state.read().unwrap().source).unwrap();
+    assert_eq!(status["refused"], why.as_str());
+    why
+}
+
 #[test]
 fn mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast() {
     let dir = common::scratch_data_dir("sasl");
@@ -101,6 +136,12 @@ fn mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast() {
     let stderr = bridge_refused(&untrusted);
     assert!(stderr.contains("SSL"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+
+    // The dashboard, a service, keeps trying, and says why it cannot read.
+    let refused = dashboard_refusal(&wrong_password);
+    assert!(refused.contains("refused the connection"), "{refused}");
+    assert!(refused.contains("uthentication"), "{refused}");
+    assert!(!refused.contains("not-the-password"), "{refused}");
 
     let mut no_certificate = sasl_ssl(&brokers, &dir.join("ca.pem"));
     no_certificate.extend(["-X".into(), format!("sasl.password={PASSWORD}")]);

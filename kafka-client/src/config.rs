@@ -234,16 +234,35 @@ impl ClientContext for Refusal {
 
 impl ConsumerContext for Refusal {}
 
-/// Connects and reads the cluster's metadata. A wrong password, an unknown
-/// user or an untrusted certificate fails within seconds with librdkafka's
-/// reason, instead of a command retrying in silence.
-pub fn check(config: &KafkaConfig) -> Result<()> {
-    let consumer: BaseConsumer<Refusal> =
-        config
-            .client()
-            .create_with_context(Refusal::default())
-            .with_context(|| format!("the Kafka client configuration ({config})"))?;
-    let deadline = Instant::now() + CHECK_TIMEOUT;
+/// Why a cluster cannot be used, as [`probe`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// It answered and refused: credentials, certificates. Retrying will
+    /// not mend it.
+    Refused(String),
+    /// Nothing answered in time.
+    NoAnswer(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Refused(why) | Unusable::NoAnswer(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Unusable {}
+
+/// Connects and reads the cluster's metadata, waiting at most `wait`.
+pub fn probe(config: &KafkaConfig, wait: Duration) -> Result<(), Unusable> {
+    let consumer: BaseConsumer<Refusal> = config
+        .client()
+        .create_with_context(Refusal::default())
+        .map_err(|e| {
+        Unusable::Refused(format!("the Kafka client configuration ({config}): {e}"))
+    })?;
+    let deadline = Instant::now() + wait;
     loop {
         let answer = consumer.fetch_metadata(None, Duration::from_millis(500));
         // Errors reach the context only through a poll; there is no message
@@ -251,22 +270,32 @@ pub fn check(config: &KafkaConfig) -> Result<()> {
         let _ = consumer.poll(Duration::ZERO);
         let context = consumer.context();
         if let Some(reason) = context.reason.lock().expect("not poisoned").take() {
-            bail!("{} refused the connection: {reason}", config.brokers());
+            return Err(Unusable::Refused(format!(
+                "{} refused the connection: {reason}",
+                config.brokers()
+            )));
         }
         match answer {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
                 let last = context.last.lock().expect("not poisoned").take();
-                bail!(
+                return Err(Unusable::NoAnswer(format!(
                     "no answer from {} within {} s: {}",
                     config.brokers(),
-                    CHECK_TIMEOUT.as_secs(),
+                    wait.as_secs(),
                     last.unwrap_or_else(|| e.to_string())
-                )
+                )));
             }
             Err(_) => {}
         }
     }
+}
+
+/// [`probe`] before a command starts: a wrong password, an unknown user or
+/// an untrusted certificate fails within seconds with librdkafka's reason,
+/// instead of a command retrying in silence.
+pub fn check(config: &KafkaConfig) -> Result<()> {
+    Ok(probe(config, CHECK_TIMEOUT)?)
 }
 
 #[cfg(test)]

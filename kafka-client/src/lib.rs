@@ -14,6 +14,6 @@ pub mod config;
 pub mod metadata;
 pub mod produce;
 
-pub use config::{check, KafkaArgs, KafkaConfig};
+pub use config::{check, probe, KafkaArgs, KafkaConfig, Unusable};
 pub use metadata::{ensure_topic, fetched_end, partition_count, topic_names, REQUEST_TIMEOUT};
 pub use produce::{flush, producer, send, Deliveries, TrackedProducer};
