@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
-use kafka_client::{fetched_end, probe, KafkaConfig, Unusable};
+use kafka_client::{partition_bounds, probe, KafkaConfig, Unusable};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -372,7 +372,7 @@ impl TopicConsumer {
 
     /// Every partition was read to its end once: everything it held when
     /// the source started has been read. A fetch response says where a
-    /// partition ends; ListOffsets may say less (see [`fetched_end`]).
+    /// partition ends; ListOffsets may say less (see `kafka_client::fetched_end`).
     fn caught_up(&self) -> bool {
         self.at_end.iter().all(|&at_end| at_end)
     }
@@ -381,13 +381,13 @@ impl TopicConsumer {
     fn lag(&self) -> Option<i64> {
         let mut lag = 0;
         for (p, position) in self.positions.iter().enumerate() {
-            let p = p as i32;
-            let (low, listed) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p, Duration::from_secs(1))
-                .ok()?;
-            let high =
-                fetched_end(&self.consumer, &self.topic, p).map_or(listed, |f| f.max(listed));
+            let (low, high) = partition_bounds(
+                &self.consumer,
+                &self.topic,
+                p as i32,
+                Duration::from_secs(1),
+            )
+            .ok()?;
             lag += (high - (*position).max(low)).max(0);
         }
         Some(lag)

@@ -15,5 +15,6 @@ pub mod metadata;
 pub mod produce;
 
 pub use config::{check, probe, KafkaArgs, KafkaConfig, Unusable};
-pub use metadata::{ensure_topic, fetched_end, partition_count, topic_names, REQUEST_TIMEOUT};
+pub use metadata::REQUEST_TIMEOUT;
+pub use metadata::{ensure_topic, fetched_end, partition_bounds, partition_count, topic_names};
 pub use produce::{flush, producer, send, Deliveries, TrackedProducer};

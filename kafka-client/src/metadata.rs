@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 
 use crate::KafkaConfig;
 
@@ -90,6 +90,20 @@ pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>>
             code => bail!("topic {topic}: {code}"),
         },
     }
+}
+
+/// A partition's first offset and its end for a consumer that reads it:
+/// the broker's ListOffsets answer, raised to what the consumer's fetches
+/// found (see [`fetched_end`]).
+pub fn partition_bounds<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    wait: Duration,
+) -> KafkaResult<(i64, i64)> {
+    let (low, listed) = consumer.fetch_watermarks(topic, partition, wait)?;
+    let end = fetched_end(consumer, topic, partition).map_or(listed, |f| f.max(listed));
+    Ok((low, end))
 }
 
 /// The end of a partition as the consumer's last fetch response gave it

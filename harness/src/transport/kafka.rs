@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use kafka_client::{ensure_topic, fetched_end, flush, partition_count, producer, send};
+use kafka_client::{ensure_topic, flush, partition_bounds, partition_count, producer, send};
 use kafka_client::{KafkaConfig, TrackedProducer, REQUEST_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -288,12 +288,13 @@ impl Reader for KafkaReader {
         let positions = self.consumer.position().ok()?;
         let mut lags = Vec::new();
         for e in positions.elements_for_topic(&self.topic) {
-            let (_, listed) = self
-                .consumer
-                .fetch_watermarks(&self.topic, e.partition(), Duration::from_millis(500))
-                .ok()?;
-            let high = fetched_end(&self.consumer, &self.topic, e.partition())
-                .map_or(listed, |f| f.max(listed));
+            let (_, high) = partition_bounds(
+                &self.consumer,
+                &self.topic,
+                e.partition(),
+                Duration::from_millis(500),
+            )
+            .ok()?;
             let p = e.partition() as usize;
             if lags.len() <= p {
                 lags.resize(p + 1, 0);
