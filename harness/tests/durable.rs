@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod common;
 
-use common::{counted_stream, harness_at, scratch_data_dir, Up};
+use common::{counted_stream, harness_at, harness_refused, scratch_data_dir, Up};
 
 const EVENTS: u64 = 60_000;
 
@@ -118,17 +118,9 @@ fn three_kill_9s_and_restarts_end_equal_to_the_truth() {
 
 /// `harness up` with these arguments, expected to fail: its stderr.
 fn refused(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("up")
-        .args(["--port", "0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--schema-registry-listen", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} was not refused:\n{stderr}");
-    stderr
+    let up = ["up", "--port", "0", "--admin-listen", "127.0.0.1:0"];
+    let registry = ["--schema-registry-listen", "127.0.0.1:0"];
+    harness_refused(&[&up[..], &registry, args].concat())
 }
 
 #[test]

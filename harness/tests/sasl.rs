@@ -8,7 +8,6 @@ mod broker;
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,22 +54,19 @@ fn secured(brokers: &str, ca: &Path, dir: &Path) -> Vec<String> {
 
 /// `harness bridge` with `args`: it must fail within seconds; its stderr.
 fn bridge_refused(args: &[String]) -> String {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml");
+    let bridge = [
+        "bridge",
+        "@pipeline",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--config",
+    ];
+    let mut all: Vec<String> = bridge.iter().map(|s| s.to_string()).collect();
+    all.push(config.display().to_string());
+    all.extend(args.iter().cloned());
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "bridge",
-            "@pipeline",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = common::harness_refused(&all);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}: {stderr}",

@@ -230,6 +230,22 @@ pub fn wat_module_with(imports: &str, abi: &str, body: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap()
 }
 
+/// `harness ARGS`, which must fail: its stderr.
+pub fn harness_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    assert!(
+        !out.status.success(),
+        "{shown:?} was not refused:\n{stderr}"
+    );
+    stderr
+}
+
 /// `harness ARGS`, which must succeed: its stdout.
 pub fn harness(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
