@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use dashboard::merge::Retention;
 use dashboard::service::Settings;
 use dashboard::source::{FileSource, KafkaSource, Source, DEAD_LETTER_TOPIC};
+use http_access::{AccessArgs, Listen};
 use kafka_client::KafkaArgs;
 
 #[derive(Parser)]
@@ -62,9 +63,12 @@ struct Serve {
     /// in the page, /api/status and /metrics (`''` for none).
     #[arg(long, default_value = DEAD_LETTER_TOPIC)]
     dlq_topic: String,
-    /// Where the page and the API listen.
+    /// Where the page and the API listen; beyond loopback only with authentication (or
+    /// --allow-unauthenticated).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    #[command(flatten)]
+    access: AccessArgs,
     /// The transform's ALLOWED_LATENESS: a window is final once its partition's watermark
     /// (the second newest event time of its latest panes) is this far past its end.
     #[arg(long, default_value_t = format_duration(Settings::default().lateness_ms))]
@@ -141,11 +145,20 @@ fn serve(cli: Serve) -> Result<()> {
             bail!("say where the panes come from: --brokers HOST:PORT or --results-file FILE")
         }
     };
+    let access = cli.access.access()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let served = dashboard::service::serve(&runtime, settings, source, cli.listen, stop.clone())?;
+    let served = dashboard::service::serve(
+        &runtime,
+        settings,
+        source,
+        Listen::new("the dashboard", "--listen", cli.listen),
+        &access,
+        stop.clone(),
+    )?;
     eprintln!(
-        "dashboard on http://{} — panes from {}",
+        "dashboard on {}://{} — panes from {}",
+        access.scheme(),
         served.address,
         served
             .shared

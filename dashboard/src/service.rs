@@ -10,8 +10,8 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::StreamExt;
+use http_access::{Access, Listen};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -55,27 +55,25 @@ pub struct Served {
 }
 
 /// The whole dashboard: `source` and the merge on threads of their own,
-/// the page and the API on `listen` (port 0 picks a free one), served on
-/// `runtime` until `stop` is set.
+/// the page and the API on `listen` (port 0 picks a free one) as `access`
+/// allows, served on `runtime` until `stop` is set.
 pub fn serve(
     runtime: &tokio::runtime::Runtime,
     settings: Settings,
     source: Box<dyn Source>,
-    listen: SocketAddr,
+    listen: Listen<'_>,
+    access: &Access,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Served> {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| format!("listening on {listen}"))?;
-    let address = listener.local_addr()?;
     let shared = Shared::new(settings, source.describe());
-    start(shared.clone(), source, stop.clone());
-    let server = runtime.spawn(
-        warp::serve(routes(shared.clone()))
-            .incoming(listener)
-            .graceful(until_set(stop))
-            .run(),
-    );
+    let (address, server) = http_access::serve(
+        runtime,
+        listen.with_pages(),
+        access,
+        warp::service(routes(shared.clone())),
+        until_set(stop.clone()),
+    )?;
+    start(shared.clone(), source, stop);
     Ok(Served {
         shared,
         address,

@@ -242,3 +242,86 @@ fn a_bad_results_file_is_named_with_what_is_wrong() {
         assert!(stderr.contains(message), "{stderr}");
     }
 }
+
+#[test]
+fn with_a_token_only_health_is_open_and_the_api_answers_the_bearer() {
+    let token = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-token");
+    std::fs::write(&token, "api-token-9f2e\n").unwrap();
+    let mut service = Service::spawn(
+        &fixture("results.jsonl"),
+        &["--auth-token-file", token.to_str().unwrap()],
+    );
+    // Health answered while nothing else did: spawn waits for it.
+    for path in [
+        "/api/status",
+        "/api/windows",
+        "/api/summary",
+        "/api/updates",
+        "/metrics",
+        "/app.js",
+    ] {
+        let (status, body) = service.get(path);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("authentication required"), "{path}: {body}");
+    }
+    // A browser asking for the page is sent to the login form.
+    let login = test_kit::try_get_with(&service.url("/"), &[("accept", "text/html")]).unwrap();
+    assert_eq!(login.status, 200);
+    assert!(login.body.contains("name=\"token\""), "{}", login.body);
+    let wrong = test_kit::try_get_with(
+        &service.url("/api/windows"),
+        &[("authorization", "Bearer api-token-9f2f")],
+    )
+    .unwrap();
+    assert_eq!(wrong.status, 401);
+
+    service.token = Some("api-token-9f2e".into());
+    service.wait_for_panes(PANES);
+    let windows = json(&service, "/api/windows");
+    let got = by_window(&serde_json::from_value::<Vec<WindowTotals>>(windows).unwrap());
+    assert_eq!(got, truth().by_window());
+    assert_eq!(service.get("/").0, 200);
+}
+
+#[test]
+fn beyond_loopback_the_dashboard_needs_authentication_or_a_flag() {
+    let results = fixture("results.jsonl");
+    let anywhere = format!("0.0.0.0:{}", test_kit::free_port());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .arg("--results-file")
+        .arg(&results)
+        .args(["--listen", &anywhere])
+        .env_remove(http_access::TOKEN_ENV)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "refusing to serve the dashboard on {anywhere} (from --listen) without authentication"
+        )) && stderr.contains("--allow-unauthenticated"),
+        "{stderr}"
+    );
+    // Told the network is trusted, it serves there (loopback included).
+    let port = test_kit::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .arg("--results-file")
+        .arg(&results)
+        .args([
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+            "--allow-unauthenticated",
+        ])
+        .env_remove(http_access::TOKEN_ENV)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = test_kit::wait_for(
+        "the dashboard on 0.0.0.0",
+        std::time::Duration::from_secs(30),
+        || test_kit::try_get(&format!("http://127.0.0.1:{port}/api/status")),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status.status, 200);
+}

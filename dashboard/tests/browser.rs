@@ -77,84 +77,122 @@ async fn wait_text(client: &fantoccini::Client, id: &str, want: &str) {
     }
 }
 
+/// A headless Chromium session, and what it needs kept alive.
+struct Browser {
+    client: fantoccini::Client,
+    profile: PathBuf,
+    _driver: Driver,
+}
+
+impl Browser {
+    /// `None` (the test skipped, saying so) when there is no browser here,
+    /// unless REQUIRE_BROWSER says there must be.
+    async fn start(name: &str) -> Option<Browser> {
+        let (Some(chromium), Some(chromedriver)) = (
+            on_path(&["chromium", "chromium-browser", "google-chrome"]),
+            on_path(&["chromedriver"]),
+        ) else {
+            let message = "SKIPPED the browser test: no chromium and chromedriver on the PATH \
+                           (apt-get install chromium chromium-driver)";
+            if std::env::var_os("REQUIRE_BROWSER").is_some() {
+                panic!("{message} (REQUIRE_BROWSER is set)");
+            }
+            eprintln!("\n!!!!! {message}\n");
+            return None;
+        };
+        let port = free_port();
+        let driver = Driver(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let profile = tmp().join(format!("chromium-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", "--window-size=1400,2000",
+                         format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot start a browser session: {e}"),
+            }
+        };
+        Some(Browser {
+            client,
+            profile,
+            _driver: driver,
+        })
+    }
+
+    async fn close(self) {
+        self.client.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn tmp() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The fixture's results, copied where the test may append to them.
+fn results(name: &str) -> PathBuf {
+    let results = tmp().join(name);
+    std::fs::copy(fixture("results.jsonl"), &results).unwrap();
+    results
+}
+
+fn truth() -> TruthFile {
+    serde_json::from_str(&std::fs::read_to_string(fixture("truth.json")).unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_shows_the_truth_and_updates_itself() {
-    let (Some(chromium), Some(chromedriver)) = (
-        on_path(&["chromium", "chromium-browser", "google-chrome"]),
-        on_path(&["chromedriver"]),
-    ) else {
-        let message = "SKIPPED the browser test: no chromium and chromedriver on the PATH \
-                       (apt-get install chromium chromium-driver)";
-        if std::env::var_os("REQUIRE_BROWSER").is_some() {
-            panic!("{message} (REQUIRE_BROWSER is set)");
-        }
-        eprintln!("\n!!!!! {message}\n");
+    let Some(browser) = Browser::start("live").await else {
         return;
     };
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let results = tmp.join("browser-results.jsonl");
-    std::fs::copy(fixture("results.jsonl"), &results).unwrap();
+    let results = results("browser-results.jsonl");
     let service = Service::start(&results, 109);
-    let truth: TruthFile =
-        serde_json::from_str(&std::fs::read_to_string(fixture("truth.json")).unwrap()).unwrap();
+    let truth = truth();
     let before = total(&truth);
-
-    let port = free_port();
-    let _driver = Driver(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let profile = tmp.join(format!("chromium-profile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--window-size=1400,2000",
-                     format!("--user-data-dir={}", profile.display())],
-        }),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot start a browser session: {e}"),
-        }
-    };
+    let client = &browser.client;
 
     client
         .goto(&format!("http://{}/", service.addr))
         .await
         .unwrap();
-    wait_text(&client, "kpi-range-impressions", &int(before.impressions)).await;
+    wait_text(client, "kpi-range-impressions", &int(before.impressions)).await;
     assert_eq!(
-        text_of(&client, "kpi-range-clicks").await,
+        text_of(client, "kpi-range-clicks").await,
         int(before.clicks)
     );
     assert_eq!(
-        text_of(&client, "kpi-range-conversions").await,
+        text_of(client, "kpi-range-conversions").await,
         int(before.conversions)
     );
     assert_eq!(
-        text_of(&client, "kpi-range-spend").await,
+        text_of(client, "kpi-range-spend").await,
         money(before.spend_micros)
     );
-    assert!(text_of(&client, "connection").await.starts_with("live"));
+    assert!(text_of(client, "connection").await.starts_with("live"));
     client
         .execute("window.__loaded_once = true; return true;", vec![])
         .await
@@ -189,16 +227,16 @@ async fn the_page_shows_the_truth_and_updates_itself() {
     drop(file);
 
     wait_text(
-        &client,
+        client,
         "kpi-range-impressions",
         &int(before.impressions + 1000),
     )
     .await;
     assert_eq!(
-        text_of(&client, "kpi-range-spend").await,
+        text_of(client, "kpi-range-spend").await,
         money(before.spend_micros + 7_500_000)
     );
-    assert_eq!(text_of(&client, "kpi-latest-impressions").await, int(1000));
+    assert_eq!(text_of(client, "kpi-latest-impressions").await, int(1000));
     let reloaded = client
         .execute("return window.__loaded_once === true;", vec![])
         .await
@@ -220,7 +258,7 @@ async fn the_page_shows_the_truth_and_updates_itself() {
         "markup from the data was rendered"
     );
 
-    wait_text(&client, "dlq-total", "1 record").await;
+    wait_text(client, "dlq-total", "1 record").await;
     let dead_letters = client
         .find(Locator::Id("dead-letters"))
         .await
@@ -240,9 +278,58 @@ async fn the_page_shows_the_truth_and_updates_itself() {
     );
 
     let png = client.screenshot().await.unwrap();
-    let shot = tmp.join("dashboard.png");
+    let shot = tmp().join("dashboard.png");
     std::fs::write(&shot, png).unwrap();
     eprintln!("screenshot: {}", shot.display());
-    client.close().await.unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
+    let Some(browser) = Browser::start("login").await else {
+        return;
+    };
+    let token = tmp().join("browser-token");
+    std::fs::write(&token, "browser-test-token-5b1c\n").unwrap();
+    let mut service = Service::spawn(
+        &results("browser-login-results.jsonl"),
+        &["--auth-token-file", token.to_str().unwrap()],
+    );
+    service.token = Some("browser-test-token-5b1c".into());
+    service.wait_for_panes(109);
+    let before = total(&truth());
+    let client = &browser.client;
+
+    client.goto(&service.url("/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    let field = client.find(Locator::Id("token")).await.unwrap();
+    field.send_keys("not-the-token").await.unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = client.find(Locator::Css(".error")).await.unwrap();
+    assert!(error.text().await.unwrap().contains("not the token"));
+
+    let field = client.find(Locator::Id("token")).await.unwrap();
+    field.send_keys("browser-test-token-5b1c").await.unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The page, its API calls and its live stream all pass on the cookie.
+    wait_text(client, "kpi-range-impressions", &int(before.impressions)).await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/");
+    assert_eq!(
+        text_of(client, "kpi-range-spend").await,
+        money(before.spend_micros)
+    );
+    assert!(text_of(client, "connection").await.starts_with("live"));
+    browser.close().await;
 }

@@ -314,7 +314,7 @@ fn a_host_runs_several_transforms_chained() {
         let text = std::fs::read_to_string(&truth_path).ok()?;
         serde_json::from_str::<generator::TruthFile>(&text).ok()
     });
-    let client = admin::Client::new(&up.admin);
+    let client = admin::Client::new(&up.admin).unwrap();
     let partitions = client.topic("panes").unwrap().unwrap().partitions;
     let valid = truth.events - truth.invalid;
     let panes = wait_for("every event in a pane", Duration::from_secs(60), || {

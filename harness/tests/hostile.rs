@@ -200,7 +200,8 @@ fn a_hostile_stream_loses_nothing_and_stops_nothing() {
         &runtime,
         Settings::default(),
         Box::new(source),
-        "127.0.0.1:0".parse().unwrap(),
+        http_access::Listen::new("the dashboard", "--listen", "127.0.0.1:0".parse().unwrap()),
+        &http_access::Access::open(),
         stop.clone(),
     )
     .unwrap();

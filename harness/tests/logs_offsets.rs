@@ -147,7 +147,7 @@ fn a_new_transform_starts_where_from_offset_says() {
     wait_for("the generator", Duration::from_secs(60), || {
         truth.exists().then_some(())
     });
-    let client = admin::Client::new(&up.admin);
+    let client = admin::Client::new(&up.admin).unwrap();
     let logs = counts(&client, "logs");
     assert_eq!(logs.iter().sum::<usize>(), 300);
     let deploy = |name: &str, offset: Option<&str>| {

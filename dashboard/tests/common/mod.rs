@@ -14,6 +14,8 @@ pub fn fixture(name: &str) -> PathBuf {
 pub struct Service {
     child: Child,
     pub addr: String,
+    /// Sent as a bearer token, if the dashboard requires one.
+    pub token: Option<String>,
 }
 
 impl Service {
@@ -40,7 +42,11 @@ impl Service {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let service = Service { child, addr };
+        let service = Service {
+            child,
+            addr,
+            token: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while service.try_get("/healthz").is_none() {
             assert!(Instant::now() < deadline, "the dashboard never answered");
@@ -72,7 +78,12 @@ impl Service {
     }
 
     fn try_get(&self, path: &str) -> Option<(u16, String)> {
-        test_kit::try_get(&self.url(path)).map(|r| (r.status, r.body))
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<_> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        test_kit::try_get_with(&self.url(path), &headers).map(|r| (r.status, r.body))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,9 +1,11 @@
 //! A client of the admin API, for the harness's own commands: the same
 //! requests rpk sends (`rpadmin/api_transform.go`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
+use http_access::client::{agent, split_url};
 
 use crate::api::{
     ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
@@ -13,36 +15,57 @@ use crate::api::{
 pub struct Client {
     admin: String,
     base: String,
+    /// The `Authorization` header: the token, or the URL's `USER:PASSWORD`.
+    authorization: Option<String>,
     agent: ureq::Agent,
 }
 
+/// What a client needs beyond the address of a secured endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct ClientOptions {
+    /// Sent as a bearer token.
+    pub token: Option<String>,
+    /// The CA (PEM) an https endpoint's certificate is checked against,
+    /// instead of the system's.
+    pub ca: Option<PathBuf>,
+}
+
 impl Client {
-    /// `admin` is `HOST:PORT`, or a URL.
-    pub fn new(admin: &str) -> Client {
-        let base = if admin.contains("://") {
-            admin.trim_end_matches('/').to_string()
+    /// `admin` is `HOST:PORT`, or `http[s]://[USER:PASSWORD@]HOST:PORT`.
+    pub fn new(admin: &str) -> Result<Client> {
+        Client::with(admin, &ClientOptions::default())
+    }
+
+    pub fn with(admin: &str, options: &ClientOptions) -> Result<Client> {
+        let url = if admin.contains("://") {
+            admin.to_string()
         } else {
             format!("http://{admin}")
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
-        Client {
-            admin: admin.to_string(),
+        let (base, basic) =
+            split_url(&url, "an admin endpoint").map_err(|e| anyhow!("--admin {e}"))?;
+        let agent = agent(Duration::from_secs(120), options.ca.as_deref()).context("--admin-ca")?;
+        Ok(Client {
+            admin: base.trim_start_matches("http://").to_string(),
             base,
+            authorization: options
+                .token
+                .as_ref()
+                .map(|token| format!("Bearer {token}"))
+                .or(basic),
             agent,
-        }
+        })
     }
 
     fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Result<String> {
-        let request = ureq::http::Request::builder()
+        let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body)?;
-        let mut response = self.agent.run(request).map_err(|e| {
+            .header("content-type", "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let mut response = self.agent.run(request.body(body)?).map_err(|e| {
             anyhow!(
                 "no harness admin endpoint at {}: is `harness up` or `harness bridge` running (see its --admin-listen)? ({e})",
                 self.admin
@@ -53,8 +76,16 @@ impl Client {
         if status == 200 {
             return Ok(body);
         }
-        let error = serde_json::from_str::<ApiError>(&body)
+        let mut error = serde_json::from_str::<ApiError>(&body)
             .unwrap_or_else(|_| ApiError::new(status, body.trim().to_string()));
+        if status == 401 {
+            error.message = format!(
+                "{}: {} — give its token with --auth-token-file FILE or {}, or USER:PASSWORD@ in --admin",
+                self.admin,
+                error.message,
+                http_access::TOKEN_ENV
+            );
+        }
         Err(error.into())
     }
 

@@ -18,7 +18,7 @@ pub use api::{
     OffsetFormat, OffsetSpec, PartitionStatus, Produced, SwapTiming, TopicInfo, TopicRecord,
     TransformMetadata,
 };
-pub use client::Client;
+pub use client::{Client, ClientOptions};
 pub use offset::{parse_from_offset, StartOffset};
 pub use rules::{check_environment, check_name, check_topics, MAX_ENV_VARS, MAX_NAME_BYTES};
 pub use server::{routes, serve, Control, DEFAULT_ADMIN, MAX_BODY_BYTES};

@@ -7,9 +7,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
+use http_access::{Access, Listen};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -260,25 +260,22 @@ pub fn routes(
         .unify()
 }
 
-/// Serves the API on `listen` until `stop` completes; fails at once when
-/// the address cannot be bound.
+/// Serves the API on `listen`, as `access` allows, until `stop` completes;
+/// fails at once when the address is refused or cannot be bound.
 pub fn serve(
     runtime: &tokio::runtime::Runtime,
     listen: SocketAddr,
+    access: &Access,
     control: Arc<dyn Control>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| {
-            format!("the admin endpoint cannot listen on {listen} (--admin-listen: another host running? pass a free port, or 127.0.0.1:0)")
-        })?;
-    let address = listener.local_addr()?;
-    let server = warp::serve(routes(control))
-        .incoming(listener)
-        .graceful(stop)
-        .run();
-    Ok((address, runtime.spawn(server)))
+    http_access::serve(
+        runtime,
+        Listen::new("the admin endpoint", "--admin-listen", listen),
+        access,
+        warp::service(routes(control)),
+        stop,
+    )
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::prelude::{Engine, BASE64_STANDARD};
-
 use crate::model::{RegistryError, Schema, SchemaRegistry, SubjectSchema};
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -28,40 +26,11 @@ pub struct Client {
 impl Client {
     /// `url` as `http[s]://[USER:PASSWORD@]HOST:PORT[/PREFIX]`.
     pub fn new(url: &str) -> Result<Client, String> {
-        let mut parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(format!(
-                "`{url}`: a schema registry URL is http://HOST:PORT or https://HOST:PORT"
-            ));
-        }
-        let authorization = (!parsed.username().is_empty()).then(|| {
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            let user = decode(parsed.username());
-            let password = decode(parsed.password().unwrap_or(""));
-            format!(
-                "Basic {}",
-                BASE64_STANDARD.encode(format!("{user}:{password}"))
-            )
-        });
-        // Credentials stay out of the base, which errors name.
-        let _ = parsed.set_username("");
-        let _ = parsed.set_password(None);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .provider(ureq::tls::TlsProvider::NativeTls)
-                    .build(),
-            )
-            .build()
-            .into();
+        let (base, authorization) = http_access::client::split_url(url, "a schema registry")?;
+        let agent =
+            http_access::client::agent(Duration::from_secs(10), None).map_err(|e| e.to_string())?;
         Ok(Client {
-            base: parsed.as_str().trim_end_matches('/').to_string(),
+            base,
             authorization,
             agent,
             by_id: Mutex::default(),

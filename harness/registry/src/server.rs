@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
+use http_access::{Access, Listen};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -239,22 +239,20 @@ pub fn routes(
         .unify()
 }
 
-/// Serves `registry` on `listen` until `stop` completes.
+/// Serves `registry` on `listen`, as `access` allows, until `stop`
+/// completes.
 pub fn serve(
     runtime: &tokio::runtime::Runtime,
     listen: SocketAddr,
+    access: &Access,
     registry: Arc<LocalRegistry>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| {
-            format!("the schema registry cannot listen on {listen} (--schema-registry-listen: pass a free port, or 127.0.0.1:0)")
-        })?;
-    let address = listener.local_addr()?;
-    let server = warp::serve(routes(registry))
-        .incoming(listener)
-        .graceful(stop)
-        .run();
-    Ok((address, runtime.spawn(server)))
+    http_access::serve(
+        runtime,
+        Listen::new("the schema registry", "--schema-registry-listen", listen),
+        access,
+        warp::service(routes(registry)),
+        stop,
+    )
 }

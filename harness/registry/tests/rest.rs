@@ -15,6 +15,7 @@ fn served() -> (String, Arc<LocalRegistry>, tokio::runtime::Runtime) {
     let (address, _) = registry::serve(
         &runtime,
         "127.0.0.1:0".parse().unwrap(),
+        &http_access::Access::open(),
         local.clone(),
         std::future::pending(),
     )

@@ -135,6 +135,7 @@ pub fn bench_swap(
         partitions: bench.partitions,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        access: http_access::Access::open(),
         batch_size: bench.batch_size,
         storage: Storage::Memory,
         retention: Retention {
@@ -183,7 +184,7 @@ pub fn bench_swap(
             .recv_timeout(Duration::from_secs(60))
             .context("the pipeline did not start")
             .and_then(|admin| {
-                let client = Client::new(&admin.to_string());
+                let client = Client::new(&admin.to_string())?;
                 progress("warming up for 3 s…");
                 std::thread::sleep(Duration::from_secs(3));
                 for i in 1..=bench.swaps {

@@ -119,6 +119,7 @@ fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
         partitions: bench.partitions,
         listen: any,
         admin_listen: any,
+        access: http_access::Access::open(),
         batch_size: bench.batch_size,
         storage,
         retention: Retention::default(),

@@ -91,6 +91,49 @@ impl RegistryArgs {
     }
 }
 
+/// Where a running host's admin endpoint is, and how to get in.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The host's admin endpoint: HOST:PORT, or http[s]://[USER:PASSWORD@]HOST:PORT.
+    #[arg(long, default_value = admin::DEFAULT_ADMIN)]
+    pub admin: String,
+    /// The endpoint's token (its --auth-token). A command line shows in `ps`: prefer
+    /// --auth-token-file or PIPELINE_AUTH_TOKEN.
+    #[arg(long, value_name = "TOKEN", env = http_access::TOKEN_ENV, hide_env_values = true)]
+    auth_token: Option<String>,
+    /// The endpoint's token, the first line of this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_token")]
+    auth_token_file: Option<PathBuf>,
+    /// Check an https endpoint's certificate against this CA (PEM) instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    admin_ca: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    pub fn client(&self) -> Result<admin::Client> {
+        let token = match &self.auth_token_file {
+            Some(path) => Some(http_access::read_secret(path, "--auth-token-file")?),
+            None => self.auth_token.clone(),
+        };
+        admin::Client::with(
+            &self.admin,
+            &admin::ClientOptions {
+                token,
+                ca: self.admin_ca.clone(),
+            },
+        )
+    }
+}
+
+/// A host's admin endpoint as `--admin` takes it: its address, or an
+/// https URL when it serves TLS.
+pub fn admin_url(access: &http_access::Access, address: std::net::SocketAddr) -> String {
+    match access.scheme() {
+        "https" => format!("https://{address}"),
+        _ => address.to_string(),
+    }
+}
+
 pub fn registry_client(url: &str) -> Result<Arc<registry::Client>, String> {
     registry::Client::new(url).map(Arc::new)
 }

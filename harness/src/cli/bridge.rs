@@ -14,9 +14,10 @@ use harness::hosting::{Hosting, HostingOptions};
 use harness::runtime::Runtime;
 use harness::transport::{KafkaTransport, Transport};
 use harness::{load_module, module_bytes, stderr_logger};
+use http_access::AccessArgs;
 use kafka_client::{check, KafkaArgs};
 
-use super::args::{at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};
+use super::args::{admin_url, at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};
 
 #[derive(Args)]
 #[command(
@@ -50,6 +51,9 @@ pub struct BridgeArgs {
     /// The admin endpoint: Redpanda's admin API for transforms (loopback only by default).
     #[arg(long, default_value = DEFAULT_ADMIN)]
     admin_listen: SocketAddr,
+    /// Who may call the admin endpoint, and over what.
+    #[command(flatten)]
+    access: AccessArgs,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -57,6 +61,8 @@ pub struct BridgeArgs {
 }
 
 pub fn run(args: BridgeArgs) -> Result<()> {
+    let access = args.access.access()?;
+    access.check_listen("the admin endpoint", "--admin-listen", args.admin_listen)?;
     let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;
@@ -97,6 +103,7 @@ pub fn run(args: BridgeArgs) -> Result<()> {
     let (admin, _server) = admin::serve(
         &runtime,
         args.admin_listen,
+        &access,
         hosting.clone() as Arc<dyn Control>,
         until_set(stop.clone()),
     )?;
@@ -113,7 +120,7 @@ pub fn run(args: BridgeArgs) -> Result<()> {
         false,
     );
     hosting.wait_started(&name, Duration::from_secs(60));
-    eprintln!("admin endpoint on {admin} (harness deploy / list / pause / resume / delete --admin {admin}, or rpk -X admin.hosts={admin})");
+    eprintln!("admin endpoint on {} (harness deploy / list / pause / resume / delete --admin {0}, or rpk -X admin.hosts={admin})", admin_url(&access, admin));
     let logs = std::thread::spawn({
         let hosting = hosting.clone();
         move || hosting.flush_logs()

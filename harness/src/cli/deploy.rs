@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use admin::{Client, DeployRequest, EnvVar, OffsetSpec, DEFAULT_ADMIN};
+use super::args::AdminArgs;
+use admin::{DeployRequest, EnvVar, OffsetSpec};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use harness::module_bytes;
@@ -43,9 +44,8 @@ pub struct DeployArgs {
     /// at or after T (ms). A redeploy goes on from where the old version stopped.
     #[arg(long, value_parser = admin::parse_from_offset, allow_hyphen_values = true)]
     from_offset: Option<OffsetSpec>,
-    /// The host's admin endpoint.
-    #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 pub fn run(args: DeployArgs) -> Result<()> {
@@ -58,7 +58,7 @@ pub fn run(args: DeployArgs) -> Result<()> {
         .name
         .or_else(|| yaml.as_ref().and_then(|y| y.name.clone()))
         .context("say which transform: --name, or --config transform.yaml")?;
-    let client = Client::new(&args.admin);
+    let client = args.admin.client()?;
     let mut input_topic = args
         .input_topic
         .or_else(|| yaml.as_ref().and_then(|y| y.input_topic.clone()));
@@ -73,7 +73,7 @@ pub fn run(args: DeployArgs) -> Result<()> {
     if input_topic.is_none() || output_topics.is_empty() {
         let running = client.list()?.into_iter().find(|t| t.name == name);
         let Some(running) = running else {
-            bail!("{name} does not run on {}: say its topics, with --input-topic and --output-topic, or --config transform.yaml", args.admin);
+            bail!("{name} does not run on {}: say its topics, with --input-topic and --output-topic, or --config transform.yaml", args.admin.admin);
         };
         input_topic.get_or_insert(running.input_topic);
         if output_topics.is_empty() {

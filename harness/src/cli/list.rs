@@ -1,14 +1,14 @@
 //! `harness list`: the transforms a host runs, as `rpk transform list` shows them.
 
-use admin::{Client, TransformMetadata, DEFAULT_ADMIN};
+use super::args::AdminArgs;
+use admin::TransformMetadata;
 use anyhow::{Context, Result};
 use clap::Args;
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// The host's admin endpoint.
-    #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Each partition's status and lag, as `rpk transform list --detailed`.
     #[arg(long, short)]
     detailed: bool,
@@ -76,7 +76,9 @@ impl std::fmt::Display for Listing {
 }
 
 pub fn run(args: ListArgs) -> Result<()> {
-    let transforms = Client::new(&args.admin)
+    let transforms = args
+        .admin
+        .client()?
         .list()
         .context("unable to list transforms")?;
     if args.json {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use admin::{Client, DEFAULT_ADMIN};
+use super::args::AdminArgs;
+use admin::Client;
 use anyhow::{bail, Result};
 use clap::Args;
 use harness::transform_logs::{partition, LOGS_TOPIC};
@@ -22,9 +23,8 @@ pub struct LogsArgs {
     /// Each event with its time and level, as rpk's `--format wide`.
     #[arg(long)]
     wide: bool,
-    /// The host's admin endpoint.
-    #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 /// One log record's text, as rpk prints it.
@@ -51,12 +51,12 @@ fn show(value: &str, wide: bool) -> Option<String> {
 }
 
 pub fn run(args: LogsArgs) -> Result<()> {
-    let client = Client::new(&args.admin);
+    let client = args.admin.client()?;
     let Some(topic) = client.topic(LOGS_TOPIC)? else {
         if !args.follow {
             bail!(
                 "{} has no {LOGS_TOPIC} yet: no transform has logged anything",
-                args.admin
+                args.admin.admin
             );
         }
         return follow_until_created(&client, &args);

@@ -2,7 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use admin::{Client, MetaPatch, DEFAULT_ADMIN};
+use super::args::AdminArgs;
+use admin::MetaPatch;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -10,9 +11,8 @@ use clap::Args;
 pub struct NameArgs {
     /// The transform's name.
     name: String,
-    /// The host's admin endpoint.
-    #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Args)]
@@ -36,7 +36,8 @@ pub fn delete(args: DeleteArgs) -> Result<()> {
             return Ok(());
         }
     }
-    Client::new(&admin)
+    admin
+        .client()?
         .delete(&name)
         .with_context(|| format!("unable to delete transform {name:?}"))?;
     println!("Delete successful!");
@@ -45,7 +46,8 @@ pub fn delete(args: DeleteArgs) -> Result<()> {
 
 fn set_paused(args: NameArgs, paused: bool) -> Result<()> {
     let verb = if paused { "pause" } else { "resume" };
-    Client::new(&args.admin)
+    args.admin
+        .client()?
         .patch(
             &args.name,
             &MetaPatch {

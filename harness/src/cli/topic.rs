@@ -6,7 +6,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use admin::{ApiError, Client, NewRecord, Produced, TopicInfo, TopicRecord, DEFAULT_ADMIN};
+use super::args::AdminArgs;
+use admin::{ApiError, Client, NewRecord, Produced, TopicInfo, TopicRecord};
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use harness::topic_access;
@@ -37,9 +38,8 @@ enum TopicCommand {
 
 #[derive(Args)]
 struct Where {
-    /// A running host's admin endpoint.
-    #[arg(long, default_value = DEFAULT_ADMIN)]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// A stopped `harness up`'s data folder, read and written directly.
     #[arg(long, conflicts_with = "admin")]
     data_dir: Option<PathBuf>,
@@ -103,7 +103,7 @@ fn api(e: ApiError) -> anyhow::Error {
 impl Target {
     fn open(at: &Where) -> Result<Target> {
         let Some(dir) = &at.data_dir else {
-            return Ok(Target::Admin(Client::new(&at.admin)));
+            return Ok(Target::Admin(at.admin.client()?));
         };
         if topics::contents(dir)?.is_none() {
             bail!("{} holds no harness data", dir.display());

@@ -13,12 +13,13 @@ use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
 use harness::up::{up, Endpoints, RegistryChoice, Storage, UpOptions};
 use harness::{load_module, module_bytes, stderr_logger};
+use http_access::AccessArgs;
 use kafka_client::{check, KafkaArgs};
 use topics::Retention;
 
 use super::args::{
-    at_least_one, partition_count, registry_client, retention_size, retention_time, DeployArgs,
-    Limit, LimitArgs,
+    admin_url, at_least_one, partition_count, registry_client, retention_size, retention_time,
+    DeployArgs, Limit, LimitArgs,
 };
 
 #[derive(Args)]
@@ -104,11 +105,25 @@ pub struct UpArgs {
     /// Use this Confluent-compatible registry, http[s]://[USER:PASSWORD@]HOST:PORT, instead of serving one.
     #[arg(long, value_name = "URL", value_parser = registry_client)]
     schema_registry: Option<Arc<registry::Client>>,
+    /// Who may call the dashboard, the admin endpoint and the schema registry, and over what.
+    #[command(flatten)]
+    access: AccessArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
 
 pub fn run(mut args: UpArgs) -> Result<()> {
+    let access = args.access.access()?;
+    let dashboard = SocketAddr::new(args.bind, args.port);
+    access.check_listen("the dashboard", "--bind/--port", dashboard)?;
+    access.check_listen("the admin endpoint", "--admin-listen", args.admin_listen)?;
+    if args.schema_registry.is_none() {
+        access.check_listen(
+            "the schema registry",
+            "--schema-registry-listen",
+            args.schema_registry_listen,
+        )?;
+    }
     let host = args.limits.host()?;
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     if let Some(window) = args.window.take() {
@@ -161,8 +176,9 @@ pub fn run(mut args: UpArgs) -> Result<()> {
             module: Arc::new(module_bytes(&args.wasm)?.into_owned()),
             stream: *args.stream,
             partitions: args.partitions,
-            listen: SocketAddr::new(args.bind, args.port),
+            listen: dashboard,
             admin_listen: args.admin_listen,
+            access: access.clone(),
             batch_size: args.batch_size,
             storage,
             retention: Retention {
@@ -182,14 +198,14 @@ pub fn run(mut args: UpArgs) -> Result<()> {
         stop,
         Duration::from_millis(500),
         &mut |at: &Endpoints| {
-            let admin = at.admin;
+            let (admin, scheme) = (at.admin, access.scheme());
             eprintln!("pipeline up in this process: generator → {topics} → dashboard");
-            eprintln!("admin endpoint on {admin} (harness deploy / list / pause / resume / delete --admin {admin}, or rpk -X admin.hosts={admin})");
+            eprintln!("admin endpoint on {} (harness deploy / list / pause / resume / delete --admin {0}, or rpk -X admin.hosts={admin})", admin_url(&access, admin));
             match at.schema_registry {
-                Some(address) => eprintln!("schema registry on http://{address} (Confluent's REST API; rpk -X registry.hosts={address})"),
+                Some(address) => eprintln!("schema registry on {scheme}://{address} (Confluent's REST API; rpk -X registry.hosts={address})"),
                 None => eprintln!("schema registry: {}", registry_url),
             }
-            eprintln!("open http://{}/   (Ctrl-C to stop)", at.dashboard);
+            eprintln!("open {scheme}://{}/   (Ctrl-C to stop)", at.dashboard);
         },
         &mut |s| {
             if !s.generating && !announced_done {

@@ -24,6 +24,7 @@ use dashboard::service::{self, until_set, Settings};
 use dashboard::source::{KafkaSource, Source};
 use generator::kafka::KafkaSink;
 use generator::{generate, Progress, Sink, Stream, StreamArgs, Truth};
+use http_access::{Access, Listen};
 use kafka_client::KafkaConfig;
 use registry::SchemaRegistry;
 use transform_host::{Host, Logger, Transform, TransformSpec};
@@ -42,6 +43,8 @@ pub struct UpOptions {
     pub partitions: i32,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Who may call the dashboard, the admin endpoint and the registry.
+    pub access: Access,
     pub batch_size: usize,
     pub storage: Storage,
     pub retention: Retention,
@@ -266,7 +269,13 @@ pub fn up(
                 Some(topics) => resume::registry(topics)?,
                 None => registry::LocalRegistry::new(),
             });
-            let served = registry::serve(&runtime, listen, local.clone(), until_set(stop.clone()))?;
+            let served = registry::serve(
+                &runtime,
+                listen,
+                &options.access,
+                local.clone(),
+                until_set(stop.clone()),
+            )?;
             (local, Some(served))
         }
     };
@@ -300,11 +309,18 @@ pub fn up(
         lateness_ms: config.lateness_ms,
         ..Settings::default()
     };
-    let dashboard = service::serve(&runtime, settings, source, options.listen, stop.clone())
-        .context("--port")?;
+    let dashboard = service::serve(
+        &runtime,
+        settings,
+        source,
+        Listen::new("the dashboard", "--bind/--port", options.listen),
+        &options.access,
+        stop.clone(),
+    )?;
     let (admin_address, admin_server) = admin::serve(
         &runtime,
         options.admin_listen,
+        &options.access,
         hosting.clone() as Arc<dyn Control>,
         until_set(stop.clone()),
     )?;

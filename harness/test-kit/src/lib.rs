@@ -44,7 +44,16 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Opti
 
 /// `GET url`; `None` if nothing answered.
 pub fn try_get(url: &str) -> Option<Response> {
-    answer(agent().get(url).call())
+    try_get_with(url, &[])
+}
+
+/// `GET url` with these headers; `None` if nothing answered.
+pub fn try_get_with(url: &str, headers: &[(&str, &str)]) -> Option<Response> {
+    let mut request = agent().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.call())
 }
 
 /// `GET url`, which must answer.

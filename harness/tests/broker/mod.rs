@@ -71,7 +71,7 @@ impl Broker {
 
     /// A broker that requires SASL (PLAIN or SCRAM) from every client,
     /// with these SCRAM-SHA-512 users, behind mutual TLS: clients trust
-    /// `dir/ca.pem` and show `dir/client.pem` (see [`make_certificates`]).
+    /// `dir/ca.pem` and show `dir/client.pem` (see [`crate::common::make_certificates`]).
     ///
     /// Tansu creates users only while authentication is off, so: a SQLite
     /// engine in `dir`, the users created, then the broker started again on
@@ -81,7 +81,7 @@ impl Broker {
     pub fn start_secured(test: &str, dir: &Path, users: &[(&str, &str)]) -> Option<Broker> {
         let tansu = tansu_or_skip(test)?;
         std::fs::create_dir_all(dir).unwrap();
-        make_certificates(dir);
+        crate::common::make_certificates(dir);
         // Tansu takes the file relative to its working folder.
         let engine = "sqlite://tansu.db";
         let broker_port = free_port();
@@ -148,59 +148,6 @@ fn tansu_or_skip(test: &str) -> Option<PathBuf> {
         eprintln!("\n!!!!! {message}\n");
     }
     tansu
-}
-
-/// A CA (`ca.pem`), the certificates it signed for the broker at
-/// 127.0.0.1 (`server.pem`, `server.key`) and for a client (`client.pem`,
-/// `client.key`), and a CA that signed nothing here (`other-ca.pem`), with
-/// openssl.
-fn make_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    for (name, subject) in [("ca", "/CN=test CA"), ("other-ca", "/CN=another CA")] {
-        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-        let days = [
-            "-days", "2", "-subj", subject, "-keyout", &key, "-out", &pem,
-        ];
-        openssl(
-            &[
-                &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
-                &days,
-            ]
-            .concat(),
-        );
-    }
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=analyst")] {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let request = ["-subj", subject, "-keyout", &key, "-out", &csr];
-        openssl(&[&["req", "-newkey", "rsa:2048", "-nodes"][..], &request].concat());
-        let sign = ["-in", &csr, "-extfile", "san.ext", "-out", &pem];
-        let by_ca = [
-            "x509",
-            "-req",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-        ];
-        openssl(&[&by_ca[..], &["-days", "2"], &sign].concat());
-    }
 }
 
 /// stunnel accepting TLS on `port` for the broker behind `to`, once it

@@ -230,6 +230,59 @@ pub fn wat_module_with(imports: &str, abi: &str, body: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap()
 }
 
+/// A CA (`ca.pem`), the certificates it signed for the broker at
+/// 127.0.0.1 (`server.pem`, `server.key`) and for a client (`client.pem`,
+/// `client.key`), and a CA that signed nothing here (`other-ca.pem`), with
+/// openssl.
+pub fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (name, subject) in [("ca", "/CN=test CA"), ("other-ca", "/CN=another CA")] {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        let days = [
+            "-days", "2", "-subj", subject, "-keyout", &key, "-out", &pem,
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
+                &days,
+            ]
+            .concat(),
+        );
+    }
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=analyst")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let request = ["-subj", subject, "-keyout", &key, "-out", &csr];
+        openssl(&[&["req", "-newkey", "rsa:2048", "-nodes"][..], &request].concat());
+        let sign = ["-in", &csr, "-extfile", "san.ext", "-out", &pem];
+        let by_ca = [
+            "x509",
+            "-req",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+        ];
+        openssl(&[&by_ca[..], &["-days", "2"], &sign].concat());
+    }
+}
+
 /// `harness ARGS`, which must fail: its stderr.
 pub fn harness_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -373,7 +426,10 @@ impl Up {
             if let Some(rest) = line.strip_prefix("schema registry on ") {
                 registry = rest.split(' ').next().unwrap().to_string();
             }
-            if let Some(rest) = line.strip_prefix("open http://") {
+            if let Some(rest) = line
+                .strip_prefix("open http://")
+                .or_else(|| line.strip_prefix("open https://"))
+            {
                 break rest.split('/').next().unwrap().to_string();
             }
         };
