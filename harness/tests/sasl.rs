@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
+use generator::{generate, Clock, KafkaSink, Plan, Profile, Stream, Truth, TruthFile};
+use kafka_client::KafkaConfig;
+use std::process::{Command, Stdio};
 
 const USER: &str = "analyst";
 const PASSWORD: &str = "pw-7c1e9a";
@@ -76,20 +79,25 @@ fn bridge_refused(args: &[String]) -> String {
     stderr
 }
 
-/// The dashboard's source with the client settings of `args`: why it says
-/// it cannot read, as `/api/status` shows it.
-fn dashboard_refusal(args: &[String]) -> String {
+/// The client configuration that `args` give a command, as its flags
+/// read them.
+fn client_config(args: &[String]) -> KafkaConfig {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
         kafka: kafka_client::KafkaArgs,
     }
-    let kafka =
-        Cli::parse_from(std::iter::once("dashboard".to_string()).chain(args.iter().cloned()))
-            .kafka
-            .required()
-            .unwrap();
+    Cli::parse_from(std::iter::once("client".to_string()).chain(args.iter().cloned()))
+        .kafka
+        .required()
+        .unwrap()
+}
+
+/// The dashboard's source with the client settings of `args`: why it says
+/// it cannot read, as `/api/status` shows it.
+fn dashboard_refusal(args: &[String]) -> String {
+    let kafka = client_config(args);
     let shared = dashboard::service::Shared::new(Default::default(), "results".into());
     let stop = Arc::new(AtomicBool::new(false));
     let source = dashboard::source::KafkaSource {
@@ -160,5 +168,100 @@ fn mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast() {
     assert!(!up.said.contains(PASSWORD), "{}", up.said);
     up.assert_equals_truth(&truth);
     up.interrupt();
+
+    // The same as parts of their own, as in production: the generator's
+    // sink, `harness bridge` (a process of its own) and the dashboard's
+    // source, each with its own client; the dashboard behind a token.
+    let mut client = secured(&brokers, &dir.join("ca.pem"), &dir);
+    client.extend(["--kafka-config".into(), properties.display().to_string()]);
+    let truth = generate_secured(&client_config(&client), "s.logs", 3_000);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../transform.yaml");
+    let log = dir.join("bridge.log");
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["bridge", "@pipeline", "--config"])
+        .arg(&config)
+        .args(["--name", "sasl-chain", "--input-topic", "s.logs"])
+        .args(["--output-topic", "s.results", "--output-topic", "s.events"])
+        .args([
+            "--output-topic",
+            "s.logs.dlq",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(&client)
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = dashboard::source::KafkaSource {
+        kafka: client_config(&client),
+        topic: "s.results".into(),
+        dlq_topic: Some("s.logs.dlq".into()),
+    };
+    let served = dashboard::service::serve(
+        &runtime,
+        dashboard::service::Settings::default(),
+        Box::new(source),
+        http_access::Listen::new("the dashboard", "--listen", "127.0.0.1:0".parse().unwrap()),
+        &http_access::Access::open().with_token("chain-token"),
+        stop.clone(),
+    )
+    .unwrap();
+    let get = |path: &str| {
+        let url = format!("http://{}{path}", served.address);
+        let answer =
+            test_kit::try_get_with(&url, &[("authorization", "Bearer chain-token")]).unwrap();
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        answer.json()
+    };
+    common::assert_dashboard_equals(&truth, get);
+    assert_eq!(
+        test_kit::get(&format!("http://{}/api/summary", served.address)).status,
+        401
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("bridging s.logs → [sasl-chain]"), "{said}");
+    assert!(!said.contains(PASSWORD), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `count` events of a seeded stream, with invalid ones among them,
+/// produced to `topic` through `kafka`: their truth.
+fn generate_secured(kafka: &KafkaConfig, topic: &str, count: u64) -> TruthFile {
+    let profile = Profile {
+        invalid_ratio: 0.01,
+        ..Profile::default()
+    };
+    kafka_client::ensure_topic(kafka, topic, 3).unwrap();
+    let mut sink = KafkaSink::new(kafka, topic).unwrap();
+    let mut truth = Truth::new(60_000);
+    let plan = Plan {
+        rate: None,
+        count: Some(count),
+        duration: None,
+        partitions: 3,
+    };
+    let mut stream = Stream::new(
+        profile.clone(),
+        11,
+        Clock::Simulated {
+            next_ms: 1_755_439_200_000,
+        },
+    );
+    let progress = generate(
+        &mut stream,
+        &plan,
+        &mut sink,
+        &mut truth,
+        &|| false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(progress.failed, 0, "the generator lost events");
+    truth.file(&profile)
 }

@@ -88,6 +88,7 @@ pub fn run_module(
         &RunOptions {
             batch_size,
             partitions: None,
+            start_offsets: Vec::new(),
         },
         logger,
         |line| {
@@ -283,6 +284,37 @@ pub fn make_certificates(dir: &Path) {
     }
 }
 
+/// Waits until a dashboard (its API through `get`) has counted every
+/// valid event of `truth`, and compares them window by window.
+pub fn assert_dashboard_equals(
+    truth: &TruthFile,
+    get: impl Fn(&str) -> Value,
+) -> BTreeMap<(String, String, i64), Totals> {
+    assert!(truth.invalid > 0, "the run injected no invalid events");
+    let expected = truth.by_window();
+    let counted = |t: &Totals| (t.impressions + t.clicks + t.conversions) as u64;
+    let valid: u64 = expected.values().map(counted).sum();
+    assert_eq!(valid, truth.events - truth.invalid);
+    // It keeps serving after the last event: wait until every event is in.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let summary = get("/api/summary");
+        if counted(&totals(&summary)) >= valid {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard counts {} of {valid} events",
+            counted(&totals(&summary))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let windows: Vec<WindowTotals> = serde_json::from_value(get("/api/windows")).unwrap();
+    let got = by_window(&windows);
+    assert_eq!(got, expected, "the dashboard's windows");
+    expected
+}
+
 /// `harness ARGS`, which must fail: its stderr.
 pub fn harness_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -464,28 +496,7 @@ impl Up {
         }
         let truth: TruthFile =
             serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap();
-        assert!(truth.invalid > 0, "the run injected no invalid events");
-        let expected = truth.by_window();
-        let counted = |t: &Totals| (t.impressions + t.clicks + t.conversions) as u64;
-        let valid: u64 = expected.values().map(counted).sum();
-        assert_eq!(valid, truth.events - truth.invalid);
-        // It keeps serving after the last event: wait until every event is in.
-        loop {
-            let summary = self.get("/api/summary");
-            if counted(&totals(&summary)) >= valid {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the dashboard counts {} of {valid} events",
-                counted(&totals(&summary))
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let windows: Vec<WindowTotals> = serde_json::from_value(self.get("/api/windows")).unwrap();
-        let got = by_window(&windows);
-        assert_eq!(got, expected, "the dashboard's windows");
-        expected
+        assert_dashboard_equals(&truth, |path| self.get(path))
     }
 
     /// `harness deploy` against this host.
