@@ -284,6 +284,19 @@ async fn the_page_shows_the_truth_and_updates_itself() {
     browser.close().await;
 }
 
+/// Types `token` into the login form and sends it.
+async fn log_in(client: &fantoccini::Client, token: &str) {
+    let field = client.find(Locator::Id("token")).await.unwrap();
+    field.send_keys(token).await.unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
     let Some(browser) = Browser::start("login").await else {
@@ -302,27 +315,10 @@ async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
 
     client.goto(&service.url("/")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
-    let field = client.find(Locator::Id("token")).await.unwrap();
-    field.send_keys("not-the-token").await.unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    log_in(client, "not-the-token").await;
     let error = client.find(Locator::Css(".error")).await.unwrap();
     assert!(error.text().await.unwrap().contains("not the token"));
-
-    let field = client.find(Locator::Id("token")).await.unwrap();
-    field.send_keys("browser-test-token-5b1c").await.unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    log_in(client, "browser-test-token-5b1c").await;
     // The page, its API calls and its live stream all pass on the cookie.
     wait_text(client, "kpi-range-impressions", &int(before.impressions)).await;
     assert_eq!(client.current_url().await.unwrap().path(), "/");

@@ -4,6 +4,7 @@
 pub mod batch_log;
 pub mod bench;
 pub mod bridge;
+pub mod cases;
 pub mod hosting;
 pub mod records;
 pub mod run;

@@ -29,6 +29,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Run records from a file through a transform; outputs go to stdout as JSON lines.
     Run(cli::run::RunArgs),
+    /// Run case files (*.test.yaml) through transforms: expected records, logs and errors, and replays.
+    Test(cli::test::TestArgs),
     /// Host a transform against a Kafka-protocol broker until stopped (Ctrl-C).
     Bridge(cli::bridge::BridgeArgs),
     /// Run the whole pipeline in this process: generator, topics kept on disk, the transform, the dashboard.
@@ -54,6 +56,8 @@ enum Command {
     BenchBroker(cli::bench::BenchBrokerArgs),
     /// Measure hot swaps under a steady stream: the pause in processing and the new version's first batch.
     BenchSwap(cli::bench::BenchSwapArgs),
+    /// Measure `harness test` on a case of 100k records with 3 replays against the plain run.
+    BenchTest(cli::bench::BenchTestArgs),
     /// Measure `harness up` end to end with its topics on disk against in memory: throughput, memory, disk, restart, idle cost, latency.
     BenchUp(cli::bench::BenchUpArgs),
 }
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Run(args) => cli::run::run(args),
+        Command::Test(args) => cli::test::run(args),
         Command::Bridge(args) => cli::bridge::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Deploy(args) => cli::deploy::run(args),
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchBroker(args) => cli::bench::broker(args),
         Command::BenchSwap(args) => cli::bench::swap(args),
+        Command::BenchTest(args) => cli::bench::test(args),
         Command::BenchUp(args) => cli::bench::up(args),
     };
     match result {

@@ -13,9 +13,13 @@ pub struct RunOptions {
     /// Partitions of every topic; by default one more than the highest
     /// partition in the input.
     pub partitions: Option<i32>,
+    /// Each partition's first offset, as after a restart from a commit;
+    /// partitions not given start at 0.
+    pub start_offsets: Vec<i64>,
 }
 
-/// Offsets count from 0 in each partition, in input order.
+/// Offsets count on from `start_offsets` (from 0) in each partition, in
+/// input order.
 pub fn run(
     host: &Host,
     transform: &Transform,
@@ -50,6 +54,9 @@ pub fn run(
     let mut runtime = Runtime::start(host, transform, spec, outputs, logger)
         .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
     let mut next_offset = vec![0i64; partitions as usize];
+    for (next, start) in next_offset.iter_mut().zip(&options.start_offsets) {
+        *next = *start;
+    }
     let record_partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
     for (partition, range) in batch_ranges(&record_partitions, options.batch_size) {
         let inputs = &records[range];

@@ -1,43 +1,10 @@
 //! The transforms over fixture files, through the harness exactly as
-//! Redpanda would run them; every output record is snapshotted.
+//! Redpanda would run them; every output record is snapshotted. The
+//! pipeline's own cases are `harness test` case files in `tests/cases`.
 
 mod common;
 
 use common::*;
-
-fn pipeline(fixture: &str, batch_size: usize) -> String {
-    render(&run_module(
-        "@pipeline",
-        pipeline_spec(),
-        &read_fixture(fixture),
-        batch_size,
-    ))
-}
-
-#[test]
-fn valid_events_over_two_windows() {
-    insta::assert_snapshot!(pipeline("basic.jsonl", 100));
-}
-
-#[test]
-fn invalid_events_reach_the_dead_letter_topic_untouched() {
-    insta::assert_snapshot!(pipeline("invalid.jsonl", 100));
-}
-
-#[test]
-fn channel_aliases_and_messy_names_are_normalised() {
-    insta::assert_snapshot!(pipeline("aliases.jsonl", 100));
-}
-
-#[test]
-fn late_events_are_counted_as_late_not_dropped() {
-    insta::assert_snapshot!(pipeline("late.jsonl", 2));
-}
-
-#[test]
-fn interleaved_partitions_share_one_vm() {
-    insta::assert_snapshot!(pipeline("partitions.jsonl", 2));
-}
 
 #[test]
 fn enrich_alone_writes_events_and_dead_letters() {

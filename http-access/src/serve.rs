@@ -77,23 +77,33 @@ impl Default for Timeouts {
     }
 }
 
+/// What a server serves: the routes as `warp::service` makes them.
+pub trait App:
+    Service<Request<RequestBody>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: Service<Request<RequestBody>, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serves `app` (a `warp::service` of the routes) on `listen.address`
 /// until `stop` completes. Fails at once when the address is refused by
 /// [`Access::check_listen`] or cannot be bound.
-pub fn serve<S>(
+pub fn serve<S: App>(
     runtime: &tokio::runtime::Runtime,
     listen: Listen<'_>,
     access: &Access,
     app: S,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
-where
-    S: Service<Request<RequestBody>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     access.check_listen(listen.what, listen.flag, listen.address)?;
     let listener = runtime
         .block_on(TcpListener::bind(listen.address))
@@ -120,14 +130,7 @@ struct Server {
 }
 
 impl Server {
-    async fn run<S>(self, listener: TcpListener, app: S, stop: impl Future<Output = ()>)
-    where
-        S: Service<Request<RequestBody>, Response = Response, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
-    {
+    async fn run<S: App>(self, listener: TcpListener, app: S, stop: impl Future<Output = ()>) {
         let graceful = GracefulShutdown::new();
         let mut stop = pin!(stop);
         loop {

@@ -137,6 +137,14 @@ fn call(
     }
 }
 
+/// The API route's answer, whole.
+fn assert_numbers(answer: &Answer) {
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, r#"{"clicks":7}"#)
+    );
+}
+
 fn basic(user_password: &str) -> String {
     format!("Basic {}", BASE64_STANDARD.encode(user_password))
 }
@@ -272,10 +280,7 @@ fn a_browser_logs_in_with_the_form_and_keeps_a_cookie() {
         &[("cookie", cookie)],
         "",
     );
-    assert_eq!(
-        (numbers.status, numbers.body.as_str()),
-        (200, r#"{"clicks":7}"#)
-    );
+    assert_numbers(&numbers);
     let page = call(
         &agent,
         "GET",
@@ -398,10 +403,7 @@ fn https_with_a_private_ca_and_a_secure_cookie() {
         &[("authorization", "Bearer tls-token")],
         "",
     );
-    assert_eq!(
-        (numbers.status, numbers.body.as_str()),
-        (200, r#"{"clicks":7}"#)
-    );
+    assert_numbers(&numbers);
     let login = call(
         &trusted,
         "POST",

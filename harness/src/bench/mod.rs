@@ -1,8 +1,10 @@
 //! `harness bench`: the pipeline transform in WASM under the harness against
 //! the same library natively, on the same events in the same process; and
-//! the benches of a host (`broker`, `swap`, `up`).
+//! the benches of a host (`broker`, `swap`, `up`) and of `harness test`
+//! (`cases`).
 
 pub mod broker;
+pub mod cases;
 pub mod swap;
 pub mod up;
 

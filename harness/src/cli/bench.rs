@@ -219,6 +219,31 @@ pub struct BenchUpArgs {
     limits: LimitArgs,
 }
 
+#[derive(Args)]
+pub struct BenchTestArgs {
+    /// Records of the case.
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+    /// Where the case and its input are written.
+    #[arg(long, default_value = "target/bench-test")]
+    dir: PathBuf,
+    #[arg(long, default_value = "transform.yaml")]
+    config: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub fn test(args: BenchTestArgs) -> Result<()> {
+    let host = args.limits.host()?;
+    eprintln!(
+        "timing `harness test` on a pipeline case of {} records with 3 replays…",
+        args.records
+    );
+    let report = harness::bench::cases::bench_cases(&host, args.records, &args.dir, &args.config)?;
+    println!("{report}");
+    Ok(())
+}
+
 pub fn up(args: BenchUpArgs) -> Result<()> {
     let host = args.limits.host()?;
     let (transform, name) = load_module(&host, &args.wasm)?;

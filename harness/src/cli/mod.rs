@@ -8,6 +8,7 @@ pub mod list;
 pub mod logs;
 pub mod meta;
 pub mod run;
+pub mod test;
 pub mod topic;
 pub mod up;
 pub mod validate;

@@ -88,6 +88,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         &RunOptions {
             batch_size: args.batch_size,
             partitions: args.partitions,
+            start_offsets: Vec::new(),
         },
         logger,
         |line| {

@@ -1,0 +1,156 @@
+//! A `*.test.yaml` case file, read strictly: an unknown key or a missing
+//! file is an error that names the file and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::records::{read_input, InputRecord};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// A .wasm path relative to the case file, or @pipeline, @enrich, …
+    pub transform: String,
+    /// A transform.yaml (relative to the case file): name, topics, environment.
+    pub config: Option<PathBuf>,
+    pub input_topic: Option<String>,
+    #[serde(default)]
+    pub output_topics: Vec<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    pub partitions: Option<i32>,
+    pub batch_size: Option<usize>,
+    /// Records in `harness run`'s input format: inline, or a .jsonl file.
+    #[serde(default)]
+    pub input: Option<Records>,
+    /// Records in `harness run`'s output format, compared one by one.
+    pub expect: Option<Records>,
+    /// Texts that the transform's log lines must show, in this order.
+    #[serde(default)]
+    pub expect_logs: Vec<String>,
+    /// The case passes only if deploying or running fails with this text.
+    pub expect_error: Option<String>,
+    pub replay: Option<Replay>,
+}
+
+/// Records written out in the case file, or the name of a JSON-lines file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Records {
+    File(PathBuf),
+    Inline(Vec<Value>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// The whole input again with each of these batch sizes.
+    #[serde(default)]
+    pub batch_sizes: Vec<usize>,
+    /// Crashes: the VM is lost after a batch, and the records since the
+    /// last commit point are delivered again to a new one, as Redpanda does.
+    #[serde(default)]
+    pub restarts: usize,
+    /// The partitions interleaved otherwise in one VM.
+    #[serde(default)]
+    pub interleave: bool,
+    #[serde(default)]
+    pub invariant: Invariant,
+}
+
+/// What must hold between the plain run and each replay.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Invariant {
+    /// The same records in the same order.
+    #[default]
+    Identical,
+    /// The same records in any order.
+    Unordered,
+    /// The same sums per pane key once panes are kept once by identity
+    /// (the dashboard's rule), and the same other records once each.
+    Merged,
+}
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Invariant::Identical => "identical",
+            Invariant::Unordered => "unordered",
+            Invariant::Merged => "merged",
+        })
+    }
+}
+
+impl CaseFile {
+    pub fn load(path: &Path) -> Result<CaseFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read it", path.display()))?;
+        let case: CaseFile =
+            serde_yaml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        if case.batch_size == Some(0) {
+            bail!("{}: batch_size must be at least 1", path.display());
+        }
+        if let Some(0) = case
+            .replay
+            .as_ref()
+            .and_then(|r| r.batch_sizes.iter().copied().find(|&b| b == 0))
+        {
+            bail!("{}: replay.batch_sizes must be at least 1", path.display());
+        }
+        Ok(case)
+    }
+}
+
+/// `path` as written in `case`: relative to the case file's folder.
+pub fn beside(case: &Path, path: &Path) -> PathBuf {
+    case.parent().unwrap_or(Path::new(".")).join(path)
+}
+
+/// The input records of the case at `case`.
+pub fn input_records(case: &Path, records: Option<&Records>) -> Result<Vec<InputRecord>> {
+    match records {
+        None => Ok(Vec::new()),
+        Some(Records::File(file)) => {
+            let path = beside(case, file);
+            let opened = std::fs::File::open(&path).with_context(|| {
+                format!("{}: input: cannot read {}", case.display(), path.display())
+            })?;
+            read_input(std::io::BufReader::new(opened))
+                .with_context(|| format!("{}: input {}", case.display(), path.display()))
+        }
+        Some(Records::Inline(values)) => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                InputRecord::parse(i + 1, &v.to_string())
+                    .with_context(|| format!("{}: input record {}", case.display(), i + 1))
+            })
+            .collect(),
+    }
+}
+
+/// The expected output records of the case at `case`.
+pub fn expected_records(case: &Path, records: &Records) -> Result<Vec<Value>> {
+    match records {
+        Records::Inline(values) => Ok(values.clone()),
+        Records::File(file) => {
+            let path = beside(case, file);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("{}: expect: cannot read {}", case.display(), path.display())
+            })?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .map(|(i, line)| {
+                    serde_json::from_str(line)
+                        .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+                })
+                .collect()
+        }
+    }
+}
