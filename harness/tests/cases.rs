@@ -132,13 +132,19 @@ fn failures_say_which_record_which_replay_and_which_key() {
         "trap-expected.test.yaml",
         &format!("{trap_case}expect_error: unreachable\n"),
     );
+    write(
+        "logs.test.yaml",
+        "transform: \"@pipeline\"\ninput_topic: logs\noutput_topics: [results, events, logs.dlq]\n\
+         vars: {WINDOW_SIZE: fortnightly}\nexpect_error: WINDOW_SIZE\n\
+         expect_logs: [\"expected a positive duration\", \"invalid transform setting\"]\n",
+    );
 
     let junit = dir.join("junit.xml");
     let (code, stdout, stderr) =
         harness_test(&[dir.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
-        stdout.trim_end().ends_with("2 passed, 5 failed"),
+        stdout.trim_end().ends_with("2 passed, 6 failed"),
         "{stdout}"
     );
 
@@ -175,10 +181,18 @@ fn failures_say_which_record_which_replay_and_which_key() {
         "{trapped}"
     );
     assert!(report(&stdout, "trap-expected.test.yaml").starts_with("ok "));
+    // The pipeline logs both, but not in this order.
+    let logs = report(&stdout, "logs.test.yaml");
+    assert!(
+        logs.contains(
+            r#"no log line with "invalid transform setting" (in order after the ones before it)"#
+        ) && logs.contains("log: WINDOW_SIZE=fortnightly"),
+        "{logs}"
+    );
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"7\"") && xml.contains("failures=\"5\""),
+        xml.contains("tests=\"8\"") && xml.contains("failures=\"6\""),
         "{xml}"
     );
     assert!(xml.contains("value.n: expected 3, got 2"), "{xml}");

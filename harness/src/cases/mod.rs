@@ -169,16 +169,40 @@ struct Ran<T = Result<Vec<Value>>> {
     logs: Vec<String>,
 }
 
+/// Whether `logs` show each of `wanted`, in this order.
+fn logs_show(wanted: &[String], logs: &[String]) -> std::result::Result<(), Failed> {
+    let mut from = 0;
+    for text in wanted {
+        match logs[from..]
+            .iter()
+            .position(|line| line.contains(text.as_str()))
+        {
+            Some(at) => from += at + 1,
+            None => {
+                return Err(Failed {
+                    reason: format!(
+                        "no log line with {text:?} (in order after the ones before it)"
+                    ),
+                    details: last_logs(logs),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A case whose transform had to fail with `wanted`, in its error or its
-/// log lines (where a transform says why it exits).
+/// log lines (where a transform says why it exits), and log `logs_wanted`.
 fn refused_as_expected(
     error: &anyhow::Error,
     logs: &[String],
     wanted: &str,
+    logs_wanted: &[String],
     inputs: usize,
 ) -> std::result::Result<Passed, Failed> {
     let message = format!("{error:#}");
     if message.contains(wanted) || logs.iter().any(|l| l.contains(wanted)) {
+        logs_show(logs_wanted, logs)?;
         return Ok(Passed {
             inputs,
             outputs: 0,
@@ -224,12 +248,16 @@ fn check(
         .unwrap_or_else(|| records.iter().map(|r| r.partition + 1).max().unwrap_or(1));
     let (transform, spec) = match (deploy(host, modules, path, &case), &case.expect_error) {
         (Ok(deployed), _) => deployed,
-        (Err(e), Some(wanted)) => return refused_as_expected(&e, &[], wanted, records.len()),
+        (Err(e), Some(wanted)) => {
+            return refused_as_expected(&e, &[], wanted, &case.expect_logs, records.len())
+        }
         (Err(e), None) => return Err(e.into()),
     };
     let ran = run_once(host, &transform, &spec, &records, batch_size, partitions);
     let outputs = match (ran.outputs, &case.expect_error) {
-        (Err(e), Some(wanted)) => return refused_as_expected(&e, &ran.logs, wanted, records.len()),
+        (Err(e), Some(wanted)) => {
+            return refused_as_expected(&e, &ran.logs, wanted, &case.expect_logs, records.len())
+        }
         (Err(e), None) => {
             return Err(Failed {
                 reason: first_line(&e),
@@ -276,23 +304,7 @@ fn check(
         (None, _) => {}
     }
 
-    let mut from = 0;
-    for wanted in &case.expect_logs {
-        match ran.logs[from..]
-            .iter()
-            .position(|line| line.contains(wanted.as_str()))
-        {
-            Some(at) => from += at + 1,
-            None => {
-                return Err(Failed {
-                    reason: format!(
-                        "no log line with {wanted:?} (in order after the ones before it)"
-                    ),
-                    details: ran.logs.iter().take(12).cloned().collect(),
-                })
-            }
-        }
-    }
+    logs_show(&case.expect_logs, &ran.logs)?;
 
     let mut replays = 0;
     if let Some(replay) = &case.replay {
