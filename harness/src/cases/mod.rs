@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use serde_json::Value;
 use transform_host::{Host, LogEvent, Logger, Transform, TransformSpec};
 
 use crate::records::InputRecord;
 use crate::run::{run, RunOptions};
 use crate::spec::{resolve, Overrides, TransformYaml};
 use file::{beside, expected_records, input_records, CaseFile, Records};
+use replay::{values, Baseline, Output, Variation};
 
 pub use file::Invariant;
 
@@ -164,7 +164,7 @@ pub fn run_case(host: &Host, modules: &mut Modules, path: &Path, accept: bool) -
 
 /// What one run gave: the output records (or why it failed) and the log
 /// lines.
-struct Ran<T = Result<Vec<Value>>> {
+struct Ran<T = Result<Vec<Output>>> {
     outputs: T,
     logs: Vec<String>,
 }
@@ -288,7 +288,8 @@ fn check(
         }
         (Some(expect), _) => {
             let expected = expected_records(path, expect)?;
-            let details = diff::differences(&expected, &ran.outputs);
+            let got = values(ran.outputs.iter().map(|o| o.line.as_str()));
+            let details = diff::differences(&expected, &got);
             if !details.is_empty() {
                 let reason = if matches!(expect, Records::Inline(_)) {
                     "the output differs from expect (written inline: edit it, or name a .jsonl file for --accept to write)"
@@ -308,51 +309,33 @@ fn check(
 
     let mut replays = 0;
     if let Some(replay) = &case.replay {
-        for variation in replay::variations(replay, &records, batch_size, partitions) {
-            let mut outputs = Vec::new();
-            for delivery in &variation.runs {
-                let subset: Vec<InputRecord> = delivery
-                    .records
+        let baseline = Baseline::new(replay.invariant, &ran.outputs);
+        let variations = replay::variations(replay, &records, batch_size, partitions);
+        let deployed = Deployed {
+            host,
+            transform: &transform,
+            spec: &spec,
+            partitions,
+        };
+        // Replays are independent: as many at once as there are cores.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for group in variations.chunks(cores) {
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let running: Vec<_> = group
                     .iter()
-                    .map(|&i| records[i].clone())
+                    .map(|v| {
+                        scope.spawn(|| deployed.replay(v, &records, &baseline, replay.invariant))
+                    })
                     .collect();
-                let again = run_records(
-                    host,
-                    &transform,
-                    &spec,
-                    &subset,
-                    &RunOptions {
-                        batch_size: variation.batch_size,
-                        partitions: Some(partitions),
-                        start_offsets: delivery.start_offsets.clone(),
-                    },
-                );
-                match again.outputs {
-                    Ok(more) => outputs.extend(more),
-                    Err(e) => {
-                        return Err(Failed {
-                            reason: format!("replay with {}: {}", variation.name, first_line(&e)),
-                            details: last_logs(&again.logs),
-                        })
-                    }
-                }
+                running
+                    .into_iter()
+                    .map(|r| r.join().expect("a replay does not panic"))
+                    .collect()
+            });
+            for result in results {
+                result?;
+                replays += 1;
             }
-            let details = replay::broken(replay.invariant, &ran.outputs, &outputs);
-            if !details.is_empty() {
-                return Err(Failed {
-                    reason: format!(
-                        "replay with {}: the output is not {} to the plain run's",
-                        variation.name,
-                        match replay.invariant {
-                            Invariant::Identical => "identical",
-                            Invariant::Unordered => "equal, in any order,",
-                            Invariant::Merged => "equal, once merged,",
-                        }
-                    ),
-                    details,
-                });
-            }
-            replays += 1;
         }
     }
     Ok(Passed {
@@ -361,6 +344,70 @@ fn check(
         replays,
         accepted,
     })
+}
+
+/// A case's transform as deployed, for its replays.
+struct Deployed<'a> {
+    host: &'a Host,
+    transform: &'a Transform,
+    spec: &'a TransformSpec,
+    partitions: i32,
+}
+
+impl Deployed<'_> {
+    /// Delivers `records` as `variation` says, and checks the invariant.
+    fn replay(
+        &self,
+        variation: &Variation,
+        records: &[InputRecord],
+        baseline: &Baseline<'_>,
+        invariant: Invariant,
+    ) -> std::result::Result<(), Failed> {
+        let mut outputs = Vec::new();
+        for delivery in &variation.runs {
+            let subset: Vec<InputRecord> = delivery
+                .records
+                .iter()
+                .map(|&i| records[i].clone())
+                .collect();
+            let again = run_records(
+                self.host,
+                self.transform,
+                self.spec,
+                &subset,
+                &RunOptions {
+                    batch_size: variation.batch_size,
+                    partitions: Some(self.partitions),
+                    start_offsets: delivery.start_offsets.clone(),
+                },
+            );
+            match again.outputs {
+                Ok(more) => outputs.extend(more),
+                Err(e) => {
+                    return Err(Failed {
+                        reason: format!("replay with {}: {}", variation.name, first_line(&e)),
+                        details: last_logs(&again.logs),
+                    })
+                }
+            }
+        }
+        let details = baseline.broken(&outputs);
+        if details.is_empty() {
+            return Ok(());
+        }
+        Err(Failed {
+            reason: format!(
+                "replay with {}: the output is not {} to the plain run's",
+                variation.name,
+                match invariant {
+                    Invariant::Identical => "identical",
+                    Invariant::Unordered => "equal, in any order,",
+                    Invariant::Merged => "equal, once merged,",
+                }
+            ),
+            details,
+        })
+    }
 }
 
 /// The module and its deployment, as `harness run` would deploy them.
@@ -441,7 +488,17 @@ fn run_records(
         records,
         options,
         logger,
-        |line| outputs.push(serde_json::to_value(line).expect("an output line is JSON")),
+        |line| {
+            outputs.push(Output {
+                line: line.to_json(),
+                topic: spec
+                    .output_topics
+                    .iter()
+                    .position(|t| t == line.topic)
+                    .unwrap_or_default(),
+                partition: line.partition,
+            })
+        },
     );
     let logs = std::mem::take(&mut *logs.lock().expect("not poisoned"));
     Ran {
@@ -461,12 +518,12 @@ fn default_expected(case: &Path) -> PathBuf {
 
 /// Writes `outputs` as the expected records in `file` (relative to the
 /// case); `new` also names the file in the case. Says what changed.
-fn write_expected(case: &Path, file: &Path, outputs: &[Value], new: bool) -> Result<String> {
+fn write_expected(case: &Path, file: &Path, outputs: &[Output], new: bool) -> Result<String> {
     let path = beside(case, file);
     let before = expected_records(case, &Records::File(file.to_path_buf())).unwrap_or_default();
     let mut text = String::new();
     for record in outputs {
-        text.push_str(&record.to_string());
+        text.push_str(&record.line);
         text.push('\n');
     }
     std::fs::write(&path, text)?;
@@ -478,7 +535,7 @@ fn write_expected(case: &Path, file: &Path, outputs: &[Value], new: bool) -> Res
         yaml.push_str(&format!("expect: {}\n", file.display()));
         std::fs::write(case, yaml)?;
     }
-    let changed = diff::differences(&before, outputs);
+    let changed = diff::differences(&before, &values(outputs.iter().map(|o| o.line.as_str())));
     Ok(if changed.is_empty() {
         format!("{}: unchanged ({} records)", path.display(), outputs.len())
     } else if before.is_empty() {

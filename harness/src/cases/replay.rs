@@ -152,48 +152,110 @@ fn offsets_before(records: &[InputRecord], index: usize, partitions: i32) -> Vec
     offsets
 }
 
-/// How `got` breaks `invariant` against the plain run's `expected`: the
-/// first differences, or nothing when it holds.
-pub fn broken(invariant: Invariant, expected: &[Value], got: &[Value]) -> Vec<String> {
-    match invariant {
-        Invariant::Identical => differences(expected, got),
-        Invariant::Unordered => {
-            let sorted = |records: &[Value]| {
-                let mut v = records.to_vec();
-                v.sort_by_cached_key(|r| r.to_string());
-                v
-            };
-            differences(&sorted(expected), &sorted(got))
+/// An output record: its line in `harness run`'s output format, and what
+/// the invariants look at.
+pub struct Output {
+    pub line: String,
+    /// Which output topic, by its place in the deployment.
+    pub topic: usize,
+    pub partition: i32,
+}
+
+/// The one field of an output line that `merged` reads.
+#[derive(serde::Deserialize)]
+struct ValueOf {
+    value: Option<String>,
+}
+
+/// The records as JSON, for a diff.
+pub fn values<'a>(outputs: impl IntoIterator<Item = &'a str>) -> Vec<Value> {
+    outputs
+        .into_iter()
+        .map(|line| serde_json::from_str(line).expect("an output line is JSON"))
+        .collect()
+}
+
+/// The plain run's output, prepared once for every replay's comparison.
+pub struct Baseline<'a> {
+    invariant: Invariant,
+    lines: Vec<&'a str>,
+    merged: Option<Merged<'a>>,
+}
+
+impl<'a> Baseline<'a> {
+    pub fn new(invariant: Invariant, outputs: &'a [Output]) -> Baseline<'a> {
+        let mut lines: Vec<&str> = outputs.iter().map(|o| o.line.as_str()).collect();
+        if invariant == Invariant::Unordered {
+            lines.sort_unstable();
         }
-        Invariant::Merged => {
-            let (a, b) = (merged(expected), merged(got));
-            let mut lines = Vec::new();
-            for key in a
-                .panes
-                .keys()
-                .chain(b.panes.keys().filter(|k| !a.panes.contains_key(*k)))
-            {
-                match (a.panes.get(key), b.panes.get(key)) {
-                    (Some(x), Some(y)) if x == y => {}
-                    (x, y) => lines.push(format!(
-                        "the panes of {} {} window {} sum to {}, not {}",
-                        key.1,
-                        key.2,
-                        key.3,
-                        show(y),
-                        show(x)
-                    )),
+        Baseline {
+            invariant,
+            lines,
+            merged: (invariant == Invariant::Merged).then(|| merged(outputs)),
+        }
+    }
+
+    /// How `got` breaks the invariant: the first differences, or nothing
+    /// when it holds.
+    pub fn broken(&self, got: &[Output]) -> Vec<String> {
+        let mut lines: Vec<&str> = got.iter().map(|o| o.line.as_str()).collect();
+        match (&self.merged, self.invariant) {
+            (Some(expected), _) => expected.differences(&merged(got)),
+            (None, invariant) => {
+                if invariant == Invariant::Unordered {
+                    lines.sort_unstable();
+                }
+                if lines == self.lines {
+                    Vec::new()
+                } else {
+                    differences(
+                        &values(self.lines.iter().copied()),
+                        &values(lines.iter().copied()),
+                    )
                 }
             }
-            for r in a.others.difference(&b.others) {
-                lines.push(format!("missing: {r}"));
-            }
-            for r in b.others.difference(&a.others) {
-                lines.push(format!("not expected: {r}"));
-            }
-            lines.truncate(12);
-            lines
         }
+    }
+}
+
+/// Output records as the dashboard would count them.
+struct Merged<'a> {
+    /// Sums per (output topic, campaign, channel, window start), over
+    /// panes kept once by identity.
+    panes: BTreeMap<(usize, String, String, i64), Value>,
+    /// Every other record, once.
+    others: BTreeSet<&'a str>,
+}
+
+impl Merged<'_> {
+    fn differences(&self, got: &Merged<'_>) -> Vec<String> {
+        let mut lines = Vec::new();
+        let keys = self
+            .panes
+            .keys()
+            .chain(got.panes.keys().filter(|k| !self.panes.contains_key(*k)));
+        for key in keys {
+            match (self.panes.get(key), got.panes.get(key)) {
+                (Some(a), Some(b)) if a == b => {}
+                (a, b) => lines.push(format!(
+                    "the panes of {} {} window {} (output topic {}) sum to {}, not {}",
+                    key.1,
+                    key.2,
+                    key.3,
+                    key.0 + 1,
+                    show(b),
+                    show(a)
+                )),
+            }
+        }
+        for r in self.others.difference(&got.others) {
+            lines.push(format!("missing: {r}"));
+        }
+        for r in got.others.difference(&self.others) {
+            lines.push(format!("not expected: {r}"));
+        }
+        lines.truncate(12);
+        lines
     }
 }
 
@@ -201,26 +263,19 @@ fn show(sums: Option<&Value>) -> String {
     sums.map_or("nothing".into(), Value::to_string)
 }
 
-/// Output records as the dashboard would count them.
-struct Merged {
-    /// Sums per (topic, campaign, channel, window start), over panes kept
-    /// once by identity.
-    panes: BTreeMap<(String, String, String, i64), Value>,
-    /// Every other record, once.
-    others: BTreeSet<String>,
-}
-
-fn merged(records: &[Value]) -> Merged {
-    let mut mergers: BTreeMap<String, Merger> = BTreeMap::new();
+fn merged(records: &[Output]) -> Merged<'_> {
+    let mut mergers: BTreeMap<usize, Merger> = BTreeMap::new();
     let mut others = BTreeSet::new();
     for record in records {
-        let pane = record["value"]
-            .as_str()
-            .and_then(|v| serde_json::from_str::<Pane>(v).ok());
-        match (pane, record["topic"].as_str(), record["partition"].as_i64()) {
-            (Some(pane), Some(topic), Some(partition)) => {
+        // Every pane has its offsets; most other records are not parsed.
+        let pane = Some(&record.line)
+            .filter(|line| line.contains("first_offset"))
+            .and_then(|line| serde_json::from_str::<ValueOf>(line).ok())
+            .and_then(|line| serde_json::from_str::<Pane>(&line.value?).ok());
+        match pane {
+            Some(pane) => {
                 mergers
-                    .entry(topic.to_string())
+                    .entry(record.topic)
                     .or_insert_with(|| {
                         Merger::new(
                             0,
@@ -230,10 +285,10 @@ fn merged(records: &[Value]) -> Merged {
                             },
                         )
                     })
-                    .add(partition as i32, &pane);
+                    .add(record.partition, &pane);
             }
-            _ => {
-                others.insert(record.to_string());
+            None => {
+                others.insert(record.line.as_str());
             }
         }
     }
@@ -245,11 +300,12 @@ fn merged(records: &[Value]) -> Merged {
                 "clicks": w.counters.clicks,
                 "conversions": w.counters.conversions,
                 "spend_micros": w.counters.spend_micros,
+                "late_records": w.counters.late_records,
                 "records": w.records,
             });
             panes.insert(
                 (
-                    topic.clone(),
+                    *topic,
                     w.campaign.to_string(),
                     w.channel.to_string(),
                     w.window_start,
