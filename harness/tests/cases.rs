@@ -257,3 +257,51 @@ fn accept_writes_the_expectation_and_says_what_changed() {
     assert!(stderr.contains("no such file or folder"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Redpanda's schema-registry test transform (its Go testdata, ported):
+/// with a registry of the case's own holding the schema, it decodes the
+/// Confluent wire format to JSON; without one, its calls fail and so does
+/// the case.
+#[test]
+fn a_case_gives_a_registry_with_its_schemas() {
+    let dir = scratch("schemas");
+    std::fs::write(
+        dir.join("sr.wasm"),
+        transform_artifacts::testdata("schema-registry").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("example.avsc"),
+        r#"{"fields":[{"default":0,"name":"a","type":"long"},{"default":"","name":"b","type":"string"}],"name":"Example","type":"record"}"#,
+    )
+    .unwrap();
+    // Magic byte 0, schema id 1, then the Avro body of {a: 5, b: "x"}.
+    let case = "transform: sr.wasm\ninput_topic: avro\noutput_topics: [json]\n\
+                input:\n  - {key: k, value_base64: AAAAAAEKAng=}\n\
+                expect:\n  - {topic: json, partition: 0, key: k, value: '{\"a\":5,\"b\":\"x\"}', headers: {}}\n";
+    std::fs::write(
+        dir.join("with.test.yaml"),
+        format!("{case}schemas:\n  avro-value: example.avsc\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("without.test.yaml"), case).unwrap();
+    std::fs::write(
+        dir.join("missing.test.yaml"),
+        format!("{case}schemas:\n  avro-value: nowhere.avsc\n"),
+    )
+    .unwrap();
+    let (code, stdout, _) = harness_test(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        report(&stdout, "with.test.yaml").starts_with("ok "),
+        "{stdout}"
+    );
+    let without = report(&stdout, "without.test.yaml");
+    assert!(without.starts_with("FAIL"), "{without}");
+    let missing = report(&stdout, "missing.test.yaml");
+    assert!(
+        missing.contains("schemas: avro-value: cannot read") && missing.contains("nowhere.avsc"),
+        "{missing}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

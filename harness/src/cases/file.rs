@@ -35,6 +35,14 @@ pub struct CaseFile {
     /// The case passes only if deploying or running fails with this text.
     pub expect_error: Option<String>,
     pub replay: Option<Replay>,
+    /// Schemas registered, in this order, in a registry of the case's own
+    /// before it runs: subject to a file (.avsc Avro, .proto Protobuf,
+    /// .json JSON Schema). Present, even empty, it gives the transform a
+    /// registry.
+    pub schemas: Option<serde_yaml::Mapping>,
+    /// Or a Confluent-compatible registry to use,
+    /// http[s]://[USER:PASSWORD@]HOST:PORT.
+    pub schema_registry: Option<String>,
 }
 
 /// Records written out in the case file, or the name of a JSON-lines file.
@@ -92,6 +100,12 @@ impl CaseFile {
             .with_context(|| format!("{}: cannot read it", path.display()))?;
         let case: CaseFile =
             serde_yaml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        if case.schemas.is_some() && case.schema_registry.is_some() {
+            bail!(
+                "{}: give schemas (a registry of the case's own) or schema_registry, not both",
+                path.display()
+            );
+        }
         if case.batch_size == Some(0) {
             bail!("{}: batch_size must be at least 1", path.display());
         }
@@ -153,4 +167,56 @@ pub fn expected_records(case: &Path, records: &Records) -> Result<Vec<Value>> {
                 .collect()
         }
     }
+}
+
+/// The registry the case's transform reaches, if it has one: its own,
+/// holding `schemas`, or the one `schema_registry` names.
+pub fn registry(
+    case_path: &Path,
+    case: &CaseFile,
+) -> Result<Option<std::sync::Arc<dyn registry::SchemaRegistry>>> {
+    use registry::{LocalRegistry, Schema, SchemaRegistry, SchemaType};
+    if let Some(url) = &case.schema_registry {
+        let client = registry::Client::new(url)
+            .map_err(|e| anyhow::anyhow!("{}: schema_registry: {e}", case_path.display()))?;
+        return Ok(Some(std::sync::Arc::new(client)));
+    }
+    let Some(schemas) = &case.schemas else {
+        return Ok(None);
+    };
+    let local = LocalRegistry::new();
+    for (subject, file) in schemas {
+        let (Some(subject), Some(file)) = (subject.as_str(), file.as_str()) else {
+            bail!(
+                "{}: schemas: each entry is SUBJECT: FILE",
+                case_path.display()
+            );
+        };
+        let path = beside(case_path, Path::new(file));
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: schemas: {subject}: cannot read {}",
+                case_path.display(),
+                path.display()
+            )
+        })?;
+        let schema_type = match path.extension().and_then(|e| e.to_str()) {
+            Some("proto") => SchemaType::Protobuf,
+            Some("json") => SchemaType::Json,
+            _ => SchemaType::Avro,
+        };
+        let schema = Schema {
+            schema: text,
+            schema_type,
+            references: Vec::new(),
+        };
+        local.register(subject, &schema).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: schemas: {subject}: the registry refused {}: {e:?}",
+                case_path.display(),
+                path.display()
+            )
+        })?;
+    }
+    Ok(Some(std::sync::Arc::new(local)))
 }

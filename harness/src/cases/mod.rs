@@ -242,6 +242,14 @@ fn check(
 ) -> std::result::Result<Passed, Failed> {
     let case = CaseFile::load(path)?;
     let records = input_records(path, case.input.as_ref())?;
+    let with_registry;
+    let host = match file::registry(path, &case)? {
+        Some(registry) => {
+            with_registry = host.clone().with_schema_registry(registry);
+            &with_registry
+        }
+        None => host,
+    };
     let batch_size = case.batch_size.unwrap_or(BATCH_SIZE);
     let partitions = case
         .partitions
@@ -475,9 +483,8 @@ fn run_records(
     let logger: Logger = {
         let logs = logs.clone();
         Arc::new(move |event: LogEvent<'_>| {
-            logs.lock()
-                .expect("not poisoned")
-                .push(event.message.trim_end().to_string())
+            let mut logs = logs.lock().expect("not poisoned");
+            logs.extend(event.message.lines().map(str::to_string))
         })
     };
     let mut outputs = Vec::new();

@@ -10,21 +10,23 @@ use harness::cases::{discover, junit, run_case, Modules, SUFFIX};
 use super::args::LimitArgs;
 
 #[derive(Args)]
-#[command(after_help = "A case is a YAML file named *.test.yaml:\n\n\
-  transform: ../target/wasm32-wasip1/release/my.wasm   # relative to the file, or @pipeline, @tee, …\n  \
+#[command(
+    after_help = "A case is a YAML file named *.test.yaml:\n\n  transform: ../target/wasm32-wasip1/release/my.wasm   # relative to the file, or @pipeline, @tee, …\n  \
 config: transform.yaml          # name, topics, environment (or input_topic, output_topics, vars)\n  \
 partitions: 3\n  batch_size: 100\n  \
 input: input.jsonl              # `harness run`'s input format, or a list of records written inline\n  \
 expect: my.expected.jsonl       # `harness run`'s output format, compared record by record (--accept writes it)\n  \
 expect_logs: [\"starting\"]       # texts the transform's log lines show, in order\n  \
 expect_error: \"unreachable\"     # the case passes only if deploying or running fails with this\n  \
+schemas: {orders-value: orders.avsc}   # a registry of the case's own (or schema_registry: URL)\n  \
 replay:                         # the same input delivered again, compared with the plain run\n    \
 batch_sizes: [1, 7]\n    restarts: 2                   # crashes, then delivery again from the last commit point\n    \
 interleave: true              # the partitions interleaved otherwise in one VM\n    \
 invariant: merged             # identical | unordered | merged (panes summed, kept once by identity)\n\n\
 Each case prints `ok` or `FAIL` with the first differences; the last line is `N passed, N failed`, \
 and the exit status is 1 if any failed.\n\nExamples:\n  harness test\n  harness test cases/ --junit \
-target/harness-test.xml\n  harness test cases/enrich.test.yaml --accept")]
+target/harness-test.xml\n  harness test cases/enrich.test.yaml --accept"
+)]
 pub struct TestArgs {
     /// Case files, or folders searched for *.test.yaml [default: .]
     paths: Vec<PathBuf>,
