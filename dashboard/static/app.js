@@ -255,6 +255,8 @@ function queueRender() {
 
 async function loadAll() {
   const response = await fetch("/api/windows");
+  // Answers to a logged-in page say so (its cookie is out of scripts' reach).
+  $("logout").hidden = !response.headers.get("x-pipeline-session");
   const list = await response.json();
   for (const w of list) keep(w);
   queueRender();

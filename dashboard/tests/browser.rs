@@ -193,6 +193,9 @@ async fn the_page_shows_the_truth_and_updates_itself() {
         money(before.spend_micros)
     );
     assert!(text_of(client, "connection").await.starts_with("live"));
+    // No login, nothing to log out of.
+    let logout = client.find(Locator::Css("#logout button")).await.unwrap();
+    assert!(!logout.is_displayed().await.unwrap());
     client
         .execute("window.__loaded_once = true; return true;", vec![])
         .await
@@ -327,5 +330,18 @@ async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
         money(before.spend_micros)
     );
     assert!(text_of(client, "connection").await.starts_with("live"));
+
+    // Logged in, the page offers to log out; then it asks again.
+    let logout = client.find(Locator::Css("#logout button")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logout.is_displayed().await.unwrap() {
+        assert!(Instant::now() < deadline, "no log-out button");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    logout.click().await.unwrap();
+    client.find(Locator::Id("token")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    client.goto(&service.url("/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
     browser.close().await;
 }

@@ -50,10 +50,18 @@ impl std::fmt::Debug for Access {
     }
 }
 
+impl Verdict {
+    pub(crate) fn admits(&self) -> bool {
+        matches!(self, Verdict::Admitted | Verdict::Session)
+    }
+}
+
 /// What a request's credentials come to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Admitted,
+    /// Admitted by the login cookie: the page may offer to log out.
+    Session,
     /// It sent none.
     Missing,
     /// It sent some, and they are wrong.
@@ -176,7 +184,7 @@ impl Access {
             for value in cookies(headers, SESSION_COOKIE) {
                 sent = true;
                 if same(value.as_bytes(), session) {
-                    return Verdict::Admitted;
+                    return Verdict::Session;
                 }
             }
         }
@@ -312,7 +320,7 @@ mod tests {
         assert_eq!(session.len(), 64);
         assert!(!session.contains("s3cret"));
         let cookie = format!("theme=dark; {SESSION_COOKIE}={session}");
-        assert_eq!(judge(&[("cookie", &cookie)]), Verdict::Admitted);
+        assert_eq!(judge(&[("cookie", &cookie)]), Verdict::Session);
         let cookie = format!("{SESSION_COOKIE}=s3cret");
         assert_eq!(judge(&[("cookie", &cookie)]), Verdict::Refused);
         // Another token makes another cookie.

@@ -22,4 +22,4 @@ mod serve;
 pub use access::Access;
 pub use args::{read_secret, AccessArgs, TOKEN_ENV};
 pub use body::RequestBody;
-pub use serve::{serve, Listen, Timeouts};
+pub use serve::{serve, App, Listen, Timeouts, SESSION_HEADER};

@@ -24,6 +24,9 @@ use crate::access::Verdict;
 use crate::body::RequestBody;
 use crate::{login, Access};
 
+/// On answers to a request admitted by the login cookie.
+pub const SESSION_HEADER: &str = "x-pipeline-session";
+
 /// Where and what a server listens for.
 pub struct Listen<'a> {
     /// What it is, for errors: "the dashboard".
@@ -212,18 +215,26 @@ impl Server {
         let login = self.pages && access.has_token();
         if login {
             match (request.method(), request.uri().path()) {
-                (&Method::GET, "/login") if verdict == Verdict::Admitted => return login::to("/"),
+                (&Method::GET, "/login") if verdict.admits() => return login::to("/"),
                 (&Method::GET, "/login") => return login::page(None),
                 (&Method::POST, "/login") => return login::log_in(request, access).await,
                 (&Method::POST, "/logout") => return login::log_out(),
                 _ => {}
             }
         }
-        if verdict == Verdict::Admitted || request.uri().path() == "/healthz" {
-            return match app.call(request).await {
+        if verdict.admits() || request.uri().path() == "/healthz" {
+            let mut response = match app.call(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
+            if verdict == Verdict::Session {
+                // Tells the page it may offer to log out: the cookie is
+                // HttpOnly, so its scripts cannot see it.
+                response
+                    .headers_mut()
+                    .insert(SESSION_HEADER, HeaderValue::from_static("cookie"));
+            }
+            return response;
         }
         if login && request.method() == Method::GET && wants_html(&request) {
             return login::to("/login");
