@@ -319,7 +319,13 @@ async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
     client.goto(&service.url("/")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
     log_in(client, "not-the-token").await;
-    let error = client.find(Locator::Css(".error")).await.unwrap();
+    // A wrong token is answered after a second.
+    let error = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".error"))
+        .await
+        .unwrap();
     assert!(error.text().await.unwrap().contains("not the token"));
     log_in(client, "browser-test-token-5b1c").await;
     // The page, its API calls and its live stream all pass on the cookie.
@@ -339,7 +345,12 @@ async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     logout.click().await.unwrap();
-    client.find(Locator::Id("token")).await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("token"))
+        .await
+        .unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
     client.goto(&service.url("/")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
