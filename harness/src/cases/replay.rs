@@ -316,3 +316,78 @@ fn merged(records: &[Output]) -> Merged<'_> {
     }
     Merged { panes, others }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(partitions: &[i32]) -> Vec<InputRecord> {
+        partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                InputRecord::parse(i + 1, &format!(r#"{{"partition":{p},"value":"{i}"}}"#)).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restart_delivers_again_from_the_batch_before_with_the_same_offsets_and_cuts() {
+        let input = records(&[0; 20]);
+        let v = restarts(1, &input, 4, 1);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0].name,
+            "restart after record 12 (delivered again from record 5)"
+        );
+        let runs: Vec<_> = v[0]
+            .runs
+            .iter()
+            .map(|d| (d.records.clone(), d.start_offsets.clone()))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ((0..12).collect::<Vec<_>>(), vec![0]),
+                ((4..20).collect::<Vec<_>>(), vec![4]),
+            ]
+        );
+        // Two partitions: each keeps its own offsets.
+        let input = records(&[0, 0, 1, 1, 0, 0, 1, 1]);
+        let v = restarts(1, &input, 2, 2);
+        assert_eq!(v[0].runs[1].start_offsets, [2, 0]);
+        assert!(restarts(0, &input, 2, 2).is_empty());
+    }
+
+    #[test]
+    fn interleavings_keep_each_partition_in_order() {
+        let input = records(&[0, 0, 1, 1, 2]);
+        assert_eq!(alternating(&input), [0, 2, 4, 1, 3]);
+        let replay = Replay {
+            batch_sizes: vec![3],
+            restarts: 0,
+            interleave: true,
+            invariant: Invariant::Unordered,
+        };
+        let names: Vec<_> = variations(&replay, &input, 100, 3)
+            .into_iter()
+            .map(|v| (v.name, v.runs[0].records.clone(), v.batch_size))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("batch size 3".to_string(), vec![0, 1, 2, 3, 4], 3),
+                (
+                    "partitions one after another, the highest first".to_string(),
+                    vec![4, 2, 3, 0, 1],
+                    100
+                ),
+                (
+                    "partitions alternating record by record".to_string(),
+                    vec![0, 2, 4, 1, 3],
+                    100
+                ),
+            ]
+        );
+    }
+}
