@@ -151,6 +151,50 @@ fn up_over_https_with_a_token_lets_in_only_who_has_it() {
         !ok && stderr.contains("no harness admin endpoint"),
         "{stderr}"
     );
+
+    // No route changes anything through GET, even with the token.
+    for route in [
+        "/v1/transform/deploy",
+        "/v1/transform/marketing-pipeline/meta",
+        "/v1/harness/topics/logs/records",
+    ] {
+        let (status, body) = get(&format!("{admin}{route}"), ca, &[bearer]);
+        assert_eq!(status, 404, "GET {route}: {body}");
+    }
+    assert_eq!(get(&dashboard("/logout"), ca, &[bearer]).0, 404);
+    let with_token = [
+        &list[..],
+        &["--json", "--auth-token-file", token.to_str().unwrap()],
+    ]
+    .concat();
+    let (ok, stdout, stderr) = harness_without_env(&with_token, &[]);
+    assert!(ok, "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "marketing-pipeline");
+    // Still running, unpaused, never deployed again.
+    let partitions = listed[0]["status"].as_array().unwrap();
+    assert!(
+        !partitions.is_empty() && partitions.iter().all(|p| p["status"] == "running"),
+        "{listed}"
+    );
+    assert_eq!(listed[0]["harness"]["paused"], false, "{listed}");
+    assert_eq!(listed[0]["harness"]["deploys"], 0, "{listed}");
+
+    // A reader that has seen enough (`| head`) ends the command, cleanly.
+    let mut closed = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(&with_token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let out = closed.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     up.interrupt();
 }
 

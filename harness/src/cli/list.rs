@@ -4,6 +4,7 @@ use super::args::AdminArgs;
 use admin::TransformMetadata;
 use anyhow::{Context, Result};
 use clap::Args;
+use std::io::Write;
 
 #[derive(Args)]
 pub struct ListArgs {
@@ -81,16 +82,19 @@ pub fn run(args: ListArgs) -> Result<()> {
         .client()?
         .list()
         .context("unable to list transforms")?;
+    // Written, not printed: `| head` ends the command, not panics it.
+    let mut out = std::io::stdout();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&transforms)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&transforms)?)?;
         return Ok(());
     }
-    print!(
+    write!(
+        out,
         "{}",
         Listing {
             transforms,
             detailed: args.detailed
         }
-    );
+    )?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `harness logs`: a transform's log events, as `rpk transform logs` prints them.
 
+use std::io::Write;
 use std::time::Duration;
 
 use super::args::AdminArgs;
@@ -74,6 +75,9 @@ fn follow_until_created(client: &Client, args: &LogsArgs) -> Result<()> {
 }
 
 fn print_from(client: &Client, args: &LogsArgs, partition: i32) -> Result<()> {
+    // Written, not printed: a reader that has seen enough (`| head`) ends
+    // the command instead of panicking it.
+    let mut out = std::io::stdout();
     let mut offset = 0;
     loop {
         let records = client.read(LOGS_TOPIC, partition, offset, 1000)?;
@@ -83,7 +87,7 @@ fn print_from(client: &Client, args: &LogsArgs, partition: i32) -> Result<()> {
                 continue;
             }
             if let Some(text) = record.value.as_deref().and_then(|v| show(v, args.wide)) {
-                println!("{text}");
+                writeln!(out, "{text}")?;
             }
         }
         if records.is_empty() {
