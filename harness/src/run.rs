@@ -18,6 +18,12 @@ pub struct RunOptions {
     pub start_offsets: Vec<i64>,
 }
 
+/// Partitions of every topic when none are given: one more than the
+/// highest partition in the input.
+pub fn default_partitions(records: &[InputRecord]) -> i32 {
+    records.iter().map(|r| r.partition + 1).max().unwrap_or(1)
+}
+
 /// Offsets count on from `start_offsets` (from 0) in each partition, in
 /// input order.
 pub fn run(
@@ -42,7 +48,7 @@ pub fn run(
     }
     let partitions = options
         .partitions
-        .unwrap_or(highest.map_or(1, |r| r.partition + 1));
+        .unwrap_or_else(|| default_partitions(records));
     if let Some(r) = highest.filter(|r| r.partition >= partitions) {
         bail!(
             "input line {}: partition {}, but the topics have {partitions} partitions (--partitions)",

@@ -84,16 +84,6 @@ pub enum Invariant {
     Merged,
 }
 
-impl std::fmt::Display for Invariant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Invariant::Identical => "identical",
-            Invariant::Unordered => "unordered",
-            Invariant::Merged => "merged",
-        })
-    }
-}
-
 impl CaseFile {
     pub fn load(path: &Path) -> Result<CaseFile> {
         let text = std::fs::read_to_string(path)

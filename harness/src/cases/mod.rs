@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use transform_host::{Host, LogEvent, Logger, Transform, TransformSpec};
 
 use crate::records::InputRecord;
-use crate::run::{run, RunOptions};
+use crate::run::{default_partitions, run, RunOptions};
 use crate::spec::{resolve, Overrides, TransformYaml};
 use file::{beside, expected_records, input_records, CaseFile, Records};
 use replay::{values, Baseline, Output, Variation};
@@ -164,8 +164,8 @@ pub fn run_case(host: &Host, modules: &mut Modules, path: &Path, accept: bool) -
 
 /// What one run gave: the output records (or why it failed) and the log
 /// lines.
-struct Ran<T = Result<Vec<Output>>> {
-    outputs: T,
+struct Ran {
+    outputs: Result<Vec<Output>>,
     logs: Vec<String>,
 }
 
@@ -253,7 +253,7 @@ fn check(
     let batch_size = case.batch_size.unwrap_or(BATCH_SIZE);
     let partitions = case
         .partitions
-        .unwrap_or_else(|| records.iter().map(|r| r.partition + 1).max().unwrap_or(1));
+        .unwrap_or_else(|| default_partitions(&records));
     let (transform, spec) = match (deploy(host, modules, path, &case), &case.expect_error) {
         (Ok(deployed), _) => deployed,
         (Err(e), Some(wanted)) => {
@@ -261,15 +261,25 @@ fn check(
         }
         (Err(e), None) => return Err(e.into()),
     };
-    let ran = run_once(host, &transform, &spec, &records, batch_size, partitions);
-    let outputs = match (ran.outputs, &case.expect_error) {
+    let Ran { outputs, logs } = run_records(
+        host,
+        &transform,
+        &spec,
+        &records,
+        &RunOptions {
+            batch_size,
+            partitions: Some(partitions),
+            start_offsets: Vec::new(),
+        },
+    );
+    let outputs = match (outputs, &case.expect_error) {
         (Err(e), Some(wanted)) => {
-            return refused_as_expected(&e, &ran.logs, wanted, &case.expect_logs, records.len())
+            return refused_as_expected(&e, &logs, wanted, &case.expect_logs, records.len())
         }
         (Err(e), None) => {
             return Err(Failed {
                 reason: first_line(&e),
-                details: last_logs(&ran.logs),
+                details: last_logs(&logs),
             })
         }
         (Ok(outputs), Some(wanted)) => {
@@ -280,23 +290,19 @@ fn check(
         }
         (Ok(outputs), None) => outputs,
     };
-    let ran = Ran {
-        outputs,
-        logs: ran.logs,
-    };
 
     let mut accepted = None;
     match (&case.expect, accept) {
         (Some(Records::File(file)), true) => {
-            accepted = Some(write_expected(path, file, &ran.outputs, false)?);
+            accepted = Some(write_expected(path, file, &outputs, false)?);
         }
         (None, true) if case.replay.is_none() => {
             let file = default_expected(path);
-            accepted = Some(write_expected(path, &file, &ran.outputs, true)?);
+            accepted = Some(write_expected(path, &file, &outputs, true)?);
         }
         (Some(expect), _) => {
             let expected = expected_records(path, expect)?;
-            let got = values(ran.outputs.iter().map(|o| o.line.as_str()));
+            let got = values(outputs.iter().map(|o| o.line.as_str()));
             let details = diff::differences(&expected, &got);
             if !details.is_empty() {
                 let reason = if matches!(expect, Records::Inline(_)) {
@@ -313,11 +319,11 @@ fn check(
         (None, _) => {}
     }
 
-    logs_show(&case.expect_logs, &ran.logs)?;
+    logs_show(&case.expect_logs, &logs)?;
 
     let mut replays = 0;
     if let Some(replay) = &case.replay {
-        let baseline = Baseline::new(replay.invariant, &ran.outputs);
+        let baseline = Baseline::new(replay.invariant, &outputs);
         let variations = replay::variations(replay, &records, batch_size, partitions);
         let deployed = Deployed {
             host,
@@ -331,9 +337,7 @@ fn check(
             let results: Vec<_> = std::thread::scope(|scope| {
                 let running: Vec<_> = group
                     .iter()
-                    .map(|v| {
-                        scope.spawn(|| deployed.replay(v, &records, &baseline, replay.invariant))
-                    })
+                    .map(|v| scope.spawn(|| deployed.replay(v, &records, &baseline)))
                     .collect();
                 running
                     .into_iter()
@@ -348,7 +352,7 @@ fn check(
     }
     Ok(Passed {
         inputs: records.len(),
-        outputs: ran.outputs.len(),
+        outputs: outputs.len(),
         replays,
         accepted,
     })
@@ -369,7 +373,6 @@ impl Deployed<'_> {
         variation: &Variation,
         records: &[InputRecord],
         baseline: &Baseline<'_>,
-        invariant: Invariant,
     ) -> std::result::Result<(), Failed> {
         let mut outputs = Vec::new();
         for delivery in &variation.runs {
@@ -407,7 +410,7 @@ impl Deployed<'_> {
             reason: format!(
                 "replay with {}: the output is not {} to the plain run's",
                 variation.name,
-                match invariant {
+                match baseline.invariant() {
                     Invariant::Identical => "identical",
                     Invariant::Unordered => "equal, in any order,",
                     Invariant::Merged => "equal, once merged,",
@@ -448,27 +451,6 @@ fn deploy(
         &default_name,
     )?;
     Ok((transform, spec))
-}
-
-fn run_once(
-    host: &Host,
-    transform: &Transform,
-    spec: &TransformSpec,
-    records: &[InputRecord],
-    batch_size: usize,
-    partitions: i32,
-) -> Ran {
-    run_records(
-        host,
-        transform,
-        spec,
-        records,
-        &RunOptions {
-            batch_size,
-            partitions: Some(partitions),
-            start_offsets: Vec::new(),
-        },
-    )
 }
 
 /// Runs `records` by a new VM: what came out, and what it logged.

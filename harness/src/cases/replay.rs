@@ -195,6 +195,10 @@ impl<'a> Baseline<'a> {
         }
     }
 
+    pub fn invariant(&self) -> Invariant {
+        self.invariant
+    }
+
     /// How `got` breaks the invariant: the first differences, or nothing
     /// when it holds.
     pub fn broken(&self, got: &[Output]) -> Vec<String> {
