@@ -38,17 +38,12 @@ pub struct AccessArgs {
 
 impl AccessArgs {
     pub fn access(&self) -> Result<Access> {
-        let token = match (&self.auth_token, &self.auth_token_file) {
-            (Some(_), Some(_)) => bail!(
+        if self.auth_token.is_some() && self.auth_token_file.is_some() {
+            bail!(
                 "give the token once: --auth-token (or {TOKEN_ENV}) or --auth-token-file, not both"
-            ),
-            (Some(token), None) if token.trim().is_empty() => {
-                bail!("--auth-token (or {TOKEN_ENV}) is empty")
-            }
-            (Some(token), None) => Some(token.trim().to_string()),
-            (None, Some(path)) => Some(read_secret(path, "--auth-token-file")?),
-            (None, None) => None,
-        };
+            );
+        }
+        let token = read_token(self.auth_token.as_deref(), self.auth_token_file.as_deref())?;
         let mut access = Access::open();
         if let Some(token) = token {
             access = access.with_token(&token);
@@ -68,8 +63,20 @@ impl AccessArgs {
     }
 }
 
+/// The token of `--auth-token-file`, else of `--auth-token` (or
+/// `PIPELINE_AUTH_TOKEN`), trimmed: the same for servers and clients.
+pub fn read_token(flag: Option<&str>, file: Option<&Path>) -> Result<Option<String>> {
+    match (file, flag) {
+        (Some(path), _) => Ok(Some(read_secret(path, "--auth-token-file")?)),
+        (None, Some(token)) if token.trim().is_empty() => {
+            bail!("--auth-token (or {TOKEN_ENV}) is empty")
+        }
+        (None, token) => Ok(token.map(|t| t.trim().to_string())),
+    }
+}
+
 /// A secret kept in a file: its first line, which may not be empty.
-pub fn read_secret(path: &Path, flag: &str) -> Result<String> {
+fn read_secret(path: &Path, flag: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag} {}: cannot read it", path.display()))?;
     match text.lines().next().map(str::trim) {

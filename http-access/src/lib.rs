@@ -20,6 +20,6 @@ mod login;
 mod serve;
 
 pub use access::Access;
-pub use args::{read_secret, AccessArgs, TOKEN_ENV};
+pub use args::{read_token, AccessArgs, TOKEN_ENV};
 pub use body::RequestBody;
 pub use serve::{serve, App, Listen, Timeouts, SESSION_HEADER};

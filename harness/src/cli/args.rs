@@ -111,10 +111,8 @@ pub struct AdminArgs {
 
 impl AdminArgs {
     pub fn client(&self) -> Result<admin::Client> {
-        let token = match &self.auth_token_file {
-            Some(path) => Some(http_access::read_secret(path, "--auth-token-file")?),
-            None => self.auth_token.clone(),
-        };
+        let token =
+            http_access::read_token(self.auth_token.as_deref(), self.auth_token_file.as_deref())?;
         admin::Client::with(
             &self.admin,
             &admin::ClientOptions {
