@@ -1,6 +1,5 @@
 //! Who may call a server, and over what.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,6 +10,8 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use openssl::ssl::{SslAcceptor, SslMethod};
 use warp::http::HeaderMap;
+
+use crate::Listen;
 
 /// The cookie a page logs in with.
 pub(crate) const SESSION_COOKIE: &str = "pipeline_session";
@@ -152,15 +153,21 @@ impl Access {
         }
     }
 
-    /// Refuses to serve `what` beyond loopback when nobody need
+    /// Refuses to serve `listen` beyond loopback when nobody need
     /// authenticate, unless `--allow-unauthenticated` says the network is
     /// trusted.
-    pub fn check_listen(&self, what: &str, flag: &str, listen: SocketAddr) -> Result<()> {
-        if listen.ip().is_loopback() || self.required() || self.inner.allow_unauthenticated {
+    pub fn check_listen(&self, listen: &Listen<'_>) -> Result<()> {
+        let Listen {
+            what,
+            flag,
+            address,
+            ..
+        } = listen;
+        if address.ip().is_loopback() || self.required() || self.inner.allow_unauthenticated {
             return Ok(());
         }
         bail!(
-            "refusing to serve {what} on {listen} (from {flag}) without authentication: anyone who \
+            "refusing to serve {what} on {address} (from {flag}) without authentication: anyone who \
              can reach it could use it. Require a token (--auth-token-file FILE, or {}) or basic \
              users (--basic-auth-file FILE), serve on 127.0.0.1, or pass --allow-unauthenticated \
              if this network is trusted",
@@ -272,6 +279,7 @@ fn cookies<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -338,11 +346,13 @@ mod tests {
         let anywhere: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         let v6: SocketAddr = "[::1]:8080".parse().unwrap();
         assert!(open
-            .check_listen("the dashboard", "--listen", local)
+            .check_listen(&Listen::new("the dashboard", "--listen", local))
             .is_ok());
-        assert!(open.check_listen("the dashboard", "--listen", v6).is_ok());
+        assert!(open
+            .check_listen(&Listen::new("the dashboard", "--listen", v6))
+            .is_ok());
         let e = open
-            .check_listen("the dashboard", "--listen", anywhere)
+            .check_listen(&Listen::new("the dashboard", "--listen", anywhere))
             .unwrap_err()
             .to_string();
         assert!(
@@ -352,11 +362,11 @@ mod tests {
         assert!(open
             .clone()
             .allowing_unauthenticated()
-            .check_listen("x", "--listen", anywhere)
+            .check_listen(&Listen::new("x", "--listen", anywhere))
             .is_ok());
         assert!(open
             .with_token("t")
-            .check_listen("x", "--listen", anywhere)
+            .check_listen(&Listen::new("x", "--listen", anywhere))
             .is_ok());
     }
 }

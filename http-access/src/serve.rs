@@ -107,7 +107,7 @@ pub fn serve<S: App>(
     app: S,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    access.check_listen(listen.what, listen.flag, listen.address)?;
+    access.check_listen(&listen)?;
     let listener = runtime
         .block_on(TcpListener::bind(listen.address))
         .with_context(|| {
@@ -179,14 +179,13 @@ impl Server {
         graceful.shutdown().await;
     }
 
-    async fn connection<I, S>(self, io: I, app: S, watcher: hyper_util::server::graceful::Watcher)
-    where
+    async fn connection<I, S: App>(
+        self,
+        io: I,
+        app: S,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<RequestBody>, Response = Response, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
     {
         let timeouts = self.timeouts;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -206,10 +205,7 @@ impl Server {
 
     /// The app's answer for an admitted request, `/healthz` for anyone,
     /// the login form for pages, and 401 for the rest.
-    async fn answer<S>(&self, request: Request<RequestBody>, mut app: S) -> Response
-    where
-        S: Service<Request<RequestBody>, Response = Response, Error = Infallible>,
-    {
+    async fn answer<S: App>(&self, request: Request<RequestBody>, mut app: S) -> Response {
         let access = &self.access;
         let verdict = access.judge(request.headers());
         let login = self.pages && access.has_token();

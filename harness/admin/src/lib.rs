@@ -21,4 +21,4 @@ pub use api::{
 pub use client::{Client, ClientOptions};
 pub use offset::{parse_from_offset, StartOffset};
 pub use rules::{check_environment, check_name, check_topics, MAX_ENV_VARS, MAX_NAME_BYTES};
-pub use server::{routes, serve, Control, DEFAULT_ADMIN, MAX_BODY_BYTES};
+pub use server::{listen, routes, serve, Control, DEFAULT_ADMIN, MAX_BODY_BYTES};

@@ -260,6 +260,11 @@ pub fn routes(
         .unify()
 }
 
+/// The admin endpoint at `address`, as errors and refusals name it.
+pub fn listen(address: SocketAddr) -> Listen<'static> {
+    Listen::new("the admin endpoint", "--admin-listen", address)
+}
+
 /// Serves the API on `listen`, as `access` allows, until `stop` completes;
 /// fails at once when the address is refused or cannot be bound.
 pub fn serve(
@@ -271,7 +276,7 @@ pub fn serve(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     http_access::serve(
         runtime,
-        Listen::new("the admin endpoint", "--admin-listen", listen),
+        self::listen(listen),
         access,
         warp::service(routes(control)),
         stop,

@@ -13,4 +13,4 @@ mod server;
 pub use client::Client;
 pub use local::LocalRegistry;
 pub use model::{Reference, RegistryError, Schema, SchemaRegistry, SchemaType, SubjectSchema};
-pub use server::{routes, serve, DEFAULT_REGISTRY};
+pub use server::{listen, routes, serve, DEFAULT_REGISTRY};

@@ -239,6 +239,11 @@ pub fn routes(
         .unify()
 }
 
+/// The registry at `address`, as errors and refusals name it.
+pub fn listen(address: SocketAddr) -> Listen<'static> {
+    Listen::new("the schema registry", "--schema-registry-listen", address)
+}
+
 /// Serves `registry` on `listen`, as `access` allows, until `stop`
 /// completes.
 pub fn serve(
@@ -250,7 +255,7 @@ pub fn serve(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     http_access::serve(
         runtime,
-        Listen::new("the schema registry", "--schema-registry-listen", listen),
+        self::listen(listen),
         access,
         warp::service(routes(registry)),
         stop,

@@ -62,7 +62,8 @@ pub struct BridgeArgs {
 
 pub fn run(args: BridgeArgs) -> Result<()> {
     let access = args.access.access()?;
-    access.check_listen("the admin endpoint", "--admin-listen", args.admin_listen)?;
+    // Refused before connecting to anything; the server checks again as it binds.
+    access.check_listen(&admin::listen(args.admin_listen))?;
     let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
-use harness::up::{up, Endpoints, RegistryChoice, Storage, UpOptions};
+use harness::up::{dashboard_listen, up, Endpoints, RegistryChoice, Storage, UpOptions};
 use harness::{load_module, module_bytes, stderr_logger};
 use http_access::AccessArgs;
 use kafka_client::{check, KafkaArgs};
@@ -114,15 +114,12 @@ pub struct UpArgs {
 
 pub fn run(mut args: UpArgs) -> Result<()> {
     let access = args.access.access()?;
+    // Refused before anything starts; each server checks again as it binds.
     let dashboard = SocketAddr::new(args.bind, args.port);
-    access.check_listen("the dashboard", "--bind/--port", dashboard)?;
-    access.check_listen("the admin endpoint", "--admin-listen", args.admin_listen)?;
+    access.check_listen(&dashboard_listen(dashboard))?;
+    access.check_listen(&admin::listen(args.admin_listen))?;
     if args.schema_registry.is_none() {
-        access.check_listen(
-            "the schema registry",
-            "--schema-registry-listen",
-            args.schema_registry_listen,
-        )?;
+        access.check_listen(&registry::listen(args.schema_registry_listen))?;
     }
     let host = args.limits.host()?;
     let (transform, default_name) = load_module(&host, &args.wasm)?;

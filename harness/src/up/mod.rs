@@ -36,6 +36,11 @@ use crate::transport::embedded::{TopicSink, TopicSource};
 use crate::transport::{KafkaTransport, Topics, Transport};
 use topics::{Closed, DataFolder, Retention};
 
+/// Up's dashboard at `address`, as errors and refusals name it.
+pub fn dashboard_listen(address: SocketAddr) -> Listen<'static> {
+    Listen::new("the dashboard", "--bind/--port", address)
+}
+
 pub struct UpOptions {
     /// The command line's module, as deployed.
     pub module: Arc<Vec<u8>>,
@@ -313,7 +318,7 @@ pub fn up(
         &runtime,
         settings,
         source,
-        Listen::new("the dashboard", "--bind/--port", options.listen),
+        dashboard_listen(options.listen),
         &options.access,
         stop.clone(),
     )?;
