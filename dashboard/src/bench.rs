@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
+use analytics::reach::{Reach, User};
 use analytics::{Counters, Pane};
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -17,42 +18,63 @@ use crate::source::SourceEvent;
 const MINUTE: i64 = 60_000;
 const START: i64 = 1_755_439_200_000;
 
-/// Panes for `keys` keys over `windows` one-minute windows, `per_window`
-/// panes each, in the order a results partition carries them.
-pub fn day_of_panes(keys: usize, windows: usize, per_window: usize) -> impl Iterator<Item = Pane> {
-    let mut offsets = vec![0i64; keys];
-    (0..windows).flat_map(move |w| {
-        let mut batch = Vec::with_capacity(keys * per_window);
-        for round in 0..per_window {
-            for (k, offset) in offsets.iter_mut().enumerate() {
-                let first = *offset;
-                *offset += 10;
-                batch.push(pane(k, w as i64, round as i64, first, first + 9));
+/// Users a pane's impressions come from: a day's audience of 200,000,
+/// drawn with a skew (the generator's), so that windows share users.
+const AUDIENCE: u64 = 200_000;
+
+/// The panes of one minute for `keys` keys, `per_window` panes each, in
+/// the order a results partition carries them, each with the reach sketch
+/// of its `IMPRESSIONS` impressions. `offsets` carries on from the last
+/// minute's.
+pub fn minute_of_panes(offsets: &mut [i64], window: i64, per_window: usize) -> Vec<Pane> {
+    let mut batch = Vec::with_capacity(offsets.len() * per_window);
+    for round in 0..per_window {
+        for (k, offset) in offsets.iter_mut().enumerate() {
+            let first = *offset;
+            *offset += 10;
+            let mut reach = Reach::default();
+            for i in 0..IMPRESSIONS {
+                // A cheap, reproducible skewed draw: squared uniform.
+                let h = (first as u64 * 31 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                let u = h as f64 / (1u64 << 53) as f64;
+                reach.add(User::new(&format!(
+                    "user-{}",
+                    (AUDIENCE as f64 * u * u) as u64
+                )));
             }
+            batch.push(pane(k, window, round as i64, first, first + 9, Some(reach)));
         }
-        batch
-    })
+    }
+    batch
 }
 
-fn pane(key: usize, window: i64, round: i64, first: i64, last: i64) -> Pane {
+const IMPRESSIONS: u64 = 8;
+
+fn pane(key: usize, window: i64, round: i64, first: i64, last: i64, reach: Option<Reach>) -> Pane {
     let start = START + window * MINUTE;
     Pane {
-        format: 1,
+        format: 3,
         campaign: format!("campaign_{}", key / 4),
         channel: ["email", "facebook_ads", "google_ads", "tiktok"][key % 4].into(),
         window: String::new(),
         window_start: start,
         window_end: start + MINUTE,
-        impressions: 8,
+        impressions: IMPRESSIONS,
         clicks: 1 + (round % 2) as u64,
         conversions: (round % 3 == 0) as u64,
         spend: 0.0,
         spend_micros: 1_250_000,
+        revenue: 0.0,
+        revenue_micros: 30_000_000 * (round % 3 == 0) as i64,
         cpc: 0.0,
         cpa: 0.0,
         ctr: 0.0,
         cvr: 0.0,
         cpm: None,
+        roas: None,
+        aov: None,
+        reach: reach.as_ref().map(Reach::estimate),
+        reach_sketch: reach,
         first_offset: first,
         last_offset: last,
         records: 10,
@@ -60,6 +82,9 @@ fn pane(key: usize, window: i64, round: i64, first: i64, last: i64) -> Pane {
         late_records: 0,
         campaign_name: None,
         target_cpa_micros: Some(20_000_000),
+        daily_budget_micros: None,
+        flight_start_ms: None,
+        flight_end_ms: None,
     }
 }
 
@@ -70,6 +95,12 @@ pub struct MergeReport {
     pub windows: usize,
     pub rss_before: u64,
     pub rss_after: u64,
+    /// Reach over the whole day, a union of every window's sketch, and
+    /// how long that union took.
+    pub day_reach: u64,
+    pub day_union: Duration,
+    /// A pane's JSON, in bytes, by how many users its sketch holds.
+    pub pane_bytes: Vec<(u64, usize)>,
 }
 
 /// Resident memory of this process, in bytes.
@@ -85,7 +116,8 @@ pub fn resident_bytes() -> Result<u64> {
 }
 
 /// Merges a day of one-minute windows for `keys` keys, and sums the same
-/// panes into a plain hash map with no identity check, as the baseline.
+/// panes into a plain hash map with no identity check and no sketch, as
+/// the baseline. Panes are made a minute at a time outside the timings.
 pub fn merge_day(keys: usize, per_window: usize) -> Result<MergeReport> {
     let windows = 24 * 60;
     let rss_before = resident_bytes()?;
@@ -96,35 +128,53 @@ pub fn merge_day(keys: usize, per_window: usize) -> Result<MergeReport> {
             max_windows: 500_000,
         },
     );
-    let started = Instant::now();
+    let (mut merge, mut plain_sum) = (Duration::ZERO, Duration::ZERO);
+    let mut plain: HashMap<(i64, String, String), Counters> = HashMap::new();
+    let mut offsets = vec![0i64; keys];
     let mut panes = 0u64;
-    for pane in day_of_panes(keys, windows, per_window) {
-        merger.add((panes % 3) as i32, &pane);
-        panes += 1;
+    for window in 0..windows {
+        let minute = minute_of_panes(&mut offsets, window as i64, per_window);
+        let started = Instant::now();
+        for (i, pane) in minute.iter().enumerate() {
+            merger.add((i % 3) as i32, pane);
+        }
+        merge += started.elapsed();
+        let started = Instant::now();
+        for pane in &minute {
+            plain
+                .entry((
+                    pane.window_start,
+                    pane.campaign.clone(),
+                    pane.channel.clone(),
+                ))
+                .or_default()
+                .add(&pane.counters());
+        }
+        plain_sum += started.elapsed();
+        panes += minute.len() as u64;
     }
-    let merge = started.elapsed();
+    let plain_windows = plain.len();
+    drop(plain);
     let rss_after = resident_bytes()?;
     let windows_kept = merger.len();
-
+    if plain_windows != windows_kept {
+        bail!("the merge kept {windows_kept} windows, the plain sum {plain_windows}");
+    }
     let started = Instant::now();
-    let mut plain: HashMap<(i64, String, String), Counters> = HashMap::new();
-    for pane in day_of_panes(keys, windows, per_window) {
-        plain
-            .entry((
-                pane.window_start,
-                pane.campaign.clone(),
-                pane.channel.clone(),
-            ))
-            .or_default()
-            .add(&pane.counters());
-    }
-    let plain_sum = started.elapsed();
-    if plain.len() != windows_kept {
-        bail!(
-            "the merge kept {windows_kept} windows, the plain sum {}",
-            plain.len()
-        );
-    }
+    let day = crate::view::summary(&merger, &Default::default());
+    let day_union = started.elapsed();
+    let pane_bytes = [0, 8, 64, 1_000, 100_000]
+        .into_iter()
+        .map(|users| {
+            let mut reach = Reach::default();
+            for u in 0..users {
+                reach.add(User::new(&format!("{u:08x}-8d0c-4f3a-9b7e-3c5a1f2e4d6b")));
+            }
+            let bytes =
+                serde_json::to_vec(&pane(0, 0, 0, 0, 9, Some(reach))).map_or(0, |v| v.len());
+            (users, bytes)
+        })
+        .collect();
     Ok(MergeReport {
         panes,
         merge,
@@ -132,6 +182,9 @@ pub fn merge_day(keys: usize, per_window: usize) -> Result<MergeReport> {
         windows: windows_kept,
         rss_before,
         rss_after,
+        day_reach: day.totals.reach,
+        day_union,
+        pane_bytes,
     })
 }
 
@@ -157,6 +210,7 @@ pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
                     max_windows: 500_000,
                 },
                 max_streams: clients + 1,
+                ..Settings::default()
             },
             "bench".into(),
         );
@@ -178,7 +232,7 @@ pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
         for i in 0..panes {
             tokio::time::sleep(Duration::from_millis(20)).await;
             sent.push(Instant::now());
-            let pane = pane(i % 100, (i / 100) as i64, 0, i as i64, i as i64);
+            let pane = pane(i % 100, (i / 100) as i64, 0, i as i64, i as i64, None);
             tx.send(SourceEvent::Pane {
                 partition: 0,
                 pane: Box::new(pane),
@@ -229,7 +283,10 @@ async fn page(addr: std::net::SocketAddr, updates: usize) -> Result<Vec<Instant>
 /// Runs everything and prints the figures.
 pub fn run(clients: &[usize], push_samples: usize) -> Result<()> {
     let keys = 100;
-    eprintln!("merge: 24 h of one-minute windows for {keys} keys, 8 panes a window…");
+    eprintln!(
+        "merge: 24 h of one-minute windows for {keys} keys, 8 panes a window, \
+         each pane with the sketch of {IMPRESSIONS} impressions' users…"
+    );
     let m = merge_day(keys, 8)?;
     let rate = |d: Duration| m.panes as f64 / d.as_secs_f64();
     println!(
@@ -240,15 +297,26 @@ pub fn run(clients: &[usize], push_samples: usize) -> Result<()> {
         m.merge.as_secs_f64()
     );
     println!(
-        "plain sum:   {:>10.0} panes/s (no identities, no retention; the baseline): merge takes {:.2}x its time",
+        "plain sum:   {:>10.0} panes/s (no identities, no sketches, no retention; the baseline): merge takes {:.2}x its time",
         rate(m.plain_sum),
         m.merge.as_secs_f64() / m.plain_sum.as_secs_f64()
     );
     println!(
-        "memory:      {:.1} MB resident after the day ({:.1} MB before it)",
+        "memory:      {:.1} MB resident after the day ({:.1} MB before it): {:.1} MB for {} windows with sketches",
         m.rss_after as f64 / 1e6,
-        m.rss_before as f64 / 1e6
+        m.rss_before as f64 / 1e6,
+        m.rss_after.saturating_sub(m.rss_before) as f64 / 1e6,
+        m.windows
     );
+    println!(
+        "day's reach: {} users (a union of {} window sketches in {:.0} ms)",
+        m.day_reach,
+        m.windows,
+        m.day_union.as_secs_f64() * 1e3
+    );
+    for (users, bytes) in &m.pane_bytes {
+        println!("pane size:   {bytes:>6} bytes of JSON with {users} users in its sketch");
+    }
     for &n in clients {
         eprintln!("push: {n} pages connected, {push_samples} panes, one every 20 ms…");
         let p = push_latency(n, push_samples)?;

@@ -5,6 +5,8 @@
 
 pub mod bench;
 pub mod merge;
+pub mod pacing;
 pub mod service;
 pub mod source;
 pub mod view;
+pub mod webhook;

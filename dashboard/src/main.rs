@@ -11,6 +11,7 @@ use analytics::time::{format_duration, parse_duration_ms};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dashboard::merge::Retention;
+use dashboard::pacing::AlertArgs;
 use dashboard::service::Settings;
 use dashboard::source::{FileSource, KafkaSource, Source, DEAD_LETTER_TOPIC};
 use http_access::{AccessArgs, Listen};
@@ -24,7 +25,8 @@ use kafka_client::KafkaArgs;
     after_help = "Examples:\n  \
 dashboard --brokers 127.0.0.1:9092\n  \
 harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
-Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to), \
+Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to; \
+bucket=1h|1d with tz=), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
 /api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus).",
     args_conflicts_with_subcommands = true
 )]
@@ -82,6 +84,8 @@ struct Serve {
     /// At most this many pages receive live updates at once.
     #[arg(long, default_value_t = Settings::default().max_streams)]
     max_clients: usize,
+    #[command(flatten)]
+    alerts: AlertArgs,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,7 @@ fn serve(cli: Serve) -> Result<()> {
     let duration = |flag: &str, v: &str| {
         parse_duration_ms(v).with_context(|| format!("--{flag} `{v}`: use 10s, 5m, 24h"))
     };
+    let (thresholds, alert_webhook) = cli.alerts.settings()?;
     let settings = Settings {
         lateness_ms: duration("lateness", &cli.lateness)?,
         retention: Retention {
@@ -115,6 +120,8 @@ fn serve(cli: Serve) -> Result<()> {
             max_windows: cli.max_windows,
         },
         max_streams: cli.max_clients,
+        thresholds,
+        alert_webhook,
     };
     let dlq_topic = Some(cli.dlq_topic).filter(|t| !t.is_empty());
     let kafka = match &cli.results_file {

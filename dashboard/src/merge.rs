@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use analytics::reach::{Reach, ReachUnion};
 use analytics::{Counters, Pane};
 
 /// Where a pane went.
@@ -36,12 +37,17 @@ pub struct Window {
     pub window_start: i64,
     pub window_end: i64,
     pub counters: Counters,
+    /// The union of its panes' reach sketches: a pane counted twice
+    /// changes nothing, and panes without one (formats 1 and 2) add nothing.
+    pub reach: WindowReach,
     pub panes: u64,
     pub records: u64,
     /// Panes with late records: corrections to the window.
     pub late_panes: u64,
     pub campaign_name: Option<Arc<str>>,
     pub target_cpa_micros: Option<i64>,
+    pub daily_budget_micros: Option<i64>,
+    pub flight: Option<(i64, i64)>,
     /// The results partition of its panes, and the last input offset
     /// counted from it.
     counted: Vec<(i32, i64)>,
@@ -70,6 +76,70 @@ pub struct Retention {
     /// At most this many windows; the oldest go first.
     pub max_windows: usize,
 }
+
+/// A window's reach: a union open to more panes, or packed into
+/// DataSketches' compact bytes (exactly as long as its coupons) once the
+/// window is done. A late pane opens it again.
+#[derive(Debug, Clone)]
+pub enum WindowReach {
+    /// Boxed: a packed window is then two words.
+    Open(Box<ReachUnion>),
+    Packed(Box<[u8]>),
+}
+
+impl Default for WindowReach {
+    fn default() -> WindowReach {
+        WindowReach::Open(Box::default())
+    }
+}
+
+impl WindowReach {
+    pub fn add(&mut self, sketch: &Reach) {
+        self.open().add(sketch);
+    }
+
+    fn open(&mut self) -> &mut ReachUnion {
+        if let WindowReach::Packed(bytes) = self {
+            let mut union = ReachUnion::default();
+            if let Ok(reach) = Reach::from_bytes(bytes) {
+                union.add(&reach);
+            }
+            *self = WindowReach::Open(Box::new(union));
+        }
+        match self {
+            WindowReach::Open(union) => union,
+            WindowReach::Packed(_) => unreachable!("opened above"),
+        }
+    }
+
+    fn pack(&mut self) {
+        if let WindowReach::Open(union) = self {
+            *self = WindowReach::Packed(union.to_reach().to_bytes().into_boxed_slice());
+        }
+    }
+
+    /// Adds this window's users to a range's.
+    pub fn add_to(&self, range: &mut ReachUnion) {
+        match self {
+            WindowReach::Open(union) => range.add_union(union),
+            WindowReach::Packed(bytes) => {
+                if let Ok(reach) = Reach::from_bytes(bytes) {
+                    range.add(&reach);
+                }
+            }
+        }
+    }
+
+    pub fn estimate(&self) -> u64 {
+        match self {
+            WindowReach::Open(union) => union.estimate(),
+            WindowReach::Packed(bytes) => Reach::from_bytes(bytes).map_or(0, |r| r.estimate()),
+        }
+    }
+}
+
+/// Windows are packed once this far behind the watermark beyond the lateness.
+const PACK_AFTER_MS: i64 = 60_000;
 
 /// Panes a watermark looks back over.
 const WATERMARK_PANES: usize = 16;
@@ -117,6 +187,8 @@ pub struct Merger {
     names: HashSet<Arc<str>>,
     /// The newest watermark: windows starting a retention span before it go.
     newest: i64,
+    /// Windows starting before this have packed sketches.
+    packed_until: i64,
     pub stats: MergeStats,
 }
 
@@ -129,6 +201,7 @@ impl Merger {
             watermarks: HashMap::new(),
             names: HashSet::new(),
             newest: i64::MIN,
+            packed_until: i64::MIN,
             stats: MergeStats::default(),
         }
     }
@@ -159,11 +232,14 @@ impl Merger {
                 window_start: pane.window_start,
                 window_end: pane.window_end,
                 counters: Counters::default(),
+                reach: WindowReach::default(),
                 panes: 0,
                 records: 0,
                 late_panes: 0,
                 campaign_name: None,
                 target_cpa_micros: None,
+                daily_budget_micros: None,
+                flight: None,
                 counted: Vec::new(),
             });
         let counted = match window.counted.iter_mut().find(|(p, _)| *p == partition) {
@@ -181,6 +257,13 @@ impl Merger {
         self.stats.records += pane.records;
         self.stats.newest_event_ms = self.stats.newest_event_ms.max(pane.max_event_ts_ms);
         window.counters.add(&pane.counters());
+        if let Some(sketch) = &pane.reach_sketch {
+            window.reach.add(sketch);
+            // A correction to a window already packed packs it again.
+            if pane.window_start < self.packed_until {
+                window.reach.pack();
+            }
+        }
         window.panes += 1;
         window.records += pane.records;
         window.late_panes += u64::from(late);
@@ -189,6 +272,10 @@ impl Merger {
             window.campaign_name = Some(intern(&mut self.names, name));
         }
         window.target_cpa_micros = pane.target_cpa_micros.or(window.target_cpa_micros);
+        window.daily_budget_micros = pane.daily_budget_micros.or(window.daily_budget_micros);
+        if let (Some(start), Some(end)) = (pane.flight_start_ms, pane.flight_end_ms) {
+            window.flight = Some((start, end));
+        }
         self.stats.late_panes += u64::from(late);
         let watermark = self
             .watermarks
@@ -199,6 +286,7 @@ impl Merger {
         if newer || self.windows.len() > self.retention.max_windows {
             self.newest = self.newest.max(watermark.unwrap_or(i64::MIN));
             self.expire();
+            self.pack();
         }
         Added::Counted { late, key }
     }
@@ -221,6 +309,29 @@ impl Merger {
             .counted
             .iter()
             .all(|&(p, _)| self.is_final(p, window.window_end))
+    }
+
+    /// The newest watermark: the merge's event-time "now", once a
+    /// partition has one.
+    pub fn watermark(&self) -> Option<i64> {
+        (self.newest != i64::MIN).then_some(self.newest)
+    }
+
+    /// Packs the sketches of windows the newest watermark has passed by
+    /// the lateness and a minute more: they are done nearly always (a
+    /// pane that still comes opens its window and packs it again), and a
+    /// packed union takes a third of the memory.
+    fn pack(&mut self) {
+        let until = self.newest.saturating_sub(self.lateness_ms + PACK_AFTER_MS);
+        if until <= self.packed_until {
+            return;
+        }
+        let from = (self.packed_until, Arc::from(""), Arc::from(""));
+        let to = (until, Arc::from(""), Arc::from(""));
+        for window in self.windows.range_mut(from..to).map(|(_, w)| w) {
+            window.reach.pack();
+        }
+        self.packed_until = until;
     }
 
     fn horizon(&self) -> i64 {

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -20,15 +20,20 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use crate::merge::{Added, Merger, Retention, WindowKey};
+use crate::pacing::{self, Alerts, Thresholds};
 use crate::source::{DeadLetter, Source, SourceEvent};
 use crate::view::{self, Filter as Query, Selection, WindowView};
+use crate::webhook::Webhook;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub lateness_ms: i64,
     pub retention: Retention,
     /// Most pages (server-sent streams) at once.
     pub max_streams: usize,
+    pub thresholds: Thresholds,
+    /// Where alerts' starts and ends are posted.
+    pub alert_webhook: Option<String>,
 }
 
 impl Default for Settings {
@@ -42,6 +47,8 @@ impl Default for Settings {
                 max_windows: 500_000,
             },
             max_streams: 1000,
+            thresholds: Thresholds::default(),
+            alert_webhook: None,
         }
     }
 }
@@ -65,7 +72,15 @@ pub fn serve(
     access: &Access,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Served> {
+    let webhook = settings
+        .alert_webhook
+        .as_deref()
+        .map(Webhook::start)
+        .transpose()?;
     let shared = Shared::new(settings, source.describe());
+    if let Some(webhook) = webhook {
+        shared.post_alerts_to(webhook);
+    }
     let (address, server) = http_access::serve(
         runtime,
         listen.with_pages(),
@@ -147,6 +162,7 @@ pub struct SourceState {
 pub struct State {
     pub merger: Merger,
     pub source: SourceState,
+    pub alerts: Alerts,
 }
 
 pub struct Shared {
@@ -154,7 +170,12 @@ pub struct Shared {
     updates: broadcast::Sender<Arc<str>>,
     streams: AtomicUsize,
     settings: Settings,
+    webhook: OnceLock<Webhook>,
 }
+
+/// Alerts are checked at most this often while a backlog is merged, and
+/// whenever the merge has caught up.
+const ALERT_CHECK: Duration = Duration::from_secs(1);
 
 /// What a page receives on every change: the windows that changed, and the
 /// source's state.
@@ -174,11 +195,38 @@ impl Shared {
                     source,
                     ..SourceState::default()
                 },
+                alerts: Alerts::default(),
             }),
             updates,
             streams: AtomicUsize::new(0),
             settings,
+            webhook: OnceLock::new(),
         })
+    }
+
+    /// Where alerts' starts and ends are posted; set once, before merging.
+    pub fn post_alerts_to(&self, webhook: Webhook) {
+        let _ = self.webhook.set(webhook);
+    }
+
+    /// Checks the alert rules at the merge's "now" and posts what changed.
+    fn check_alerts(&self, state: &mut State) {
+        let Some(now) = state.merger.watermark() else {
+            return;
+        };
+        let holding = pacing::conditions(&state.merger, &self.settings.thresholds);
+        for event in state.alerts.update(now, holding) {
+            tracing::info!(
+                campaign = %event.alert.campaign,
+                kind = event.alert.kind,
+                "alert {}: {}",
+                event.state,
+                event.alert.message
+            );
+            if let Some(webhook) = self.webhook.get() {
+                webhook.post(event);
+            }
+        }
     }
 
     pub fn streams(&self) -> usize {
@@ -191,6 +239,7 @@ impl Shared {
         let Ok(mut event) = events.recv() else {
             return;
         };
+        let mut checked = std::time::Instant::now();
         loop {
             let mut changed: BTreeSet<WindowKey> = BTreeSet::new();
             let mut source_changed = false;
@@ -249,6 +298,10 @@ impl Shared {
                     }
                 }
                 pending = events.try_recv().ok();
+            }
+            if !changed.is_empty() && (pending.is_none() || checked.elapsed() >= ALERT_CHECK) {
+                checked = std::time::Instant::now();
+                self.check_alerts(&mut state);
             }
             if !changed.is_empty() || source_changed {
                 let windows = changed
@@ -363,7 +416,140 @@ impl Shared {
                 label_value(kind)
             ));
         }
+        self.campaign_metrics(&state, &mut out);
         out
+    }
+
+    /// Per campaign: the last hour's figures (in event time, as the
+    /// alerts see them), today's pacing, and the active alerts.
+    fn campaign_metrics(&self, state: &State, out: &mut String) {
+        let mut family = |name: &str, help: &str, rows: Vec<(String, String)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (labels, value) in rows {
+                out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+            }
+        };
+        let label = |campaign: &str| format!("campaign=\"{}\"", label_value(campaign));
+        let hour = state.merger.watermark().map_or_else(Vec::new, |now| {
+            let selection = Selection {
+                from_ms: Some(now - 3_600_000),
+                top: view::Top {
+                    n: 10_000,
+                    ..view::Top::default()
+                },
+                ..Selection::default()
+            };
+            view::top(&state.merger, &selection)
+        });
+        let per_campaign = |f: fn(&view::Totals) -> String| {
+            hour.iter()
+                .map(|r| (label(r.campaign.as_deref().unwrap_or("")), f(&r.totals)))
+                .collect()
+        };
+        family(
+            "dashboard_campaign_impressions_1h",
+            "Impressions in the last hour of event time.",
+            per_campaign(|t| t.impressions.to_string()),
+        );
+        family(
+            "dashboard_campaign_clicks_1h",
+            "Clicks in the last hour of event time.",
+            per_campaign(|t| t.clicks.to_string()),
+        );
+        family(
+            "dashboard_campaign_conversions_1h",
+            "Conversions in the last hour of event time.",
+            per_campaign(|t| t.conversions.to_string()),
+        );
+        family(
+            "dashboard_campaign_spend_1h",
+            "Spend in the last hour of event time, in currency units.",
+            per_campaign(|t| t.spend.to_string()),
+        );
+        family(
+            "dashboard_campaign_revenue_1h",
+            "Revenue in the last hour of event time, in currency units.",
+            per_campaign(|t| t.revenue.to_string()),
+        );
+        family(
+            "dashboard_campaign_reach_1h",
+            "Distinct users reached in the last hour of event time (a sketch union).",
+            per_campaign(|t| t.reach.to_string()),
+        );
+        let pacing = pacing::pacing(&state.merger);
+        family(
+            "dashboard_campaign_daily_budget",
+            "The campaign's daily budget, in currency units.",
+            pacing
+                .iter()
+                .map(|p| {
+                    (
+                        label(&p.campaign),
+                        (p.daily_budget_micros as f64 / 1e6).to_string(),
+                    )
+                })
+                .collect(),
+        );
+        family(
+            "dashboard_campaign_spend_today",
+            "Spend so far on the day being paced (UTC, event time), in currency units.",
+            pacing
+                .iter()
+                .map(|p| {
+                    (
+                        label(&p.campaign),
+                        (p.spend_micros as f64 / 1e6).to_string(),
+                    )
+                })
+                .collect(),
+        );
+        family(
+            "dashboard_campaign_pacing_ratio",
+            "Spend so far over what even pacing plans by now: 1 is on plan.",
+            pacing
+                .iter()
+                .map(|p| (label(&p.campaign), p.pacing.to_string()))
+                .collect(),
+        );
+        family(
+            "dashboard_alert_active",
+            "1 for each alert that holds, by campaign and kind.",
+            state
+                .alerts
+                .active()
+                .map(|a| {
+                    (
+                        format!("{},kind=\"{}\"", label(&a.campaign), a.kind),
+                        "1".to_string(),
+                    )
+                })
+                .collect(),
+        );
+        if let Some(webhook) = self.webhook.get() {
+            let c = &webhook.counts;
+            for (name, help, n) in [
+                (
+                    "dashboard_alert_webhook_sent_total",
+                    "Alert changes the webhook accepted.",
+                    &c.sent,
+                ),
+                (
+                    "dashboard_alert_webhook_failed_total",
+                    "Alert changes given up on after every retry.",
+                    &c.failed,
+                ),
+                (
+                    "dashboard_alert_webhook_dropped_total",
+                    "Alert changes dropped because the queue was full.",
+                    &c.dropped,
+                ),
+            ] {
+                out.push_str(&format!(
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                    n.load(Ordering::Relaxed)
+                ));
+            }
+        }
     }
 }
 
@@ -440,7 +626,7 @@ fn bad_request(message: String) -> warp::reply::Response {
     .into_response()
 }
 
-/// `GET /api/<name>?campaign=&channel=&from=&to=`, answered by `answer`
+/// `GET /api/<name>?campaign=&channel=&from=&to=&…`, answered by `answer`
 /// over the merged windows; a bad filter is a 400 that says why.
 fn filtered<T: Serialize>(
     name: &'static str,
@@ -482,6 +668,21 @@ pub fn routes(
             });
     let windows = filtered("windows", shared.clone(), view::windows);
     let summary = filtered("summary", shared.clone(), view::summary);
+    let top = filtered("top", shared.clone(), view::top);
+    let pacing = warp::path!("api" / "pacing")
+        .and(warp::get())
+        .and(with_shared(shared.clone()))
+        .map(|shared: Arc<Shared>| {
+            let state = shared.state.read().expect("not poisoned");
+            warp::reply::json(&pacing::pacing(&state.merger))
+        });
+    let alerts = warp::path!("api" / "alerts")
+        .and(warp::get())
+        .and(with_shared(shared.clone()))
+        .map(|shared: Arc<Shared>| {
+            let state = shared.state.read().expect("not poisoned");
+            warp::reply::json(&state.alerts.active().collect::<Vec<_>>())
+        });
     let status = warp::path!("api" / "status")
         .and(warp::get())
         .and(with_shared(shared.clone()))
@@ -541,6 +742,9 @@ pub fn routes(
         .or(assets)
         .or(windows)
         .or(summary)
+        .or(top)
+        .or(pacing)
+        .or(alerts)
         .or(status)
         .or(updates)
         .or(health)

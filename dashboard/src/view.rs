@@ -1,30 +1,247 @@
 //! What the API and the page see: merged windows with their ratios, the
 //! totals over a range, and the filters that choose them.
 
-use analytics::money::to_units;
+use analytics::money::{ratio, to_units};
+use analytics::reach::ReachUnion;
 use analytics::time::{format_utc, parse_timestamp_ms};
 use analytics::Counters;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::merge::{Merger, Window};
 
-/// `?campaign=&channel=&from=&to=`; `from`/`to` are window starts, in
-/// milliseconds since the epoch or as timestamps (naive = UTC).
+/// `?campaign=&channel=&from=&to=&bucket=&tz=`; `from`/`to` are window
+/// starts, in milliseconds since the epoch or as timestamps (naive = UTC);
+/// `bucket` rolls windows up (see [`Bucket`]). `/api/top` adds `by`, `n`,
+/// `dimension` and `order`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Filter {
     pub campaign: Option<String>,
     pub channel: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    pub bucket: Option<String>,
+    pub tz: Option<String>,
+    pub by: Option<String>,
+    pub n: Option<String>,
+    pub dimension: Option<String>,
+    pub order: Option<String>,
 }
 
 /// A parsed [`Filter`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
     pub campaign: Option<String>,
     pub channel: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    pub bucket: Option<Bucket>,
+    pub top: Top,
+}
+
+/// How windows roll up into buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bucket {
+    /// Hours or days of a time zone, as its clocks show them: a day in
+    /// which summer time starts has 23 hours.
+    Calendar {
+        unit: jiff::Unit,
+        tz: jiff::tz::TimeZone,
+    },
+    /// Fixed spans aligned to the epoch: `5m`, `15m`.
+    Fixed(i64),
+}
+
+impl Bucket {
+    fn parse(bucket: Option<&str>, tz: Option<&str>) -> Result<Option<Bucket>, String> {
+        let Some(bucket) = bucket else {
+            return match tz {
+                Some(tz) => Err(format!("`tz={tz}` needs a `bucket` (1h or 1d)")),
+                None => Ok(None),
+            };
+        };
+        let ms = analytics::time::parse_duration_ms(bucket)
+            .filter(|&ms| ms > 0 && ms <= 86_400_000)
+            .ok_or_else(|| {
+                format!("`bucket` must be a span from 1s to 1d such as 1h or 1d, not `{bucket}`")
+            })?;
+        let unit = match ms {
+            3_600_000 => jiff::Unit::Hour,
+            86_400_000 => jiff::Unit::Day,
+            _ if tz.is_some() => {
+                return Err(format!(
+                    "`tz` goes with `bucket=1h` or `bucket=1d`, not `{bucket}`"
+                ))
+            }
+            _ => return Ok(Some(Bucket::Fixed(ms))),
+        };
+        let tz = match tz {
+            None => jiff::tz::TimeZone::UTC,
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+                format!(
+                    "`tz={name}` is not a time zone: use an IANA name such as Europe/Paris, or UTC"
+                )
+            })?,
+        };
+        Ok(Some(Bucket::Calendar { unit, tz }))
+    }
+
+    /// The bucket holding an instant: `[start, end)` in milliseconds.
+    pub fn bounds(&self, ms: i64) -> (i64, i64) {
+        match self {
+            Bucket::Fixed(span) => {
+                let start = analytics::time::window_start(ms, *span);
+                (start, start + span)
+            }
+            Bucket::Calendar { unit, tz } => {
+                let calendar = || -> Result<(i64, i64), jiff::Error> {
+                    let at = jiff::Timestamp::from_millisecond(ms)?.to_zoned(tz.clone());
+                    let (start, end) = if *unit == jiff::Unit::Day {
+                        (at.start_of_day()?, at.tomorrow()?.start_of_day()?)
+                    } else {
+                        let start = at.round(
+                            jiff::ZonedRound::new()
+                                .smallest(jiff::Unit::Hour)
+                                .mode(jiff::RoundMode::Trunc),
+                        )?;
+                        let end = start.checked_add(jiff::Span::new().hours(1))?;
+                        (start, end)
+                    };
+                    Ok((
+                        start.timestamp().as_millisecond(),
+                        end.timestamp().as_millisecond(),
+                    ))
+                };
+                // Window starts lie within 2000..2100, where every zone's
+                // hours and days exist.
+                calendar().unwrap_or((ms, ms))
+            }
+        }
+    }
+}
+
+/// `/api/top`: which metric ranks what, and how many.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Top {
+    pub by: Metric,
+    pub n: usize,
+    pub dimension: Dimension,
+    pub ascending: bool,
+}
+
+impl Default for Top {
+    fn default() -> Top {
+        Top {
+            by: Metric::Spend,
+            n: 10,
+            dimension: Dimension::Campaign,
+            ascending: false,
+        }
+    }
+}
+
+/// What `/api/top` ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Campaign,
+    Channel,
+}
+
+/// The figures `/api/top` ranks by: the [`Totals`] fields, named as there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Impressions,
+    Clicks,
+    Conversions,
+    Spend,
+    Revenue,
+    Cpc,
+    Cpa,
+    Ctr,
+    Cvr,
+    Cpm,
+    Roas,
+    Aov,
+    Reach,
+    Frequency,
+}
+
+const METRICS: [(&str, Metric); 14] = [
+    ("impressions", Metric::Impressions),
+    ("clicks", Metric::Clicks),
+    ("conversions", Metric::Conversions),
+    ("spend", Metric::Spend),
+    ("revenue", Metric::Revenue),
+    ("CPC", Metric::Cpc),
+    ("CPA", Metric::Cpa),
+    ("CTR", Metric::Ctr),
+    ("CVR", Metric::Cvr),
+    ("CPM", Metric::Cpm),
+    ("ROAS", Metric::Roas),
+    ("AOV", Metric::Aov),
+    ("reach", Metric::Reach),
+    ("frequency", Metric::Frequency),
+];
+
+impl Metric {
+    fn parse(name: &str) -> Result<Metric, String> {
+        METRICS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, m)| m)
+            .ok_or_else(|| {
+                let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+                format!("`by={name}`: rank by one of {}", names.join(", "))
+            })
+    }
+
+    /// The figure of some totals; counts and money compare exactly.
+    fn of(self, t: &Totals) -> f64 {
+        match self {
+            Metric::Impressions => t.impressions as f64,
+            Metric::Clicks => t.clicks as f64,
+            Metric::Conversions => t.conversions as f64,
+            Metric::Spend => t.spend_micros as f64,
+            Metric::Revenue => t.revenue_micros as f64,
+            Metric::Cpc => t.cpc,
+            Metric::Cpa => t.cpa,
+            Metric::Ctr => t.ctr,
+            Metric::Cvr => t.cvr,
+            Metric::Cpm => t.cpm,
+            Metric::Roas => t.roas,
+            Metric::Aov => t.aov,
+            Metric::Reach => t.reach as f64,
+            Metric::Frequency => t.frequency,
+        }
+    }
+}
+
+impl Top {
+    fn parse(f: &Filter) -> Result<Top, String> {
+        let mut top = Top::default();
+        if let Some(by) = &f.by {
+            top.by = Metric::parse(by)?;
+        }
+        if let Some(n) = &f.n {
+            top.n = n
+                .parse()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| format!("`n` must be from 1 to 10000, not `{n}`"))?;
+        }
+        top.dimension = match f.dimension.as_deref() {
+            None | Some("campaign") => Dimension::Campaign,
+            Some("channel") => Dimension::Channel,
+            Some(d) => return Err(format!("`dimension` is campaign or channel, not `{d}`")),
+        };
+        top.ascending = match f.order.as_deref() {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(o) => return Err(format!("`order` is asc or desc, not `{o}`")),
+        };
+        Ok(top)
+    }
 }
 
 impl Filter {
@@ -48,6 +265,8 @@ impl Filter {
             channel: name(&self.channel),
             from_ms: time("from", &self.from)?,
             to_ms: time("to", &self.to)?,
+            bucket: Bucket::parse(name(&self.bucket).as_deref(), name(&self.tz).as_deref())?,
+            top: Top::parse(self)?,
         })
     }
 }
@@ -61,8 +280,8 @@ impl Selection {
     }
 }
 
-/// Counters with the ratios the seed reports; ratios with a zero
-/// denominator are 0.
+/// Counters with the ratios the seed reports, and reach; ratios with a
+/// zero denominator are 0.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Totals {
     pub impressions: u64,
@@ -70,6 +289,8 @@ pub struct Totals {
     pub conversions: u64,
     pub spend_micros: i64,
     pub spend: f64,
+    pub revenue_micros: i64,
+    pub revenue: f64,
     #[serde(rename = "CPC")]
     pub cpc: f64,
     #[serde(rename = "CPA")]
@@ -78,23 +299,65 @@ pub struct Totals {
     pub ctr: f64,
     #[serde(rename = "CVR")]
     pub cvr: f64,
+    #[serde(rename = "CPM")]
+    pub cpm: f64,
+    #[serde(rename = "ROAS")]
+    pub roas: f64,
+    #[serde(rename = "AOV")]
+    pub aov: f64,
+    /// Distinct users with an impression: a union of sketches, never a sum.
+    pub reach: u64,
+    /// Impressions per user reached.
+    pub frequency: f64,
     pub late_records: u64,
 }
 
-impl From<&Counters> for Totals {
-    fn from(c: &Counters) -> Totals {
+impl Totals {
+    pub fn new(c: &Counters, reach: u64) -> Totals {
         Totals {
             impressions: c.impressions,
             clicks: c.clicks,
             conversions: c.conversions,
             spend_micros: c.spend_micros,
             spend: to_units(c.spend_micros),
+            revenue_micros: c.revenue_micros,
+            revenue: c.revenue(),
             cpc: c.cpc(),
             cpa: c.cpa(),
             ctr: c.ctr(),
             cvr: c.cvr(),
+            cpm: c.cpm(),
+            roas: c.roas(),
+            aov: c.aov(),
+            reach,
+            frequency: ratio(c.impressions as f64, reach as f64),
             late_records: c.late_records,
         }
+    }
+}
+
+/// Windows added up: counters summed, reach unioned.
+#[derive(Debug, Clone, Default)]
+pub struct Rollup {
+    pub windows: usize,
+    pub counters: Counters,
+    pub reach: ReachUnion,
+    /// The earliest start and the latest end of the windows added.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Rollup {
+    pub fn add(&mut self, w: &Window) {
+        self.windows += 1;
+        self.counters.add(&w.counters);
+        w.reach.add_to(&mut self.reach);
+        self.from = Some(self.from.map_or(w.window_start, |f| f.min(w.window_start)));
+        self.to = Some(self.to.map_or(w.window_end, |t| t.max(w.window_end)));
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals::new(&self.counters, self.reach.estimate())
     }
 }
 
@@ -122,7 +385,7 @@ pub struct WindowView {
 
 impl WindowView {
     pub fn new(merger: &Merger, w: &Window) -> WindowView {
-        let totals = Totals::from(&w.counters);
+        let totals = Totals::new(&w.counters, w.reach.estimate());
         WindowView {
             campaign: w.campaign.to_string(),
             channel: w.channel.to_string(),
@@ -149,7 +412,8 @@ pub fn over_target(c: &Counters, target_micros: Option<i64>) -> bool {
     })
 }
 
-/// `/api/summary`: the filtered windows totalled.
+/// `/api/summary`: the filtered windows totalled; with a bucket, also
+/// each bucket's totals across the selected keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub windows: usize,
@@ -157,30 +421,183 @@ pub struct Summary {
     pub to: Option<i64>,
     #[serde(flatten)]
     pub totals: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<BucketTotals>>,
 }
 
-pub fn windows(merger: &Merger, selection: &Selection) -> Vec<WindowView> {
+/// One bucket of `/api/summary?bucket=`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketTotals {
+    pub window: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub windows: usize,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// Windows rolled up into one row: a bucket of one key, or a campaign.
+#[derive(Debug, Default)]
+struct Group {
+    all: Rollup,
+    is_final: bool,
+    late_panes: u64,
+    panes: u64,
+    records: u64,
+    campaign_name: Option<String>,
+    target_cpa_micros: Option<i64>,
+}
+
+impl Group {
+    fn add(&mut self, merger: &Merger, w: &Window) {
+        self.is_final = (self.all.windows == 0 || self.is_final) && merger.window_is_final(w);
+        self.all.add(w);
+        self.late_panes += w.late_panes;
+        self.panes += w.panes;
+        self.records += w.records;
+        if let Some(name) = &w.campaign_name {
+            self.campaign_name = Some(name.to_string());
+        }
+        self.target_cpa_micros = w.target_cpa_micros.or(self.target_cpa_micros);
+    }
+}
+
+/// The selected windows in order, by their key within each bucket.
+fn bucketed<'a>(
+    merger: &'a Merger,
+    selection: &'a Selection,
+    bucket: &'a Bucket,
+) -> impl Iterator<Item = ((i64, i64), &'a Window)> + 'a {
+    let mut last = (i64::MIN, i64::MIN);
     merger
         .windows()
         .filter(|w| selection.matches(w))
-        .map(|w| WindowView::new(merger, w))
+        .map(move |w| {
+            // Windows come in order of start: most share the last bucket.
+            if !(last.0..last.1).contains(&w.window_start) {
+                last = bucket.bounds(w.window_start);
+            }
+            (last, w)
+        })
+}
+
+pub fn windows(merger: &Merger, selection: &Selection) -> Vec<WindowView> {
+    let Some(bucket) = &selection.bucket else {
+        return merger
+            .windows()
+            .filter(|w| selection.matches(w))
+            .map(|w| WindowView::new(merger, w))
+            .collect();
+    };
+    let mut rows: BTreeMap<(i64, i64, &str, &str), Group> = BTreeMap::new();
+    for ((start, end), w) in bucketed(merger, selection, bucket) {
+        rows.entry((start, end, &w.campaign, &w.channel))
+            .or_default()
+            .add(merger, w);
+    }
+    rows.into_iter()
+        .map(|((start, end, campaign, channel), g)| {
+            let totals = g.all.totals();
+            WindowView {
+                campaign: campaign.to_string(),
+                channel: channel.to_string(),
+                window: format_utc(start),
+                window_start: start,
+                window_end: end,
+                totals,
+                is_final: g.is_final,
+                late_panes: g.late_panes,
+                panes: g.panes,
+                records: g.records,
+                over_target: over_target(&g.all.counters, g.target_cpa_micros),
+                campaign_name: g.campaign_name,
+                target_cpa_micros: g.target_cpa_micros,
+            }
+        })
         .collect()
 }
 
 pub fn summary(merger: &Merger, selection: &Selection) -> Summary {
-    let mut counters = Counters::default();
-    let mut count = 0;
-    let (mut from, mut to) = (None::<i64>, None::<i64>);
+    let mut all = Rollup::default();
     for w in merger.windows().filter(|w| selection.matches(w)) {
-        counters.add(&w.counters);
-        count += 1;
-        from = Some(from.map_or(w.window_start, |f| f.min(w.window_start)));
-        to = Some(to.map_or(w.window_end, |t| t.max(w.window_end)));
+        all.add(w);
     }
+    let buckets = selection.bucket.as_ref().map(|bucket| {
+        let mut rows: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
+        for (bounds, w) in bucketed(merger, selection, bucket) {
+            rows.entry(bounds).or_default().add(w);
+        }
+        rows.into_iter()
+            .map(|((start, end), r)| BucketTotals {
+                window: format_utc(start),
+                window_start: start,
+                window_end: end,
+                windows: r.windows,
+                totals: r.totals(),
+            })
+            .collect()
+    });
     Summary {
-        windows: count,
-        from,
-        to,
-        totals: Totals::from(&counters),
+        windows: all.windows,
+        from: all.from,
+        to: all.to,
+        totals: all.totals(),
+        buckets,
     }
+}
+
+/// One row of `/api/top`: a campaign or a channel over the selected windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_cpa_micros: Option<i64>,
+    pub windows: usize,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// `/api/top?by=ROAS&n=5&dimension=campaign`: the first `n` campaigns (or
+/// channels) by a metric over the selected windows, largest first; ties
+/// by name.
+pub fn top(merger: &Merger, selection: &Selection) -> Vec<TopRow> {
+    let t = &selection.top;
+    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
+    for w in merger.windows().filter(|w| selection.matches(w)) {
+        let name = match t.dimension {
+            Dimension::Campaign => &w.campaign,
+            Dimension::Channel => &w.channel,
+        };
+        groups.entry(name).or_default().add(merger, w);
+    }
+    let mut rows: Vec<TopRow> = groups
+        .into_iter()
+        .map(|(name, g)| {
+            let campaign = t.dimension == Dimension::Campaign;
+            TopRow {
+                campaign: campaign.then(|| name.to_string()),
+                channel: (!campaign).then(|| name.to_string()),
+                campaign_name: g.campaign_name.filter(|_| campaign),
+                target_cpa_micros: g.target_cpa_micros.filter(|_| campaign),
+                windows: g.all.windows,
+                totals: g.all.totals(),
+            }
+        })
+        .collect();
+    // A stable sort keeps the names' order among ties.
+    rows.sort_by(|a, b| {
+        let (x, y) = (t.by.of(&a.totals), t.by.of(&b.totals));
+        if t.ascending {
+            x.total_cmp(&y)
+        } else {
+            y.total_cmp(&x)
+        }
+    });
+    rows.truncate(t.n);
+    rows
 }

@@ -9,7 +9,16 @@ let source = { connected: false, lag: null };
 const fmtLag = (lag) => (lag === null || lag === undefined ? "…" : fmtInt(lag));
 let live = false;
 let chart = null;
+let reachChart = null;
 let renderQueued = false;
+// Reach is a union of sketches, which only the server can take: the page
+// asks it for the reach of what it shows, at most once a second.
+let unions = { query: null, range: null, latest: null, campaigns: new Map(), channels: new Map(), buckets: [] };
+let pacing = [];
+let alerts = [];
+let unionsWanted = null;
+let unionsBusy = false;
+let unionsAsked = 0;
 
 const $ = (id) => document.getElementById(id);
 const key = (w) => `${w.window_start}|${w.campaign}|${w.channel}`;
@@ -26,20 +35,23 @@ const fmtPct = (r) => (r * 100).toLocaleString("en-US", { maximumFractionDigits:
 const fmtTime = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
 
 function emptyTotals() {
-  return { impressions: 0, clicks: 0, conversions: 0, spend_micros: 0, late_records: 0, windows: 0 };
+  return { impressions: 0, clicks: 0, conversions: 0, spend_micros: 0, revenue_micros: 0, late_records: 0, windows: 0 };
 }
 function add(t, w) {
   t.impressions += w.impressions;
   t.clicks += w.clicks;
   t.conversions += w.conversions;
   t.spend_micros += w.spend_micros;
+  t.revenue_micros += w.revenue_micros || 0;
   t.late_records += w.late_records;
   t.windows += 1;
   return t;
 }
 // Ratios as the seed defines them: 0 when the denominator is 0.
 const ratio = (a, b) => (b === 0 ? 0 : a / b);
-function kpis(t) {
+const fmtReach = (u) => (u ? fmtInt(u.reach) : "…");
+const fmtFrequency = (t, u) => (u ? fmtRatio(ratio(t.impressions, u.reach)) : "…");
+function kpis(t, union) {
   return [
     ["impressions", "Impressions", fmtInt(t.impressions)],
     ["clicks", "Clicks", fmtInt(t.clicks)],
@@ -49,6 +61,12 @@ function kpis(t) {
     ["cpa", "CPA", fmtRatio(ratio(t.spend_micros / 1e6, t.conversions))],
     ["ctr", "CTR", fmtPct(ratio(t.clicks, t.impressions))],
     ["cvr", "CVR", fmtPct(ratio(t.conversions, t.clicks))],
+    ["cpm", "CPM", fmtRatio(ratio(t.spend_micros / 1e3, t.impressions))],
+    ["revenue", "Revenue", fmtMoney(t.revenue_micros)],
+    ["roas", "ROAS", fmtRatio(ratio(t.revenue_micros, t.spend_micros))],
+    ["aov", "AOV", fmtRatio(ratio(t.revenue_micros / 1e6, t.conversions))],
+    ["reach", "Reach", fmtReach(union)],
+    ["frequency", "Frequency", fmtFrequency(t, union)],
   ];
 }
 
@@ -59,9 +77,9 @@ function el(tag, text, cls) {
   return e;
 }
 
-function renderCards(container, prefix, totals) {
+function renderCards(container, prefix, totals, union) {
   container.replaceChildren(
-    ...kpis(totals).map(([id, label, value]) => {
+    ...kpis(totals, union).map(([id, label, value]) => {
       const card = el("div", undefined, "card");
       card.append(el("div", label, "label"));
       const v = el("div", value, "value");
@@ -83,6 +101,62 @@ function selection() {
     from: time("filter-from"),
     to: time("filter-to"),
   };
+}
+
+// The selection as the API's query string.
+function query(s, extra) {
+  const q = new URLSearchParams(extra);
+  if (s.campaign) q.set("campaign", s.campaign);
+  if (s.channel) q.set("channel", s.channel);
+  if (s.from !== null) q.set("from", s.from);
+  if (s.to !== null) q.set("to", s.to);
+  return q;
+}
+
+// Fetches the unions for the selection `s` and the latest window start.
+async function refreshUnions() {
+  if (unionsBusy || unionsWanted === null) return;
+  const wait = unionsAsked + 1000 - Date.now();
+  if (wait > 0) {
+    unionsBusy = true;
+    setTimeout(() => { unionsBusy = false; refreshUnions(); }, wait);
+    return;
+  }
+  unionsAsked = Date.now();
+  const wanted = unionsWanted;
+  unionsWanted = null;
+  unionsBusy = true;
+  try {
+    const get = async (q) => (await fetch(`/api/${q}`)).json();
+    const s = wanted.selection;
+    const latest = wanted.latest === null ? null
+      : await get(`summary?${query({ ...s, from: wanted.latest, to: wanted.latest })}`);
+    const [range, campaigns, channels, paced, active] = await Promise.all([
+      get(`summary?${query(s, { bucket: "1m" })}`),
+      get(`top?${query(s, { dimension: "campaign", n: 10000 })}`),
+      get(`top?${query(s, { dimension: "channel", n: 10000 })}`),
+      get("pacing"),
+      get("alerts"),
+    ]);
+    pacing = paced;
+    alerts = active;
+    unions = {
+      query: wanted.key, range, latest, buckets: range.buckets || [],
+      campaigns: new Map(campaigns.map((r) => [r.campaign, r])),
+      channels: new Map(channels.map((r) => [r.channel, r])),
+    };
+    queueRender();
+  } catch (e) {
+    unionsWanted = unionsWanted || wanted;
+  } finally {
+    unionsBusy = false;
+    refreshUnions();
+  }
+}
+
+function wantUnions(s, latest) {
+  unionsWanted = { selection: s, latest, key: JSON.stringify([s, latest]) };
+  refreshUnions();
 }
 
 function matches(w, s) {
@@ -134,15 +208,20 @@ function render() {
   const s = selection();
   const chosen = all.filter((w) => matches(w, s)).sort((a, b) => a.window_start - b.window_start);
 
+  const latestStart = chosen.length ? chosen[chosen.length - 1].window_start : null;
+  const fresh = unions.query === JSON.stringify([s, latestStart]);
   const range = chosen.reduce(add, emptyTotals());
-  renderCards($("kpi-range"), "kpi-range", range);
+  // Reach shown with counters it was not taken with would mislead: "…" until it is.
+  const same = (u, t) => u && u.impressions === t.impressions ? u : null;
+  renderCards($("kpi-range"), "kpi-range", range, fresh || same(unions.range, range) ? unions.range : null);
   $("range-windows").textContent = chosen.length
     ? `${fmtInt(chosen.length)} windows, ${fmtTime(chosen[0].window_start)} – ${fmtTime(chosen[chosen.length - 1].window_end)} UTC`
     : "no windows yet";
 
-  const latestStart = chosen.length ? chosen[chosen.length - 1].window_start : null;
   const latest = chosen.filter((w) => w.window_start === latestStart);
-  renderCards($("kpi-latest"), "kpi-latest", latest.reduce(add, emptyTotals()));
+  const latestTotals = latest.reduce(add, emptyTotals());
+  renderCards($("kpi-latest"), "kpi-latest", latestTotals, same(unions.latest, latestTotals));
+  if (!fresh || !same(unions.range, range)) wantUnions(s, latestStart);
   $("latest-label").textContent = latestStart === null ? "" : `${fmtTime(latestStart)} UTC${latest.every((w) => w.final) ? ", final" : ", open"}`;
 
   const perMinute = new Map();
@@ -156,6 +235,14 @@ function render() {
     xs.map((x) => perMinute.get(x).spend_micros / 1e6),
   ];
   drawChart(data);
+  const buckets = unions.buckets;
+  drawReachChart([
+    buckets.map((b) => b.window_start / 1000),
+    buckets.map((b) => b.reach),
+    buckets.map((b) => b.frequency),
+    buckets.map((b) => b.revenue),
+    buckets.map((b) => b.ROAS),
+  ]);
 
   const campaigns = $("by-campaign").tBodies[0];
   campaigns.replaceChildren(...groupBy(chosen, "campaign").map((g) => {
@@ -165,15 +252,19 @@ function render() {
     const over = g.target !== null && t.conversions > 0 && t.spend_micros > g.target * t.conversions;
     const cpaCell = el("td", fmtRatio(cpa), over ? "over" : undefined);
     if (over) cpaCell.append(el("span", "over target", "tag late"));
-    return row([g.label ? `${g.label} (${g.name})` : g.name, fmtInt(t.impressions), fmtInt(t.clicks),
-      fmtInt(t.conversions), fmtMoney(t.spend_micros), cpaCell, g.target === null ? "–" : fmtRatio(g.target / 1e6)]);
+    return row([g.label ? `${g.label} (${g.name})` : g.name, fmtInt(t.impressions), fmtReach(same(unions.campaigns.get(g.name), t)), fmtInt(t.clicks),
+      fmtInt(t.conversions), fmtMoney(t.spend_micros), fmtMoney(t.revenue_micros), fmtRatio(ratio(t.revenue_micros, t.spend_micros)),
+      cpaCell, g.target === null ? "–" : fmtRatio(g.target / 1e6)]);
   }));
   const channels = $("by-channel").tBodies[0];
   channels.replaceChildren(...groupBy(chosen, "channel").map((g) => {
     const t = g.totals;
-    return row([g.name, fmtInt(t.impressions), fmtInt(t.clicks), fmtInt(t.conversions), fmtMoney(t.spend_micros),
+    return row([g.name, fmtInt(t.impressions), fmtReach(same(unions.channels.get(g.name), t)), fmtInt(t.clicks), fmtInt(t.conversions),
+      fmtMoney(t.spend_micros), fmtMoney(t.revenue_micros), fmtRatio(ratio(t.revenue_micros, t.spend_micros)),
       fmtRatio(ratio(t.spend_micros / 1e6, t.clicks)), fmtPct(ratio(t.clicks, t.impressions))]);
   }));
+
+  renderPacing();
 
   const recent = chosen.slice(-50).reverse();
   $("recent").tBodies[0].replaceChildren(...recent.map((w) => {
@@ -202,6 +293,41 @@ function drawChart(data) {
     }, data, $("chart"));
   } else {
     chart.setData(data);
+  }
+}
+
+function renderPacing() {
+  $("pacing-label").textContent = pacing.length ? `${fmtTime(pacing[0].day_start)} – ${fmtTime(pacing[0].now)} UTC` : "no daily budgets set";
+  $("pacing").tBodies[0].replaceChildren(...pacing.map((p) => {
+    const off = p.in_flight && p.expected_micros > 0 && Math.abs(p.pacing - 1) > 0.15;
+    const cell = el("td", p.in_flight ? fmtPct(p.pacing) : "not in flight", off ? "over" : undefined);
+    return row([p.campaign_name ? `${p.campaign_name} (${p.campaign})` : p.campaign, fmtMoney(p.daily_budget_micros),
+      fmtMoney(p.spend_micros), fmtMoney(p.expected_micros), fmtMoney(p.projected_micros), cell]);
+  }));
+  $("alerts-count").textContent = `${alerts.length} active`;
+  $("alerts").tBodies[0].replaceChildren(...alerts.map((a) => {
+    const kind = el("td");
+    kind.append(el("span", a.kind, "tag late"));
+    return row([a.campaign, kind, fmtTime(a.since_ms), a.message]);
+  }));
+}
+
+function drawReachChart(data) {
+  const width = Math.max(320, $("reach-chart").clientWidth - 16);
+  if (!reachChart) {
+    reachChart = new uPlot({
+      width, height: 240,
+      series: [
+        {},
+        { label: "reach", stroke: "#4c78a8", scale: "n" },
+        { label: "frequency", stroke: "#72b7b2", scale: "x" },
+        { label: "revenue", stroke: "#54a24b", scale: "$", value: (u, v) => (v === null ? "–" : v.toFixed(2)) },
+        { label: "ROAS", stroke: "#e45756", scale: "x" },
+      ],
+      axes: [{}, { scale: "n" }, { scale: "$", side: 1, grid: { show: false } }],
+    }, data, $("reach-chart"));
+  } else {
+    reachChart.setData(data);
   }
 }
 
@@ -293,6 +419,7 @@ $("filter-reset").addEventListener("click", () => {
 });
 window.addEventListener("resize", () => {
   if (chart) chart.setSize({ width: Math.max(320, $("chart").clientWidth - 16), height: 300 });
+  if (reachChart) reachChart.setSize({ width: Math.max(320, $("reach-chart").clientWidth - 16), height: 240 });
 });
 render();
 connect();

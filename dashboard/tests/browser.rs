@@ -54,11 +54,18 @@ fn total(truth: &TruthFile) -> Totals {
     truth.windows.iter().map(|w| &w.totals).sum()
 }
 
+/// The text of element `id`; the page re-renders its cards as updates
+/// come, so an element found may be gone before it is read: then again.
 async fn text_of(client: &fantoccini::Client, id: &str) -> String {
-    match client.find(Locator::Id(id)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
+    for _ in 0..20 {
+        if let Ok(e) = client.find(Locator::Id(id)).await {
+            if let Ok(text) = e.text().await {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    String::new()
 }
 
 /// Waits until element `id` shows `want`.
@@ -354,5 +361,84 @@ async fn with_a_token_the_page_asks_for_it_once_then_shows_the_truth() {
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
     client.goto(&service.url("/")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    browser.close().await;
+}
+
+/// Reach, frequency, revenue, ROAS, the breakdowns' reach, the pacing view
+/// and the alerts, over the fixture made by the current pipeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_reach_revenue_and_pacing() {
+    let Some(browser) = Browser::start("reach").await else {
+        return;
+    };
+    let service = Service::start(&fixture("reach-results.jsonl"), 225);
+    let truth: TruthFile =
+        serde_json::from_str(&std::fs::read_to_string(fixture("reach-truth.json")).unwrap())
+            .unwrap();
+    let all = total(&truth);
+    let client = &browser.client;
+    client.goto(&service.url("/")).await.unwrap();
+    wait_text(client, "kpi-range-impressions", &int(all.impressions)).await;
+    assert_eq!(
+        text_of(client, "kpi-range-revenue").await,
+        money(all.revenue_micros)
+    );
+    let roas = all.revenue_micros as f64 / all.spend_micros as f64;
+    assert_eq!(
+        text_of(client, "kpi-range-roas").await,
+        format!("{roas:.2}")
+    );
+    // Reach comes from the server's union, a moment after the counters.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reach = loop {
+        let shown = text_of(client, "kpi-range-reach").await.replace(',', "");
+        if let Ok(n) = shown.parse::<u64>() {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "reach shows {shown:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        reach.abs_diff(truth.reach) as f64 <= truth.reach as f64 * 0.02,
+        "reach {reach}, exactly {}",
+        truth.reach
+    );
+    let frequency = all.impressions as f64 / reach as f64;
+    assert_eq!(
+        text_of(client, "kpi-range-frequency").await,
+        format!("{frequency:.2}")
+    );
+    let campaigns = client.find(Locator::Id("by-campaign")).await.unwrap();
+    let table = campaigns.text().await.unwrap();
+    assert!(
+        !table.contains('…'),
+        "a breakdown without its reach: {table}"
+    );
+    // Every campaign has a budget in transform.yaml: three rows of pacing.
+    let pacing = client
+        .find_all(Locator::Css("#pacing tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(pacing.len(), 3);
+    let first = pacing[0].text().await.unwrap();
+    assert!(
+        first.contains("Brand Awareness") && first.contains("$150,000.00"),
+        "{first}"
+    );
+    let alerts: Vec<serde_json::Value> =
+        serde_json::from_str(&service.get("/api/alerts").1).unwrap();
+    assert_eq!(
+        text_of(client, "alerts-count").await,
+        format!("{} active", alerts.len())
+    );
+    // The reach chart is drawn.
+    client
+        .find(Locator::Css("#reach-chart canvas"))
+        .await
+        .unwrap();
+    let png = client.screenshot().await.unwrap();
+    let shot = tmp().join("dashboard-reach.png");
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
     browser.close().await;
 }

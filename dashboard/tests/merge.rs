@@ -1,8 +1,10 @@
 //! The merge against direct sums: panes made by the transforms' own pane
 //! builder, re-emitted after simulated restarts, late, and with partitions
-//! interleaved in any order — totals always equal the records' sums.
+//! interleaved in any order — totals always equal the records' sums, and
+//! reach the count of distinct users (exact at these sizes: a sketch of a
+//! few users is a list of them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use analytics::{Config, Contribution, Counters, Kind, Pane, PaneBuilder};
 use dashboard::merge::{Added, Merger, Retention};
@@ -19,6 +21,8 @@ struct Rec {
     kind: Kind,
     ts_ms: i64,
     cost_micros: i64,
+    revenue_micros: i64,
+    user: u8,
 }
 
 /// Two keys per partition: every key lives in one partition.
@@ -60,6 +64,8 @@ fn panes_of(records: &[Rec], cuts: &[usize], restarts: &[usize]) -> Vec<Pane> {
                         kind: r.kind,
                         ts_ms: r.ts_ms,
                         cost_micros: r.cost_micros,
+                        revenue_micros: r.revenue_micros,
+                        user_id: &format!("user-{}", r.user),
                     });
                 }
                 builder.finish_batch(&config)
@@ -81,19 +87,27 @@ fn panes_of(records: &[Rec], cuts: &[usize], restarts: &[usize]) -> Vec<Pane> {
     out
 }
 
-fn direct_sums(records: &[Vec<Rec>]) -> BTreeMap<(i64, String, String), Counters> {
-    let mut sums: BTreeMap<(i64, String, String), Counters> = BTreeMap::new();
+type Sums = BTreeMap<(i64, String, String), (Counters, u64)>;
+
+fn direct_sums(records: &[Vec<Rec>]) -> Sums {
+    let mut sums: BTreeMap<(i64, String, String), (Counters, BTreeSet<u8>)> = BTreeMap::new();
     for r in records.iter().flatten() {
         let (campaign, channel) = KEYS[r.key];
         let start = r.ts_ms - r.ts_ms.rem_euclid(60_000);
-        sums.entry((start, campaign.into(), channel.into()))
-            .or_default()
-            .count(r.kind, r.cost_micros);
+        let (counters, users) = sums
+            .entry((start, campaign.into(), channel.into()))
+            .or_default();
+        counters.count(r.kind, r.cost_micros, r.revenue_micros);
+        if r.kind == Kind::Impression {
+            users.insert(r.user);
+        }
     }
-    sums
+    sums.into_iter()
+        .map(|(k, (c, users))| (k, (c, users.len() as u64)))
+        .collect()
 }
 
-fn merged(merger: &Merger) -> BTreeMap<(i64, String, String), Counters> {
+fn merged(merger: &Merger) -> Sums {
     merger
         .windows()
         .map(|w| {
@@ -105,19 +119,23 @@ fn merged(merger: &Merger) -> BTreeMap<(i64, String, String), Counters> {
                     w.campaign.to_string(),
                     w.channel.to_string(),
                 ),
-                c,
+                (c, w.reach.estimate()),
             )
         })
         .collect()
 }
 
 fn record() -> impl Strategy<Value = Rec> {
-    (0..2usize, 0..3u8, 0..600_000i64, 0..3_000_000i64).prop_map(|(key, k, ts, cost)| Rec {
-        key,
-        kind: [Kind::Impression, Kind::Click, Kind::Conversion][k as usize],
-        ts_ms: 1_755_439_200_000 + ts,
-        cost_micros: if k == 0 { 0 } else { cost },
-    })
+    (0..2usize, 0..3u8, 0..600_000i64, 0..3_000_000i64, 0..40u8).prop_map(
+        |(key, k, ts, cost, user)| Rec {
+            key,
+            kind: [Kind::Impression, Kind::Click, Kind::Conversion][k as usize],
+            ts_ms: 1_755_439_200_000 + ts,
+            cost_micros: if k == 0 { 0 } else { cost },
+            revenue_micros: if k == 2 { cost * 7 + 1 } else { 0 },
+            user,
+        },
+    )
 }
 
 proptest! {
@@ -176,11 +194,17 @@ fn pane(
         conversions: 0,
         spend: 0.0,
         spend_micros: 0,
+        revenue: 0.0,
+        revenue_micros: 0,
         cpc: 0.0,
         cpa: 0.0,
         ctr: 0.0,
         cvr: 0.0,
         cpm: None,
+        roas: None,
+        aov: None,
+        reach: None,
+        reach_sketch: None,
         first_offset: first,
         last_offset: last,
         records: impressions,
@@ -188,6 +212,9 @@ fn pane(
         late_records: 0,
         campaign_name: None,
         target_cpa_micros: None,
+        daily_budget_micros: None,
+        flight_start_ms: None,
+        flight_end_ms: None,
     }
 }
 

@@ -53,6 +53,13 @@ pub struct StreamArgs {
     /// Weights of impression, click, conversion.
     #[arg(long, value_delimiter = ',', default_value = "80,15,5")]
     pub weights: Vec<u32>,
+    /// Users the events come from: a skewed draw from this many, so that
+    /// people return and frequency (impressions per user reached) is above 1.
+    #[arg(long, default_value_t = 20_000)]
+    pub users: u64,
+    /// Order value of a conversion, MIN,MAX in currency units (up to 6 decimals).
+    #[arg(long, value_delimiter = ',', default_value = "10,200")]
+    pub revenue: Vec<String>,
     /// Values as the seed's JSON, or as Avro in Confluent's framing (the schema registered
     /// under `<topic>-value`).
     #[arg(long, value_enum, default_value_t = ValueFormat::Json)]
@@ -94,10 +101,29 @@ impl StreamArgs {
                 "campaign and channel names must be non-empty, without quotes, backslashes or `|`"
             );
         }
+        if !(1..=1_000_000_000).contains(&self.users) {
+            bail!("--users must be from 1 to 1000000000, not {}", self.users);
+        }
+        let revenue = match self.revenue.as_slice() {
+            [lo, hi] => {
+                let micros = |v: &str| {
+                    analytics::money::decimal_to_micros(v)
+                        .map_err(|e| anyhow::anyhow!("--revenue `{v}`: revenue {}", e.reason()))
+                };
+                let (lo, hi) = (micros(lo)?, micros(hi)?);
+                if lo > hi {
+                    bail!("--revenue MIN,MAX: the minimum is above the maximum");
+                }
+                (lo as u64, hi as u64)
+            }
+            _ => bail!("--revenue takes MIN,MAX in currency units, such as 10,200"),
+        };
         Ok(Profile {
             campaigns: self.campaigns.clone(),
             channels: self.channels.clone(),
             weights: [self.weights[0], self.weights[1], self.weights[2]],
+            revenue_micros: revenue,
+            users: self.users,
             invalid_ratio: self.invalid_ratio,
             ..Profile::default()
         })
@@ -109,13 +135,15 @@ impl StreamArgs {
     /// their rate, count or duration.
     pub fn identity(&self) -> String {
         format!(
-            "seed={} start={:?} invalid_ratio={} campaigns={:?} channels={:?} weights={:?} format={:?}",
+            "seed={} start={:?} invalid_ratio={} campaigns={:?} channels={:?} weights={:?} users={} revenue={:?} format={:?}",
             self.seed,
             self.start,
             self.invalid_ratio,
             self.campaigns,
             self.channels,
             self.weights,
+            self.users,
+            self.revenue,
             self.format
         )
     }

@@ -17,6 +17,10 @@ pub struct Profile {
     /// Cost ranges in cents, inclusive: clicks, conversions. Impressions are free.
     pub click_cents: (u64, u64),
     pub conversion_cents: (u64, u64),
+    /// Order values of conversions in micro-units, inclusive.
+    pub revenue_micros: (u64, u64),
+    /// Users events are drawn from; a skewed draw, so that some return often.
+    pub users: u64,
     /// Share of malformed events, 0 to 1.
     pub invalid_ratio: f64,
 }
@@ -33,6 +37,8 @@ impl Default for Profile {
             weights: [80, 15, 5],
             click_cents: (50, 200),
             conversion_cents: (500, 2000),
+            revenue_micros: (10_000_000, 200_000_000),
+            users: 20_000,
             invalid_ratio: 0.0,
         }
     }
@@ -46,8 +52,9 @@ pub enum Clock {
     /// Now, for live streams.
     Wall,
     /// From a start time, advancing a random 0–132 ms per event (about 15
-    /// events a simulated second, as the seed) whatever the real rate: the
-    /// stream is then the same byte for byte at any rate.
+    /// events a simulated second, as the seed) at the daily peak, and up
+    /// to 4 times as long at night (see [`daily_shape`]), whatever the real
+    /// rate: the stream is then the same byte for byte at any rate.
     Simulated { next_ms: i64 },
 }
 
@@ -58,6 +65,9 @@ pub struct Counted {
     pub channel: usize,
     pub kind: usize,
     pub cost_micros: i64,
+    pub revenue_micros: i64,
+    /// The user's index in the pool.
+    pub user: u64,
 }
 
 /// How values are written.
@@ -130,7 +140,7 @@ impl Stream {
                 .map_or(0, |d| d.as_millis() as i64),
             Clock::Simulated { next_ms } => {
                 let now = *next_ms;
-                *next_ms += self.rng.below(133) as i64;
+                *next_ms += (self.rng.below(133) as f64 / daily_shape(now)) as i64;
                 now
             }
         }
@@ -151,7 +161,18 @@ impl Stream {
                 self.profile.conversion_cents.1,
             ),
         };
-        let (event_id, user_id) = (self.rng.uuid(), self.rng.uuid());
+        let revenue_micros = (kind == 2).then(|| {
+            self.rng
+                .between(self.profile.revenue_micros.0, self.profile.revenue_micros.1)
+                as i64
+        });
+        // Squaring a uniform draw skews it: a quarter of the users make
+        // half of the events.
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let user = ((self.profile.users as f64 * u * u) as u64).min(self.profile.users - 1);
+        let event_id = self.rng.uuid();
+        let user_id = Rng::new(user ^ 0x5eed_0f05_e125).uuid();
+        let revenue = revenue_micros.map(micros_text);
         let (c, ch) = (
             &self.profile.campaigns[campaign],
             &self.profile.channels[channel],
@@ -166,6 +187,8 @@ impl Stream {
             event: KINDS[kind],
             cost: &cost_text(cents),
             cost_micros: cents as i64 * 10_000,
+            revenue: revenue.as_deref(),
+            revenue_micros,
         };
         if self.rng.below(1_000_000) < self.invalid_per_million {
             let value = match self.rng.below(5) {
@@ -221,6 +244,8 @@ impl Stream {
                 channel,
                 kind,
                 cost_micros: cents as i64 * 10_000,
+                revenue_micros: revenue_micros.unwrap_or(0),
+                user,
             }),
         }
     }
@@ -235,6 +260,19 @@ fn cost_text(cents: u64) -> String {
     s
 }
 
+/// Micro-units as a decimal with up to six places: `49.99`, `12.000001`.
+fn micros_text(micros: i64) -> String {
+    let text = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Traffic relative to the daily peak at a time of day (UTC): 1 at 20:00,
+/// a quarter at 08:00, a smooth wave between.
+pub fn daily_shape(ts_ms: i64) -> f64 {
+    let hour = ts_ms.rem_euclid(86_400_000) as f64 / 3_600_000.0;
+    0.625 + 0.375 * ((hour - 20.0) / 24.0 * std::f64::consts::TAU).cos()
+}
+
 #[derive(Clone, Copy)]
 struct Fields<'a> {
     event_id: &'a str,
@@ -245,6 +283,8 @@ struct Fields<'a> {
     event: &'a str,
     cost: &'a str,
     cost_micros: i64,
+    revenue: Option<&'a str>,
+    revenue_micros: Option<i64>,
 }
 
 impl Fields<'_> {
@@ -262,6 +302,10 @@ impl Fields<'_> {
         ] {
             s.push_str(prefix);
             s.push_str(value);
+        }
+        if let Some(revenue) = self.revenue {
+            s.push_str(r#","revenue":"#);
+            s.push_str(revenue);
         }
         s.push('}');
         s
@@ -282,6 +326,15 @@ impl Fields<'_> {
         record.put(
             "cost",
             Value::Decimal(self.cost_micros.to_be_bytes().to_vec().into()),
+        );
+        record.put(
+            "revenue",
+            match self.revenue_micros {
+                Some(m) => {
+                    Value::Union(1, Box::new(Value::Decimal(m.to_be_bytes().to_vec().into())))
+                }
+                None => Value::Union(0, Box::new(Value::Null)),
+            },
         );
         apache_avro::to_avro_datum(schema, record).expect("the fields fit the logs schema")
     }
@@ -376,13 +429,58 @@ mod tests {
                 _ => 5_000_000..=20_000_000,
             };
             assert!(range.contains(&e.cost_micros));
+            assert_eq!(e.revenue_micros > 0, e.kind == 2);
+            assert!(e.revenue_micros <= 200_000_000);
         }
         let valid = (events.len() - invalid) as f64;
+        // Returning users: a quarter of the pool makes about half the events.
+        let returning = events
+            .iter()
+            .filter_map(|e| e.counted)
+            .filter(|c| c.user < 5_000)
+            .count();
+        assert!(
+            (0.45..0.55).contains(&(returning as f64 / valid)),
+            "{returning}"
+        );
         for (count, share) in kinds.iter().zip([0.80, 0.15, 0.05]) {
             assert!((*count as f64 / valid - share).abs() < 0.02, "{kinds:?}");
         }
         for pair in events.windows(2) {
             assert!(pair[1].ts_ms >= pair[0].ts_ms);
         }
+    }
+
+    #[test]
+    fn revenue_is_written_exactly_and_users_keep_their_ids() {
+        assert_eq!(micros_text(49_990_000), "49.99");
+        assert_eq!(micros_text(12_000_001), "12.000001");
+        assert_eq!(micros_text(7_000_000), "7");
+        let mut s = Stream::new(
+            Profile::default(),
+            3,
+            Clock::Simulated {
+                next_ms: 1_755_439_200_000,
+            },
+        );
+        let mut ids = std::collections::HashMap::new();
+        for _ in 0..5_000 {
+            let e = s.next_event();
+            let c = e.counted.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&e.value).unwrap();
+            let revenue = json.get("revenue").map(|r| r.to_string());
+            let parsed = revenue.as_deref().map(analytics::money::decimal_to_micros);
+            assert_eq!(parsed.unwrap_or(Ok(0)), Ok(c.revenue_micros), "{json}");
+            let id = json["user_id"].as_str().unwrap().to_string();
+            assert_eq!(ids.entry(c.user).or_insert_with(|| id.clone()), &id);
+        }
+    }
+
+    #[test]
+    fn traffic_peaks_in_the_evening() {
+        let hour = |h: i64| daily_shape(1_755_388_800_000 + h * 3_600_000);
+        assert!((hour(20) - 1.0).abs() < 1e-9);
+        assert!((hour(8) - 0.25).abs() < 1e-9);
+        assert!(hour(14) > hour(8) && hour(14) < hour(20));
     }
 }

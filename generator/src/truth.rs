@@ -1,7 +1,7 @@
 //! The exact totals of what was generated, per (campaign, channel, window),
 //! in integer micro-units: the ground truth the pipeline is checked against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,9 @@ pub struct Totals {
     pub clicks: i64,
     pub conversions: i64,
     pub spend_micros: i64,
+    /// Absent from files written before revenue was generated.
+    #[serde(default)]
+    pub revenue_micros: i64,
 }
 
 impl Totals {
@@ -29,6 +32,7 @@ impl<'a> std::iter::Sum<&'a Totals> for Totals {
             t.clicks += w.clicks;
             t.conversions += w.conversions;
             t.spend_micros += w.spend_micros;
+            t.revenue_micros += w.revenue_micros;
             t
         })
     }
@@ -41,6 +45,9 @@ pub struct WindowTotals {
     pub window_start: i64,
     #[serde(flatten)]
     pub totals: Totals,
+    /// Distinct users with an impression in the window, exactly.
+    #[serde(default)]
+    pub reach: u64,
 }
 
 /// What the `--truth` file holds.
@@ -50,6 +57,9 @@ pub struct TruthFile {
     pub events: u64,
     /// Malformed events: exactly these reach `logs.dlq`.
     pub invalid: u64,
+    /// Distinct users with an impression over the whole stream, exactly.
+    #[serde(default)]
+    pub reach: u64,
     pub windows: Vec<WindowTotals>,
 }
 
@@ -81,6 +91,9 @@ pub struct Truth {
     events: u64,
     invalid: u64,
     totals: BTreeMap<(usize, usize, i64), Totals>,
+    /// The users with an impression, per window and in all.
+    reached: BTreeMap<(usize, usize, i64), HashSet<u64>>,
+    reached_all: HashSet<u64>,
 }
 
 impl Truth {
@@ -90,6 +103,8 @@ impl Truth {
             events: 0,
             invalid: 0,
             totals: BTreeMap::new(),
+            reached: BTreeMap::new(),
+            reached_all: HashSet::new(),
         }
     }
 
@@ -105,11 +120,19 @@ impl Truth {
             .entry((c.campaign, c.channel, window))
             .or_default();
         match c.kind {
-            0 => t.impressions += 1,
+            0 => {
+                t.impressions += 1;
+                self.reached
+                    .entry((c.campaign, c.channel, window))
+                    .or_default()
+                    .insert(c.user);
+                self.reached_all.insert(c.user);
+            }
             1 => t.clicks += 1,
             _ => t.conversions += 1,
         }
         t.spend_micros += c.cost_micros;
+        t.revenue_micros += c.revenue_micros;
     }
 
     pub fn file(&self, profile: &Profile) -> TruthFile {
@@ -117,6 +140,7 @@ impl Truth {
             window_ms: self.window_ms,
             events: self.events,
             invalid: self.invalid,
+            reach: self.reached_all.len() as u64,
             windows: self
                 .totals
                 .iter()
@@ -126,6 +150,10 @@ impl Truth {
                         channel: profile.channels[channel].clone(),
                         window_start,
                         totals,
+                        reach: self
+                            .reached
+                            .get(&(campaign, channel, window_start))
+                            .map_or(0, |users| users.len() as u64),
                     },
                 )
                 .collect(),

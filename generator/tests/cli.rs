@@ -1,6 +1,6 @@
 //! The generator as users run it: reproducible files, exact truth, clear errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -57,6 +57,8 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
     generate(&out, "max", Some(&truth_path));
     let truth: TruthFile = serde_json::from_slice(&std::fs::read(&truth_path).unwrap()).unwrap();
     let mut recount: BTreeMap<(String, String, i64), Totals> = BTreeMap::new();
+    let mut users: BTreeMap<(String, String, i64), BTreeSet<String>> = BTreeMap::new();
+    let mut everyone = BTreeSet::new();
     let mut invalid = 0;
     let text = std::fs::read_to_string(&out).unwrap();
     for line in text.lines() {
@@ -95,7 +97,7 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
             record["key"].as_str().unwrap(),
             format!("{}|{}", key.0, key.1)
         );
-        let t = recount.entry(key).or_default();
+        let t = recount.entry(key.clone()).or_default();
         match kind.unwrap() {
             "impression" => t.impressions += 1,
             "click" => t.clicks += 1,
@@ -103,6 +105,15 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
         }
         // Costs have two decimals: cents are exact.
         t.spend_micros += (cost * 100.0).round() as i64 * 10_000;
+        // Revenue has up to six: read from its text, exactly.
+        if let Some(revenue) = event.get("revenue") {
+            t.revenue_micros += analytics::money::decimal_to_micros(&revenue.to_string()).unwrap();
+        }
+        if kind == Some("impression") {
+            let user = event["user_id"].as_str().unwrap().to_string();
+            users.entry(key).or_default().insert(user.clone());
+            everyone.insert(user);
+        }
     }
     assert_eq!(truth.events, 3000);
     assert_eq!(truth.invalid, invalid);
@@ -111,6 +122,30 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
         "some malformed events were mixed in: {invalid}"
     );
     assert_eq!(truth.by_window(), recount);
+    assert!(recount.values().map(|t| t.revenue_micros).sum::<i64>() > 0);
+    let reach: BTreeMap<_, _> = truth
+        .windows
+        .iter()
+        .map(|w| {
+            (
+                (w.campaign.clone(), w.channel.clone(), w.window_start),
+                w.reach,
+            )
+        })
+        .filter(|(_, r)| *r > 0)
+        .collect();
+    let recounted: BTreeMap<_, _> = users
+        .into_iter()
+        .map(|(k, u)| (k, u.len() as u64))
+        .collect();
+    assert_eq!(reach, recounted);
+    assert_eq!(truth.reach, everyone.len() as u64);
+    let impressions: i64 = recount.values().map(|t| t.impressions).sum();
+    assert!(
+        truth.reach < impressions as u64,
+        "users return: {} of {impressions}",
+        truth.reach
+    );
 }
 
 #[test]

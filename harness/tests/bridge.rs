@@ -287,6 +287,7 @@ impl Dashboard {
                     max_windows: usize::MAX,
                 },
                 max_streams: 1,
+                ..Settings::default()
             },
             "results".into(),
         );
@@ -325,6 +326,7 @@ impl Dashboard {
                                 clicks: t.clicks as i64,
                                 conversions: t.conversions as i64,
                                 spend_micros: t.spend_micros,
+                                revenue_micros: t.revenue_micros,
                             },
                         )
                     })

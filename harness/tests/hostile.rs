@@ -221,6 +221,7 @@ fn a_hostile_stream_loses_nothing_and_stops_nothing() {
             want.clicks += t.clicks;
             want.conversions += t.conversions;
             want.spend_micros += t.spend_micros;
+            want.revenue_micros += t.revenue_micros;
             windows += 1;
         }
     }

@@ -1,9 +1,11 @@
 //! The generator's stream through the pipeline transform in WASM: the panes
-//! add up to the generator's ground truth exactly, and exactly the malformed
-//! events reach the dead-letter topic.
+//! add up to the generator's ground truth exactly, their reach sketches
+//! union to within 2% of the exact distinct users, and exactly the
+//! malformed events reach the dead-letter topic.
 
 mod common;
 
+use analytics::reach::{Reach, ReachUnion};
 use generator::{partition_for, Clock, Profile, Stream, Truth};
 use harness::records::InputRecord;
 
@@ -49,6 +51,36 @@ fn panes_equal_the_generators_truth() {
         .collect();
     let expected = truth.file(&profile);
     assert_eq!(common::pane_totals(&panes), expected.by_window());
+    // Reach: each window's panes' sketches unioned (in WASM, the same
+    // DataSketches code as natively), against the exact distinct users.
+    let mut unions: std::collections::BTreeMap<_, ReachUnion> = Default::default();
+    for pane in &panes {
+        let sketch: Reach = serde_json::from_value(pane["reach_sketch"].clone()).unwrap();
+        let key = (
+            pane["campaign"].as_str().unwrap().to_string(),
+            pane["channel"].as_str().unwrap().to_string(),
+            pane["window_start"].as_i64().unwrap(),
+        );
+        unions.entry(key).or_default().add(&sketch);
+    }
+    let mut all = ReachUnion::default();
+    for w in &expected.windows {
+        let union = &unions[&(w.campaign.clone(), w.channel.clone(), w.window_start)];
+        assert!(
+            union.estimate().abs_diff(w.reach) <= 1.max(w.reach / 50),
+            "{} against {}",
+            union.estimate(),
+            w.reach
+        );
+        all.add_union(union);
+    }
+    let error = all.estimate().abs_diff(expected.reach) as f64 / expected.reach as f64;
+    assert!(
+        error <= 0.02,
+        "{} users reached, exactly {}",
+        all.estimate(),
+        expected.reach
+    );
     let dead = outs.iter().filter(|o| o.topic == "logs.dlq").count() as u64;
     assert_eq!(dead, expected.invalid);
     assert!(dead > 0);

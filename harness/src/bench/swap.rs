@@ -144,6 +144,8 @@ pub fn bench_swap(
         },
         truth: None,
         schema_registry: RegistryChoice::Serve(SocketAddr::from(([127, 0, 0, 1], 0))),
+        thresholds: Default::default(),
+        alert_webhook: None,
     };
     let request = DeployRequest {
         name: spec.name.clone(),

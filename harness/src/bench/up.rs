@@ -125,6 +125,8 @@ fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
         retention: Retention::default(),
         truth: None,
         schema_registry: RegistryChoice::Serve(any),
+        thresholds: Default::default(),
+        alert_webhook: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use admin::DEFAULT_ADMIN;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dashboard::pacing::AlertArgs;
 use generator::{stop_on_ctrl_c, StreamArgs};
 use harness::spec::TransformYaml;
 use harness::up::{dashboard_listen, up, Endpoints, RegistryChoice, Storage, UpOptions};
@@ -108,6 +109,9 @@ pub struct UpArgs {
     /// Who may call the dashboard, the admin endpoint and the schema registry, and over what.
     #[command(flatten)]
     access: AccessArgs,
+    /// The dashboard's alerts: rules and where their changes are posted.
+    #[command(flatten)]
+    alerts: AlertArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -121,6 +125,7 @@ pub fn run(mut args: UpArgs) -> Result<()> {
     if args.schema_registry.is_none() {
         access.check_listen(&registry::listen(args.schema_registry_listen))?;
     }
+    let (thresholds, alert_webhook) = args.alerts.settings()?;
     let host = args.limits.host()?;
     let (transform, default_name) = load_module(&host, &args.wasm)?;
     if let Some(window) = args.window.take() {
@@ -186,6 +191,8 @@ pub fn run(mut args: UpArgs) -> Result<()> {
                 ..Retention::default()
             },
             truth: args.truth,
+            thresholds,
+            alert_webhook,
             schema_registry: match args.schema_registry {
                 Some(client) => RegistryChoice::Use(client),
                 None => RegistryChoice::Serve(args.schema_registry_listen),

@@ -56,6 +56,9 @@ pub struct UpOptions {
     /// Where the generator's exact totals go once it is done.
     pub truth: Option<PathBuf>,
     pub schema_registry: RegistryChoice,
+    /// The dashboard's alert rules, and where their changes are posted.
+    pub thresholds: dashboard::pacing::Thresholds,
+    pub alert_webhook: Option<String>,
 }
 
 /// Where `up` keeps its topics.
@@ -312,6 +315,8 @@ pub fn up(
     );
     let settings = Settings {
         lateness_ms: config.lateness_ms,
+        thresholds: options.thresholds,
+        alert_webhook: options.alert_webhook.clone(),
         ..Settings::default()
     };
     let dashboard = service::serve(

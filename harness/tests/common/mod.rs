@@ -178,6 +178,7 @@ pub fn pane_totals<'a>(
         t.clicks += pane["clicks"].as_i64().unwrap();
         t.conversions += pane["conversions"].as_i64().unwrap();
         t.spend_micros += pane["spend_micros"].as_i64().unwrap();
+        t.revenue_micros += pane["revenue_micros"].as_i64().unwrap();
     }
     totals
 }

@@ -3,8 +3,8 @@
 //! then the Avro body. Fields are read by name from the writer's schema,
 //! so any producer's record schema with the seed's field names works: text
 //! fields as `string` (or a union with `null`), `event` also as an `enum`,
-//! `ts` also as `timestamp-millis`, `cost` as a `decimal`, `string`,
-//! `double` or integer. Money stays exact: a decimal becomes micro-units
+//! `ts` also as `timestamp-millis`, `cost` (and the optional `revenue`) as
+//! a `decimal`, `string`, `double` or integer. Money stays exact: a decimal becomes micro-units
 //! through its text, as a JSON number does.
 
 use std::borrow::Cow;
@@ -20,8 +20,9 @@ use crate::time::format_utc;
 use crate::Config;
 
 /// The schema `generator --format avro` registers for `logs` (subject
-/// `logs-value`): the seed's fields, `cost` a decimal with 6 places.
-pub const LOGS_SCHEMA: &str = r#"{"type":"record","name":"AdEvent","namespace":"marketing","fields":[{"name":"event_id","type":["null","string"],"default":null},{"name":"ts","type":"string"},{"name":"user_id","type":"string"},{"name":"campaign_id","type":"string"},{"name":"channel","type":"string"},{"name":"event","type":"string"},{"name":"cost","type":{"type":"bytes","logicalType":"decimal","precision":18,"scale":6}}]}"#;
+/// `logs-value`): the seed's fields, `cost` a decimal with 6 places, and
+/// an optional `revenue` like it.
+pub const LOGS_SCHEMA: &str = r#"{"type":"record","name":"AdEvent","namespace":"marketing","fields":[{"name":"event_id","type":["null","string"],"default":null},{"name":"ts","type":"string"},{"name":"user_id","type":"string"},{"name":"campaign_id","type":"string"},{"name":"channel","type":"string"},{"name":"event","type":"string"},{"name":"cost","type":{"type":"bytes","logicalType":"decimal","precision":18,"scale":6}},{"name":"revenue","type":["null",{"type":"bytes","logicalType":"decimal","precision":18,"scale":6}],"default":null}]}"#;
 
 /// Confluent's magic byte: a value that starts with it is framed Avro (a
 /// JSON event starts with `{` or white space).
@@ -108,6 +109,7 @@ pub fn enrich_avro<'a>(
         channel: None,
         event: None,
         cost: None,
+        revenue: None,
     };
     for (name, value) in fields {
         let slot = match name.as_str() {
@@ -118,6 +120,7 @@ pub fn enrich_avro<'a>(
             "channel" => &mut raw.channel,
             "event" => &mut raw.event,
             "cost" => &mut raw.cost,
+            "revenue" => &mut raw.revenue,
             _ => continue,
         };
         *slot = text(&name, value, decimal_scale(schema, &name))?.map(Cow::Owned);

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use crate::money::decimal_to_micros;
-use crate::time::parse_duration_ms;
+use crate::time::{parse_duration_ms, parse_timestamp_ms};
 
 pub const DEFAULT_WINDOW_MS: i64 = 60_000;
 pub const DEFAULT_LATENESS_MS: i64 = 10_000;
 /// The newest `results` format this library writes; see [`crate::Pane::format`].
-pub const LATEST_PANE_FORMAT: u32 = 2;
+pub const LATEST_PANE_FORMAT: u32 = 3;
 /// Records larger than this go to the dead-letter topic unparsed. Events
 /// are a few hundred bytes; the limit keeps one record far below the 2 MiB
 /// a transform has in all.
@@ -26,6 +26,12 @@ pub struct Campaign {
     pub name: Option<String>,
     /// Target cost per acquisition, from `CAMPAIGN_<ID>_TARGET_CPA` (units).
     pub target_cpa_micros: Option<i64>,
+    /// Daily budget, from `CAMPAIGN_<ID>_DAILY_BUDGET` (units).
+    pub daily_budget_micros: Option<i64>,
+    /// When the campaign runs, from `CAMPAIGN_<ID>_FLIGHT`
+    /// (`2025-08-01..2025-08-31`, days in UTC, both included): the first
+    /// instant and the instant after the last.
+    pub flight: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +45,8 @@ pub struct Config {
     pub campaigns: BTreeMap<String, Campaign>,
     /// Extra channel aliases, `CHANNEL_ALIASES=fb=facebook_ads,ig=facebook_ads`.
     pub channel_aliases: BTreeMap<String, String>,
-    /// The `results` format to write, `PANE_FORMAT` (default 1): a new
-    /// format is rolled out by a redeploy, after its readers can take it.
+    /// The `results` format to write, `PANE_FORMAT` (default the latest):
+    /// an older one serves readers that cannot take the newer fields yet.
     pub pane_format: u32,
     /// `MAX_RECORD_BYTES`: key, value and headers of one record.
     pub max_record_bytes: usize,
@@ -57,7 +63,7 @@ impl Default for Config {
             lateness_ms: DEFAULT_LATENESS_MS,
             campaigns: BTreeMap::new(),
             channel_aliases: BTreeMap::new(),
-            pane_format: 1,
+            pane_format: LATEST_PANE_FORMAT,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
@@ -109,10 +115,16 @@ impl Config {
                     }
                 }
                 _ => {
+                    let money =
+                        || decimal_to_micros(value).map_err(|e| format!("{key}={value}: {e}"));
                     if let Some(id) = campaign_key(key, "_TARGET_CPA") {
-                        let micros =
-                            decimal_to_micros(value).map_err(|e| format!("{key}={value}: {e}"))?;
-                        config.campaign(id).target_cpa_micros = Some(micros);
+                        config.campaign(id).target_cpa_micros = Some(money()?);
+                    } else if let Some(id) = campaign_key(key, "_DAILY_BUDGET") {
+                        config.campaign(id).daily_budget_micros = Some(money()?);
+                    } else if let Some(id) = campaign_key(key, "_FLIGHT") {
+                        config.campaign(id).flight = Some(flight(value).ok_or_else(|| {
+                            format!("{key}={value}: expected days as 2025-08-01..2025-08-31")
+                        })?);
                     } else if let Some(id) = campaign_key(key, "_NAME") {
                         config.campaign(id).name = Some(value.trim().to_string());
                     }
@@ -143,6 +155,15 @@ fn positive_bytes(key: &str, value: &str) -> Result<usize, String> {
             "{key}={value}: expected a positive number of bytes"
         )),
     }
+}
+
+/// `2025-08-01..2025-08-31` → the start of the first day and the end of
+/// the last, in milliseconds (UTC).
+fn flight(value: &str) -> Option<(i64, i64)> {
+    let (first, last) = value.trim().split_once("..")?;
+    let day = |d: &str| parse_timestamp_ms(&format!("{}T00:00:00Z", d.trim()));
+    let (start, end) = (day(first)?, day(last)? + 86_400_000);
+    (start < end).then_some((start, end))
 }
 
 /// `CAMPAIGN_SPRING_SALE_TARGET_CPA` → `spring_sale`.
@@ -203,6 +224,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_budgets_and_flights() {
+        let c = Config::from_vars([
+            ("CAMPAIGN_SPRING_SALE_DAILY_BUDGET", "1500.50"),
+            ("CAMPAIGN_SPRING_SALE_FLIGHT", "2025-08-01..2025-08-31"),
+        ])
+        .unwrap();
+        let spring = &c.campaigns["spring_sale"];
+        assert_eq!(spring.daily_budget_micros, Some(1_500_500_000));
+        // 2025-08-01T00:00Z to 2025-09-01T00:00Z.
+        assert_eq!(spring.flight, Some((1_754_006_400_000, 1_756_684_800_000)));
+        for bad in ["2025-08-31..2025-08-01", "soon", "2025-08-01"] {
+            let e = Config::from_vars([("CAMPAIGN_X_FLIGHT", bad)]).unwrap_err();
+            assert!(e.contains("expected days"), "{e}");
+        }
+        let e = Config::from_vars([("CAMPAIGN_X_DAILY_BUDGET", "-1")]).unwrap_err();
+        assert!(e.contains("negative"), "{e}");
+    }
+
+    #[test]
     fn explains_bad_values() {
         let e = Config::from_vars([("WINDOW_SIZE", "0s")]).unwrap_err();
         assert!(e.contains("WINDOW_SIZE=0s"), "{e}");
@@ -210,9 +250,9 @@ mod tests {
         assert!(e.contains("negative"), "{e}");
         let e = Config::from_vars([("CHANNEL_ALIASES", "fb")]).unwrap_err();
         assert!(e.contains("alias=channel"), "{e}");
-        for bad in ["0", "3", "two"] {
+        for bad in ["0", "4", "two"] {
             let e = Config::from_vars([("PANE_FORMAT", bad)]).unwrap_err();
-            assert!(e.contains("from 1 to 2"), "{e}");
+            assert!(e.contains("from 1 to 3"), "{e}");
         }
         for (key, bad) in [
             ("MAX_RECORD_BYTES", "0"),

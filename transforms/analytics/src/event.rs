@@ -21,12 +21,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 3] = [Kind::Impression, Kind::Click, Kind::Conversion];
+
+    /// Any case, without allocating: this runs for every record.
     fn parse(s: &str) -> Option<Kind> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "impression" => Some(Kind::Impression),
-            "click" => Some(Kind::Click),
-            "conversion" => Some(Kind::Conversion),
-            _ => None,
+        let s = s.trim();
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Impression => "impression",
+            Kind::Click => "click",
+            Kind::Conversion => "conversion",
         }
     }
 }
@@ -96,6 +105,8 @@ struct RawEvent<'a> {
     event: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     cost: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    revenue: Option<&'a RawValue>,
 }
 
 /// An `events` record: the raw fields normalised, plus what the rest of the
@@ -114,6 +125,8 @@ pub struct Event<'a> {
     pub event: Kind,
     pub cost: f64,
     pub cost_micros: i64,
+    /// The order value of a conversion, when the producer gives one.
+    pub revenue_micros: Option<i64>,
     pub campaign_name: Option<&'a str>,
     pub target_cpa_micros: Option<i64>,
 }
@@ -138,9 +151,13 @@ impl Event<'_> {
             .str("campaign_id", &self.campaign_id)
             .str("channel", &self.channel)
             .str("channel_group", self.channel_group)
-            .value("event", &self.event)
+            .str("event", self.event.as_str())
             .value("cost", &self.cost)
             .i64("cost_micros", self.cost_micros);
+        if let Some(revenue) = self.revenue_micros {
+            json.value("revenue", &to_units(revenue))
+                .i64("revenue_micros", revenue);
+        }
         if let Some(name) = self.campaign_name {
             json.str("campaign_name", name);
         }
@@ -197,11 +214,12 @@ fn parse_json(value: &[u8]) -> Result<Fields<'_>, Rejection> {
         channel: raw.channel,
         event: raw.event,
         cost: raw.cost.map(|c| Cow::Borrowed(c.get())),
+        revenue: raw.revenue.map(|c| Cow::Borrowed(c.get())),
     })
 }
 
-/// A raw event's fields, from JSON or Avro; `cost` is JSON text (a number
-/// or a quoted one) or a plain decimal.
+/// A raw event's fields, from JSON or Avro; `cost` and `revenue` are JSON
+/// text (a number or a quoted one) or a plain decimal.
 pub(crate) struct Fields<'a> {
     pub event_id: Option<Cow<'a, str>>,
     pub ts: Option<Cow<'a, str>>,
@@ -210,6 +228,7 @@ pub(crate) struct Fields<'a> {
     pub channel: Option<Cow<'a, str>>,
     pub event: Option<Cow<'a, str>>,
     pub cost: Option<Cow<'a, str>>,
+    pub revenue: Option<Cow<'a, str>>,
 }
 
 /// Checks, normalises and enriches an event's fields, whatever their format.
@@ -243,19 +262,24 @@ pub(crate) fn validate<'a>(
     let channel = name(required(raw.channel, "channel")?);
     let kind_text = required(raw.event, "event")?;
     let cost_text = raw.cost.ok_or_else(|| missing("cost"))?;
-    let cost_text = cost_text.as_ref();
     if cost_text == "null" {
         return Err(missing("cost"));
     }
-    if cost_text.len() > config.max_field_bytes {
-        return reject(
-            "field_too_long",
-            format!(
-                "field `cost` is {} bytes, over MAX_FIELD_BYTES ({})",
-                cost_text.len(),
-                config.max_field_bytes
-            ),
-        );
+    let revenue_text = raw.revenue.filter(|r| r != "null");
+    for (field, v) in [
+        ("cost", Some(&cost_text)),
+        ("revenue", revenue_text.as_ref()),
+    ] {
+        if let Some(v) = v.filter(|v| v.len() > config.max_field_bytes) {
+            return reject(
+                "field_too_long",
+                format!(
+                    "field `{field}` is {} bytes, over MAX_FIELD_BYTES ({})",
+                    v.len(),
+                    config.max_field_bytes
+                ),
+            );
+        }
     }
     for (field, v) in [
         ("user_id", &user_id),
@@ -292,7 +316,11 @@ pub(crate) fn validate<'a>(
             ),
         );
     }
-    let cost_micros = cost_micros(cost_text)?;
+    let cost_micros = money_micros("cost", &cost_text)?;
+    let revenue_micros = match &revenue_text {
+        Some(text) => Some(money_micros("revenue", text)?),
+        None => None,
+    };
     let channel = canonical_channel(channel, config);
     let meta = config.campaigns.get(campaign_id.as_ref());
     let start = window_start(ts_ms, config.window_ms);
@@ -309,6 +337,7 @@ pub(crate) fn validate<'a>(
         event: kind,
         cost: to_units(cost_micros),
         cost_micros,
+        revenue_micros,
         campaign_name: meta.and_then(|m| m.name.as_deref()),
         target_cpa_micros: meta.and_then(|m| m.target_cpa_micros),
     })
@@ -322,15 +351,22 @@ fn required<'a>(v: Option<Cow<'a, str>>, field: &str) -> Result<Cow<'a, str>, Re
     v.ok_or_else(|| missing(field))
 }
 
-fn cost_micros(text: &str) -> Result<i64, Rejection> {
+/// An amount of money, `cost` or `revenue`, in micro-units; a bad one is
+/// rejected as `bad_cost` or `bad_revenue`.
+fn money_micros(field: &'static str, text: &str) -> Result<i64, Rejection> {
+    let kind = if field == "cost" {
+        "bad_cost"
+    } else {
+        "bad_revenue"
+    };
     // Numbers arrive as JSON numbers; some producers quote them.
     let number: Cow<str> = if text.starts_with('"') {
-        serde_json::from_str(text).map_err(|e| Rejection::new("bad_cost", format!("cost: {e}")))?
+        serde_json::from_str(text).map_err(|e| Rejection::new(kind, format!("{field}: {e}")))?
     } else {
         Cow::Borrowed(text)
     };
     decimal_to_micros(&number)
-        .map_err(|e| Rejection::new("bad_cost", format!("{e}: {}", number.trim())))
+        .map_err(|e| Rejection::new(kind, format!("{field} {}: {}", e.reason(), number.trim())))
 }
 
 fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
@@ -387,6 +423,11 @@ pub struct EventRef<'a> {
     pub event: Kind,
     pub ts_ms: i64,
     pub cost_micros: i64,
+    #[serde(default)]
+    pub revenue_micros: i64,
+    /// Empty in an event that names no user: it adds to no reach.
+    #[serde(borrow, default)]
+    pub user_id: Cow<'a, str>,
 }
 
 impl<'a> EventRef<'a> {
@@ -396,6 +437,9 @@ impl<'a> EventRef<'a> {
             .map_err(|e| Rejection::new("not_an_event", format!("not an enriched event: {e}")))?;
         if event.cost_micros < 0 {
             return reject("bad_cost", "cost_micros is negative");
+        }
+        if event.revenue_micros < 0 {
+            return reject("bad_revenue", "revenue_micros is negative");
         }
         Ok(event)
     }
@@ -598,5 +642,48 @@ mod tests {
         assert_eq!(back.event, Kind::Conversion);
         assert_eq!(back.cost_micros, 12_500_000);
         assert_eq!(back.ts_ms, e.ts_ms);
+        assert_eq!((back.revenue_micros, back.user_id.as_ref()), (0, "u"));
+    }
+
+    #[test]
+    fn revenue_is_exact_optional_and_checked() {
+        let base = r#""ts":"2025-08-17T14:46:04Z","user_id":"u","campaign_id":"x","channel":"email","event":"conversion","cost":2"#;
+        let e = ok(&format!(r#"{{{base},"revenue":"49.990001"}}"#));
+        assert_eq!(e.revenue_micros, Some(49_990_001));
+        let mut buf = Vec::new();
+        e.write_json(&mut buf);
+        let json: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(json["revenue_micros"], 49_990_001);
+        assert_eq!(json["revenue"], 49.990001);
+        assert_eq!(
+            EventRef::parse(Some(&buf)).unwrap().revenue_micros,
+            49_990_001
+        );
+        for absent in [
+            format!("{{{base}}}"),
+            format!(r#"{{{base},"revenue":null}}"#),
+        ] {
+            let e = ok(&absent);
+            assert_eq!(e.revenue_micros, None);
+            e.write_json(&mut buf);
+            assert!(!String::from_utf8_lossy(&buf).contains("revenue"));
+        }
+        assert_eq!(
+            err(&format!(r#"{{{base},"revenue":-5}}"#)),
+            "revenue is negative: -5"
+        );
+        let e = enrich(
+            Some(format!(r#"{{{base},"revenue":"lots"}}"#).as_bytes()),
+            RecordMeta::default(),
+            &config(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                "bad_revenue",
+                "revenue is not a finite decimal number: lots"
+            )
+        );
     }
 }

@@ -9,6 +9,7 @@ mod json;
 pub mod money;
 pub mod pane;
 pub mod pipeline;
+pub mod reach;
 pub mod time;
 
 pub use config::Config;

@@ -13,13 +13,20 @@ pub enum CostError {
     TooLarge,
 }
 
+impl CostError {
+    /// What is wrong, for a message that names the amount: `revenue is negative`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CostError::NotANumber => "is not a finite decimal number",
+            CostError::Negative => "is negative",
+            CostError::TooLarge => "is larger than 1e9",
+        }
+    }
+}
+
 impl std::fmt::Display for CostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CostError::NotANumber => "cost is not a finite decimal number",
-            CostError::Negative => "cost is negative",
-            CostError::TooLarge => "cost is larger than 1e9",
-        })
+        write!(f, "cost {}", self.reason())
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::event::Kind;
 use crate::money::{ratio, to_units};
+use crate::reach::{Reach, User};
 use crate::time::{format_utc, window_start};
 
 /// Additive counters of a window; panes and merged windows both carry them.
@@ -19,6 +20,8 @@ pub struct Counters {
     pub clicks: u64,
     pub conversions: u64,
     pub spend_micros: i64,
+    #[serde(default)]
+    pub revenue_micros: i64,
     pub late_records: u64,
 }
 
@@ -28,16 +31,18 @@ impl Counters {
         self.clicks += other.clicks;
         self.conversions += other.conversions;
         self.spend_micros += other.spend_micros;
+        self.revenue_micros += other.revenue_micros;
         self.late_records += other.late_records;
     }
 
-    pub fn count(&mut self, kind: Kind, cost_micros: i64) {
+    pub fn count(&mut self, kind: Kind, cost_micros: i64, revenue_micros: i64) {
         match kind {
             Kind::Impression => self.impressions += 1,
             Kind::Click => self.clicks += 1,
             Kind::Conversion => self.conversions += 1,
         }
         self.spend_micros += cost_micros;
+        self.revenue_micros += revenue_micros;
     }
 
     pub fn spend(&self) -> f64 {
@@ -59,13 +64,26 @@ impl Counters {
     pub fn cpm(&self) -> f64 {
         ratio(self.spend() * 1000.0, self.impressions as f64)
     }
+    pub fn revenue(&self) -> f64 {
+        to_units(self.revenue_micros)
+    }
+    /// Return on ad spend: revenue per unit spent.
+    pub fn roas(&self) -> f64 {
+        ratio(self.revenue(), self.spend())
+    }
+    /// Average order value: revenue per conversion.
+    pub fn aov(&self) -> f64 {
+        ratio(self.revenue(), self.conversions as f64)
+    }
 }
 
 /// One `results` record.
 ///
 /// Formats change only by adding fields, so a reader that ignores fields it
 /// does not know reads every format, and panes of several formats merge.
-/// Format 1 has no `format` field; format 2 adds `format` and `CPM`.
+/// Format 1 has no `format` field; format 2 adds `format` and `CPM`;
+/// format 3 adds `ROAS`, `AOV`, `reach` and `reach_sketch`. Revenue is a
+/// counter like spend, in every format (absent, it reads as 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pane {
     #[serde(default = "format_1", skip_serializing_if = "is_format_1")]
@@ -81,6 +99,10 @@ pub struct Pane {
     pub conversions: u64,
     pub spend: f64,
     pub spend_micros: i64,
+    #[serde(default)]
+    pub revenue: f64,
+    #[serde(default)]
+    pub revenue_micros: i64,
     #[serde(rename = "CPC")]
     pub cpc: f64,
     #[serde(rename = "CPA")]
@@ -92,6 +114,18 @@ pub struct Pane {
     /// Cost per thousand impressions; format 2 on.
     #[serde(rename = "CPM", default, skip_serializing_if = "Option::is_none")]
     pub cpm: Option<f64>,
+    /// Return on ad spend and average order value; format 3 on.
+    #[serde(rename = "ROAS", default, skip_serializing_if = "Option::is_none")]
+    pub roas: Option<f64>,
+    #[serde(rename = "AOV", default, skip_serializing_if = "Option::is_none")]
+    pub aov: Option<f64>,
+    /// The distinct users with an impression, estimated, and their sketch
+    /// (see [`crate::reach`]); format 3 on. Reach over several panes is the
+    /// union of their sketches, never a sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_sketch: Option<Reach>,
     /// Offsets of the first and last input record counted here: with the
     /// results partition, campaign, channel and window, the pane's identity.
     pub first_offset: i64,
@@ -103,6 +137,14 @@ pub struct Pane {
     pub campaign_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_cpa_micros: Option<i64>,
+    /// The campaign's daily budget and flight, from the transform's
+    /// environment, for pacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget_micros: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight_start_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight_end_ms: Option<i64>,
 }
 
 fn format_1() -> u32 {
@@ -120,6 +162,7 @@ impl Pane {
             clicks: self.clicks,
             conversions: self.conversions,
             spend_micros: self.spend_micros,
+            revenue_micros: self.revenue_micros,
             late_records: self.late_records,
         }
     }
@@ -139,12 +182,17 @@ pub struct Contribution<'a> {
     pub kind: Kind,
     pub ts_ms: i64,
     pub cost_micros: i64,
+    pub revenue_micros: i64,
+    /// Counted into reach when the record is an impression.
+    pub user_id: &'a str,
 }
 
 #[derive(Debug, Clone)]
 struct Open {
     window_start: i64,
     counters: Counters,
+    /// Format 3 on: the users of the pane's impressions.
+    reach: Option<Reach>,
     first_offset: i64,
     last_offset: i64,
     records: u64,
@@ -232,6 +280,7 @@ impl PaneBuilder {
                 key.panes.push(Open {
                     window_start: start,
                     counters: Counters::default(),
+                    reach: None,
                     first_offset: c.offset,
                     last_offset: c.offset,
                     records: 0,
@@ -240,7 +289,14 @@ impl PaneBuilder {
                 key.panes.last_mut().expect("just pushed")
             }
         };
-        pane.counters.count(c.kind, c.cost_micros);
+        pane.counters.count(c.kind, c.cost_micros, c.revenue_micros);
+        if self.format >= 3 && c.kind == Kind::Impression && !c.user_id.is_empty() {
+            let reach = pane.reach.get_or_insert_with(Reach::default);
+            let before = reach.size();
+            reach.add(User::new(c.user_id));
+            // A sketch grows from a few coupons to 8 KiB: it counts toward the flush.
+            self.open_bytes = (self.open_bytes + reach.size()).saturating_sub(before);
+        }
         pane.counters.late_records += u64::from(late);
         pane.records += 1;
         pane.first_offset = pane.first_offset.min(c.offset);
@@ -282,11 +338,18 @@ impl PaneBuilder {
                     conversions: c.conversions,
                     spend: c.spend(),
                     spend_micros: c.spend_micros,
+                    revenue: c.revenue(),
+                    revenue_micros: c.revenue_micros,
                     cpc: c.cpc(),
                     cpa: c.cpa(),
                     ctr: c.ctr(),
                     cvr: c.cvr(),
                     cpm: (self.format >= 2).then(|| c.cpm()),
+                    roas: (self.format >= 3).then(|| c.roas()),
+                    aov: (self.format >= 3).then(|| c.aov()),
+                    reach: (self.format >= 3)
+                        .then(|| open.reach.as_ref().map_or(0, Reach::estimate)),
+                    reach_sketch: (self.format >= 3).then(|| open.reach.unwrap_or_default()),
                     first_offset: open.first_offset,
                     last_offset: open.last_offset,
                     records: open.records,
@@ -294,6 +357,9 @@ impl PaneBuilder {
                     late_records: c.late_records,
                     campaign_name: meta.and_then(|m| m.name.clone()),
                     target_cpa_micros: meta.and_then(|m| m.target_cpa_micros),
+                    daily_budget_micros: meta.and_then(|m| m.daily_budget_micros),
+                    flight_start_ms: meta.and_then(|m| m.flight).map(|f| f.0),
+                    flight_end_ms: meta.and_then(|m| m.flight).map(|f| f.1),
                 })?;
             }
         }
@@ -331,6 +397,8 @@ mod tests {
             kind,
             ts_ms,
             cost_micros: cost,
+            revenue_micros: 0,
+            user_id: "u",
         });
     }
 
@@ -418,9 +486,14 @@ mod tests {
                     kind: Kind::Click,
                     ts_ms: 1_000,
                     cost_micros: 1,
+                    revenue_micros: 0,
+                    user_id: "u",
                 });
             }
-            assert!(b.open_bytes <= MAX_OPEN_PANE_BYTES + 2 * (KEY_OVERHEAD_BYTES + 64));
+            assert!(
+                b.open_bytes
+                    <= MAX_OPEN_PANE_BYTES + 2 * (KEY_OVERHEAD_BYTES + 64 + PANE_OVERHEAD_BYTES)
+            );
             if b.must_flush() {
                 flushes += 1;
                 b.flush(config, |p| {
@@ -471,6 +544,8 @@ mod tests {
                 kind: Kind::Impression,
                 ts_ms: 1_000 * i,
                 cost_micros: 0,
+                revenue_micros: 0,
+                user_id: "u",
             });
             if b.must_flush() {
                 b.flush(&config, |_| Ok::<(), ()>(())).unwrap();
@@ -484,7 +559,8 @@ mod tests {
 
     #[test]
     fn panes_roundtrip_through_json_with_the_seed_fields() {
-        let config = Config::from_vars([("CAMPAIGN_C_TARGET_CPA", "4")]).unwrap();
+        let config =
+            Config::from_vars([("CAMPAIGN_C_TARGET_CPA", "4"), ("PANE_FORMAT", "1")]).unwrap();
         let mut b = PaneBuilder::new(&config);
         add(&mut b, 0, "email", Kind::Conversion, 0, 5_000_000);
         let pane = b.finish_batch(&config).remove(0);
@@ -522,10 +598,11 @@ mod tests {
         assert_eq!(serde_json::from_value::<Pane>(json).unwrap(), pane);
 
         // Format 1 is format 2 without the new fields.
-        let mut b = PaneBuilder::new(&Config::default());
+        let v1_config = Config::from_vars([("PANE_FORMAT", "1")]).unwrap();
+        let mut b = PaneBuilder::new(&v1_config);
         add(&mut b, 0, "email", Kind::Impression, 0, 0);
         add(&mut b, 1, "email", Kind::Click, 0, 2_500_000);
-        let v1 = b.finish_batch(&Config::default()).remove(0);
+        let v1 = b.finish_batch(&v1_config).remove(0);
         assert_eq!((v1.format, v1.cpm), (1, None));
         assert_eq!(
             Pane {
@@ -536,5 +613,94 @@ mod tests {
             v1
         );
         assert_eq!(v1.counters(), pane.counters());
+    }
+
+    fn record(
+        b: &mut PaneBuilder,
+        offset: i64,
+        kind: Kind,
+        user_id: &str,
+        cost: i64,
+        revenue: i64,
+    ) {
+        b.add(Contribution {
+            offset,
+            campaign: "c",
+            channel: "email",
+            kind,
+            ts_ms: 1_000,
+            cost_micros: cost,
+            revenue_micros: revenue,
+            user_id,
+        });
+    }
+
+    #[test]
+    fn format_3_adds_revenue_ratios_and_the_reach_of_impressions() {
+        let config = Config::default();
+        assert_eq!(config.pane_format, 3, "the latest format is the default");
+        let mut b = PaneBuilder::new(&config);
+        for (i, user) in ["ann", "bob", "ann", "cy"].into_iter().enumerate() {
+            record(&mut b, i as i64, Kind::Impression, user, 0, 0);
+        }
+        // Clicks and conversions reach no one new: reach is of impressions.
+        record(&mut b, 4, Kind::Click, "dee", 2_000_000, 0);
+        record(&mut b, 5, Kind::Conversion, "dee", 3_000_000, 45_500_001);
+        let pane = b.finish_batch(&config).remove(0);
+        assert_eq!((pane.revenue_micros, pane.revenue), (45_500_001, 45.500001));
+        assert_eq!(pane.roas, Some(45.500001 / 5.0));
+        assert_eq!(pane.aov, Some(45.500001));
+        assert_eq!(pane.reach, Some(3));
+        assert_eq!(pane.reach_sketch.as_ref().unwrap().estimate(), 3);
+        let json = serde_json::to_value(&pane).unwrap();
+        assert_eq!(json["format"], 3);
+        assert_eq!(json["reach"], 3);
+        assert!(json["reach_sketch"].is_string());
+        assert_eq!(serde_json::from_value::<Pane>(json).unwrap(), pane);
+
+        // Older formats keep revenue, a counter, but carry no sketch.
+        let v2 = Config::from_vars([("PANE_FORMAT", "2")]).unwrap();
+        let mut b = PaneBuilder::new(&v2);
+        record(&mut b, 0, Kind::Impression, "ann", 0, 0);
+        record(&mut b, 1, Kind::Conversion, "ann", 1, 7);
+        let old = b.finish_batch(&v2).remove(0);
+        assert_eq!((old.revenue_micros, old.reach, old.roas), (7, None, None));
+        assert!(old.reach_sketch.is_none());
+        // A pane written before revenue existed reads as no revenue.
+        let mut json = serde_json::to_value(&old).unwrap();
+        json.as_object_mut().unwrap().remove("revenue_micros");
+        json.as_object_mut().unwrap().remove("revenue");
+        assert_eq!(
+            serde_json::from_value::<Pane>(json).unwrap().revenue_micros,
+            0
+        );
+    }
+
+    #[test]
+    fn sketches_count_toward_the_flush() {
+        // 64 keys and one window hold a few KiB besides their sketches:
+        // only the sketches' growth can make the builder flush.
+        let config = Config::default();
+        let mut b = PaneBuilder::new(&config);
+        let mut i = 0;
+        while !b.must_flush() {
+            b.add(Contribution {
+                offset: i,
+                campaign: &format!("c{}", i % 64),
+                channel: "email",
+                kind: Kind::Impression,
+                ts_ms: 1_000,
+                cost_micros: 0,
+                revenue_micros: 0,
+                user_id: &format!("user-{i}"),
+            });
+            i += 1;
+            assert!(i < 64 * 5_000, "no flush after {i} users");
+        }
+        let panes = b.finish_batch(&config);
+        assert_eq!(panes.len(), 64);
+        let reach: u64 = panes.iter().map(|p| p.reach.unwrap()).sum();
+        let error = (reach as f64 - i as f64).abs() / i as f64;
+        assert!(error < 0.02, "{reach} of {i}");
     }
 }

@@ -52,6 +52,8 @@ impl Pipeline {
             kind: event.event,
             ts_ms: event.ts_ms,
             cost_micros: event.cost_micros,
+            revenue_micros: event.revenue_micros.unwrap_or(0),
+            user_id: &event.user_id,
         });
         event.write_json(&mut self.value);
         self.key.clear();
@@ -108,6 +110,8 @@ impl Aggregator {
             kind: event.event,
             ts_ms: event.ts_ms,
             cost_micros: event.cost_micros,
+            revenue_micros: event.revenue_micros,
+            user_id: &event.user_id,
         });
         Ok(())
     }

@@ -1,0 +1,415 @@
+//! Budgets, pacing and alerts, per campaign, in event time: "now" is the
+//! merge's watermark, so a back-fill paces as its own day did.
+
+use std::collections::BTreeMap;
+
+use analytics::time::format_utc;
+use analytics::Counters;
+use serde::Serialize;
+
+use crate::merge::{Merger, Window};
+
+const MINUTE: i64 = 60_000;
+const DAY: i64 = 24 * 60 * MINUTE;
+/// Alerts compare the last few minutes with the hour before them.
+const RECENT: i64 = 5 * MINUTE;
+const TRAILING: i64 = 60 * MINUTE;
+
+/// A campaign's day against its daily budget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pacing {
+    pub campaign: String,
+    pub campaign_name: Option<String>,
+    pub daily_budget_micros: i64,
+    /// The UTC day paced, and how far into it the stream is.
+    pub day_start: i64,
+    pub now: i64,
+    pub spend_micros: i64,
+    /// What even pacing would have spent by now, and what the day ends at
+    /// if it goes on as it went so far.
+    pub expected_micros: i64,
+    pub projected_micros: i64,
+    /// Spend over expected spend: 1 is on plan; 0 with nothing expected yet.
+    pub pacing: f64,
+    /// Within the campaign's flight (always, with none set).
+    pub in_flight: bool,
+}
+
+/// The merge's "now": its newest watermark, once it has one.
+fn now(merger: &Merger) -> Option<i64> {
+    merger.watermark()
+}
+
+/// Windows starting in `[from, to)`, per campaign, added up.
+fn per_campaign<'a>(
+    merger: &'a Merger,
+    from: i64,
+    to: i64,
+) -> BTreeMap<&'a str, (Counters, &'a Window)> {
+    let mut sums: BTreeMap<&str, (Counters, &Window)> = BTreeMap::new();
+    for w in merger
+        .windows()
+        .filter(|w| (from..to).contains(&w.window_start))
+    {
+        let (c, latest) = sums.entry(&w.campaign).or_insert((Counters::default(), w));
+        c.add(&w.counters);
+        *latest = w;
+    }
+    sums
+}
+
+/// Every campaign with a daily budget, paced over the day of "now".
+pub fn pacing(merger: &Merger) -> Vec<Pacing> {
+    let Some(now) = now(merger) else {
+        return Vec::new();
+    };
+    let day_start = now.div_euclid(DAY) * DAY;
+    let budgets: BTreeMap<&str, &Window> = merger
+        .windows()
+        .filter(|w| w.daily_budget_micros.is_some())
+        .map(|w| (&*w.campaign, w))
+        .collect();
+    let spent = per_campaign(merger, day_start, now + 1);
+    let elapsed = (now - day_start) as f64 / DAY as f64;
+    budgets
+        .into_iter()
+        .map(|(campaign, w)| {
+            let budget = w.daily_budget_micros.unwrap_or(0);
+            let spend = spent.get(campaign).map_or(0, |(c, _)| c.spend_micros);
+            let expected = (budget as f64 * elapsed).round() as i64;
+            Pacing {
+                campaign: campaign.to_string(),
+                campaign_name: w.campaign_name.as_deref().map(str::to_string),
+                daily_budget_micros: budget,
+                day_start,
+                now,
+                spend_micros: spend,
+                expected_micros: expected,
+                projected_micros: if elapsed > 0.0 {
+                    (spend as f64 / elapsed).round() as i64
+                } else {
+                    spend
+                },
+                pacing: analytics::money::ratio(spend as f64, expected as f64),
+                in_flight: w.flight.is_none_or(|(s, e)| (s..e).contains(&now)),
+            }
+        })
+        .collect()
+}
+
+/// The alerts' command-line options, the same on `dashboard` and `harness up`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AlertArgs {
+    /// Post each alert's start and end as JSON to this URL (USER:PASSWORD@ for Basic
+    /// credentials); retried with backoff, from a bounded queue.
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+    /// Alert when a campaign's CPA over the last hour is above its target by more than this
+    /// share (0 = any amount).
+    #[arg(long, default_value_t = Thresholds::default().cpa_over, value_name = "SHARE")]
+    pub alert_cpa_over: f64,
+    /// Alert when a campaign's spend today is off its even-pacing plan by more than this
+    /// share, either way.
+    #[arg(long, default_value_t = Thresholds::default().pacing, value_name = "SHARE")]
+    pub alert_pacing: f64,
+    /// Alert when a campaign's CTR over the last 5 minutes is below the hour before's by more
+    /// than this share.
+    #[arg(long, default_value_t = Thresholds::default().ctr_drop, value_name = "SHARE")]
+    pub alert_ctr_drop: f64,
+    /// Alert when a campaign's spend over the last 5 minutes is more than this many times the
+    /// hour before's 5-minute average.
+    #[arg(long, default_value_t = Thresholds::default().spend_spike, value_name = "TIMES")]
+    pub alert_spend_spike: f64,
+}
+
+impl AlertArgs {
+    /// The thresholds, checked, and the webhook's URL.
+    pub fn settings(&self) -> anyhow::Result<(Thresholds, Option<String>)> {
+        for (flag, v, max) in [
+            ("--alert-cpa-over", self.alert_cpa_over, f64::MAX),
+            ("--alert-pacing", self.alert_pacing, 1.0),
+            ("--alert-ctr-drop", self.alert_ctr_drop, 1.0),
+            ("--alert-spend-spike", self.alert_spend_spike, f64::MAX),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                anyhow::bail!(
+                    "{flag} {v}: use a number from 0 to {}",
+                    if max == 1.0 { "1" } else { "any size" }
+                );
+            }
+        }
+        if let Some(url) = &self.alert_webhook {
+            http_access::client::split_url(url, "--alert-webhook's").map_err(anyhow::Error::msg)?;
+        }
+        Ok((
+            Thresholds {
+                cpa_over: self.alert_cpa_over,
+                pacing: self.alert_pacing,
+                ctr_drop: self.alert_ctr_drop,
+                spend_spike: self.alert_spend_spike,
+            },
+            self.alert_webhook.clone(),
+        ))
+    }
+}
+
+/// When each rule fires; `--alert-*` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// CPA over the last hour above the target by more than this share.
+    pub cpa_over: f64,
+    /// Spend off the plan by more than this share, either way.
+    pub pacing: f64,
+    /// CTR of the last 5 minutes below the hour before by more than this share.
+    pub ctr_drop: f64,
+    /// Spend of the last 5 minutes above this many times the hour before's
+    /// 5-minute average.
+    pub spend_spike: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            cpa_over: 0.0,
+            pacing: 0.15,
+            ctr_drop: 0.3,
+            spend_spike: 3.0,
+        }
+    }
+}
+
+/// Fewest conversions for a CPA, and impressions for a CTR, to mean
+/// something: below, a rule stays quiet.
+const MIN_CONVERSIONS: u64 = 3;
+const MIN_RECENT_IMPRESSIONS: u64 = 100;
+const MIN_TRAILING_IMPRESSIONS: u64 = 500;
+/// Pacing is judged once this much of the day has gone.
+const MIN_PACED: i64 = 60 * MINUTE;
+
+/// A rule that holds now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Condition {
+    pub campaign: String,
+    pub kind: &'static str,
+    pub message: String,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// The rules that hold at the merge's "now".
+pub fn conditions(merger: &Merger, t: &Thresholds) -> Vec<Condition> {
+    let Some(now) = now(merger) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut fire = |campaign: &str, kind, value: f64, threshold: f64, message: String| {
+        out.push(Condition {
+            campaign: campaign.to_string(),
+            kind,
+            message,
+            value,
+            threshold,
+        })
+    };
+    // The 5-minute rules need the whole hour before: not at a stream's start.
+    let mut first_seen: BTreeMap<&str, i64> = BTreeMap::new();
+    for w in merger.windows() {
+        first_seen.entry(&w.campaign).or_insert(w.window_start);
+    }
+    let recent = per_campaign(merger, now - RECENT, now + 1);
+    let trailing = per_campaign(merger, now - RECENT - TRAILING, now - RECENT);
+    let hour = per_campaign(merger, now - TRAILING, now + 1);
+    for (campaign, (c, w)) in &hour {
+        if let Some(target) = w.target_cpa_micros {
+            let limit = target as f64 * (1.0 + t.cpa_over) / 1e6;
+            if c.conversions >= MIN_CONVERSIONS && c.cpa() > limit {
+                fire(
+                    campaign,
+                    "cpa_over_target",
+                    c.cpa(),
+                    limit,
+                    format!(
+                        "CPA {:.2} over the last hour, above the target {:.2}",
+                        c.cpa(),
+                        limit
+                    ),
+                );
+            }
+        }
+    }
+    for (campaign, (r, _)) in &recent {
+        let Some((h, _)) = trailing.get(campaign) else {
+            continue;
+        };
+        if first_seen
+            .get(campaign)
+            .is_none_or(|&f| f > now - RECENT - TRAILING)
+        {
+            continue;
+        }
+        if r.impressions >= MIN_RECENT_IMPRESSIONS && h.impressions >= MIN_TRAILING_IMPRESSIONS {
+            let limit = h.ctr() * (1.0 - t.ctr_drop);
+            if r.ctr() < limit {
+                fire(
+                    campaign,
+                    "ctr_drop",
+                    r.ctr(),
+                    limit,
+                    format!(
+                        "CTR {:.2}% in the last 5 minutes, down from {:.2}% the hour before",
+                        r.ctr() * 100.0,
+                        h.ctr() * 100.0
+                    ),
+                );
+            }
+        }
+        let per_slot = h.spend() * RECENT as f64 / TRAILING as f64;
+        let limit = per_slot * t.spend_spike;
+        if h.spend_micros > 0 && r.spend() > limit {
+            fire(
+                campaign,
+                "spend_spike",
+                r.spend(),
+                limit,
+                format!(
+                    "spend {:.2} in the last 5 minutes, {:.1}x the hour before's {:.2} per 5 minutes",
+                    r.spend(),
+                    r.spend() / per_slot,
+                    per_slot
+                ),
+            );
+        }
+    }
+    for p in pacing(merger) {
+        if !p.in_flight || p.now - p.day_start < MIN_PACED || p.expected_micros == 0 {
+            continue;
+        }
+        let (over, under) = (1.0 + t.pacing, 1.0 - t.pacing);
+        let say = |how| {
+            format!(
+                "spent {:.2} of a {:.2} budget by {}, {how} the {:.2} planned by now (projected {:.2})",
+                p.spend_micros as f64 / 1e6,
+                p.daily_budget_micros as f64 / 1e6,
+                format_utc(p.now),
+                p.expected_micros as f64 / 1e6,
+                p.projected_micros as f64 / 1e6
+            )
+        };
+        if p.pacing > over {
+            fire(&p.campaign, "pacing_over", p.pacing, over, say("over"));
+        } else if p.pacing < under {
+            fire(&p.campaign, "pacing_under", p.pacing, under, say("under"));
+        }
+    }
+    out
+}
+
+/// An active alert, as `/api/alerts` lists it and the webhook posts it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub campaign: String,
+    pub kind: &'static str,
+    pub message: String,
+    /// When it started, in event time.
+    pub since: String,
+    pub since_ms: i64,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// A change of an alert: what the webhook posts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertEvent {
+    /// `start` or `end`.
+    pub state: &'static str,
+    /// When, in event time.
+    pub at: String,
+    #[serde(flatten)]
+    pub alert: Alert,
+}
+
+/// The alerts that hold, and since when.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    active: BTreeMap<(String, &'static str), Alert>,
+}
+
+impl Alerts {
+    /// Takes the rules that hold now; returns the alerts that started and
+    /// ended.
+    pub fn update(&mut self, now_ms: i64, holding: Vec<Condition>) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let mut next = BTreeMap::new();
+        for c in holding {
+            let key = (c.campaign.clone(), c.kind);
+            let (since, since_ms, started) = match self.active.remove(&key) {
+                Some(a) => (a.since, a.since_ms, false),
+                None => (format_utc(now_ms), now_ms, true),
+            };
+            let alert = Alert {
+                campaign: c.campaign,
+                kind: c.kind,
+                message: c.message,
+                since,
+                since_ms,
+                value: c.value,
+                threshold: c.threshold,
+            };
+            if started {
+                events.push(AlertEvent {
+                    state: "start",
+                    at: format_utc(now_ms),
+                    alert: alert.clone(),
+                });
+            }
+            next.insert(key, alert);
+        }
+        for (_, alert) in std::mem::replace(&mut self.active, next) {
+            events.push(AlertEvent {
+                state: "end",
+                at: format_utc(now_ms),
+                alert,
+            });
+        }
+        events
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.active.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(campaign: &str, kind: &'static str) -> Condition {
+        Condition {
+            campaign: campaign.into(),
+            kind,
+            message: String::new(),
+            value: 2.0,
+            threshold: 1.0,
+        }
+    }
+
+    #[test]
+    fn alerts_start_once_hold_their_start_and_end() {
+        let mut alerts = Alerts::default();
+        let started = alerts.update(1_000, vec![condition("a", "ctr_drop")]);
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].state, "start");
+        assert!(alerts
+            .update(
+                2_000,
+                vec![condition("a", "ctr_drop"), condition("b", "spend_spike")]
+            )
+            .iter()
+            .all(|e| e.alert.campaign == "b"));
+        assert_eq!(alerts.active().next().unwrap().since_ms, 1_000);
+        let ended = alerts.update(3_000, vec![condition("b", "spend_spike")]);
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].state, ended[0].alert.kind), ("end", "ctr_drop"));
+        assert_eq!(alerts.active().count(), 1);
+    }
+}
