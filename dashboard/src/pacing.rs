@@ -41,11 +41,7 @@ fn now(merger: &Merger) -> Option<i64> {
 }
 
 /// Windows starting in `[from, to)`, per campaign, added up.
-fn per_campaign<'a>(
-    merger: &'a Merger,
-    from: i64,
-    to: i64,
-) -> BTreeMap<&'a str, (Counters, &'a Window)> {
+fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters, &Window)> {
     let mut sums: BTreeMap<&str, (Counters, &Window)> = BTreeMap::new();
     for w in merger
         .windows()

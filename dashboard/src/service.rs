@@ -446,36 +446,25 @@ impl Shared {
                 .map(|r| (label(r.campaign.as_deref().unwrap_or("")), f(&r.totals)))
                 .collect()
         };
-        family(
-            "dashboard_campaign_impressions_1h",
-            "Impressions in the last hour of event time.",
-            per_campaign(|t| t.impressions.to_string()),
-        );
-        family(
-            "dashboard_campaign_clicks_1h",
-            "Clicks in the last hour of event time.",
-            per_campaign(|t| t.clicks.to_string()),
-        );
-        family(
-            "dashboard_campaign_conversions_1h",
-            "Conversions in the last hour of event time.",
-            per_campaign(|t| t.conversions.to_string()),
-        );
-        family(
-            "dashboard_campaign_spend_1h",
-            "Spend in the last hour of event time, in currency units.",
-            per_campaign(|t| t.spend.to_string()),
-        );
-        family(
-            "dashboard_campaign_revenue_1h",
-            "Revenue in the last hour of event time, in currency units.",
-            per_campaign(|t| t.revenue.to_string()),
-        );
-        family(
-            "dashboard_campaign_reach_1h",
-            "Distinct users reached in the last hour of event time (a sketch union).",
-            per_campaign(|t| t.reach.to_string()),
-        );
+        let figures: [(&str, &str, Figure); 6] = [
+            ("impressions", "Impressions", |t| t.impressions.to_string()),
+            ("clicks", "Clicks", |t| t.clicks.to_string()),
+            ("conversions", "Conversions", |t| t.conversions.to_string()),
+            ("spend", "Spend (currency units)", |t| t.spend.to_string()),
+            ("revenue", "Revenue (currency units)", |t| {
+                t.revenue.to_string()
+            }),
+            ("reach", "Distinct users reached (a sketch union)", |t| {
+                t.reach.to_string()
+            }),
+        ];
+        for (name, what, figure) in figures {
+            family(
+                &format!("dashboard_campaign_{name}_1h"),
+                &format!("{what} in the last hour of event time."),
+                per_campaign(figure),
+            );
+        }
         let pacing = pacing::pacing(&state.merger);
         family(
             "dashboard_campaign_daily_budget",
@@ -552,6 +541,9 @@ impl Shared {
         }
     }
 }
+
+/// One figure of a campaign's totals, as a metric's value.
+type Figure = fn(&view::Totals) -> String;
 
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label_value(v: &str) -> String {

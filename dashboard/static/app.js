@@ -8,8 +8,6 @@ const windows = new Map(); // "start|campaign|channel" -> window view
 let source = { connected: false, lag: null };
 const fmtLag = (lag) => (lag === null || lag === undefined ? "…" : fmtInt(lag));
 let live = false;
-let chart = null;
-let reachChart = null;
 let renderQueued = false;
 // Reach is a union of sketches, which only the server can take: the page
 // asks it for the reach of what it shows, at most once a second.
@@ -19,6 +17,7 @@ let alerts = [];
 let unionsWanted = null;
 let unionsBusy = false;
 let unionsAsked = 0;
+let unionsTook = 0;
 
 const $ = (id) => document.getElementById(id);
 const key = (w) => `${w.window_start}|${w.campaign}|${w.channel}`;
@@ -116,7 +115,8 @@ function query(s, extra) {
 // Fetches the unions for the selection `s` and the latest window start.
 async function refreshUnions() {
   if (unionsBusy || unionsWanted === null) return;
-  const wait = unionsAsked + 1000 - Date.now();
+  // Over a day of many keys a union takes the server a while: ask less often then.
+  const wait = unionsAsked + Math.max(1000, 5 * unionsTook) - Date.now();
   if (wait > 0) {
     unionsBusy = true;
     setTimeout(() => { unionsBusy = false; refreshUnions(); }, wait);
@@ -145,6 +145,7 @@ async function refreshUnions() {
       campaigns: new Map(campaigns.map((r) => [r.campaign, r])),
       channels: new Map(channels.map((r) => [r.channel, r])),
     };
+    unionsTook = Date.now() - unionsAsked;
     queueRender();
   } catch (e) {
     unionsWanted = unionsWanted || wanted;
@@ -234,9 +235,9 @@ function render() {
     xs.map((x) => perMinute.get(x).conversions),
     xs.map((x) => perMinute.get(x).spend_micros / 1e6),
   ];
-  drawChart(data);
+  draw("chart", data);
   const buckets = unions.buckets;
-  drawReachChart([
+  draw("reach-chart", [
     buckets.map((b) => b.window_start / 1000),
     buckets.map((b) => b.reach),
     buckets.map((b) => b.frequency),
@@ -277,22 +278,34 @@ function render() {
   renderConnection();
 }
 
-function drawChart(data) {
-  const width = Math.max(320, $("chart").clientWidth - 16);
-  if (!chart) {
-    chart = new uPlot({
-      width, height: 300,
-      series: [
-        {},
-        { label: "impressions", stroke: "#4c78a8", scale: "n" },
-        { label: "clicks", stroke: "#f58518", scale: "n" },
-        { label: "conversions", stroke: "#54a24b", scale: "n" },
-        { label: "spend", stroke: "#b279a2", scale: "$", value: (u, v) => (v === null ? "–" : v.toFixed(2)) },
-      ],
+const money = (label, stroke) => ({ label, stroke, scale: "$", value: (u, v) => (v === null ? "–" : v.toFixed(2)) });
+const CHARTS = {
+  chart: { height: 300, series: [
+    { label: "impressions", stroke: "#4c78a8", scale: "n" },
+    { label: "clicks", stroke: "#f58518", scale: "n" },
+    { label: "conversions", stroke: "#54a24b", scale: "n" },
+    money("spend", "#b279a2"),
+  ] },
+  "reach-chart": { height: 240, series: [
+    { label: "reach", stroke: "#4c78a8", scale: "n" },
+    { label: "frequency", stroke: "#72b7b2", scale: "x" },
+    money("revenue", "#54a24b"),
+    { label: "ROAS", stroke: "#e45756", scale: "x" },
+  ] },
+};
+const charts = {};
+const chartWidth = (id) => Math.max(320, $(id).clientWidth - 16);
+
+// Counts on the left axis, money on the right; ratios share the chart unscaled.
+function draw(id, data) {
+  if (!charts[id]) {
+    charts[id] = new uPlot({
+      width: chartWidth(id), height: CHARTS[id].height,
+      series: [{}, ...CHARTS[id].series],
       axes: [{}, { scale: "n" }, { scale: "$", side: 1, grid: { show: false } }],
-    }, data, $("chart"));
+    }, data, $(id));
   } else {
-    chart.setData(data);
+    charts[id].setData(data);
   }
 }
 
@@ -310,25 +323,6 @@ function renderPacing() {
     kind.append(el("span", a.kind, "tag late"));
     return row([a.campaign, kind, fmtTime(a.since_ms), a.message]);
   }));
-}
-
-function drawReachChart(data) {
-  const width = Math.max(320, $("reach-chart").clientWidth - 16);
-  if (!reachChart) {
-    reachChart = new uPlot({
-      width, height: 240,
-      series: [
-        {},
-        { label: "reach", stroke: "#4c78a8", scale: "n" },
-        { label: "frequency", stroke: "#72b7b2", scale: "x" },
-        { label: "revenue", stroke: "#54a24b", scale: "$", value: (u, v) => (v === null ? "–" : v.toFixed(2)) },
-        { label: "ROAS", stroke: "#e45756", scale: "x" },
-      ],
-      axes: [{}, { scale: "n" }, { scale: "$", side: 1, grid: { show: false } }],
-    }, data, $("reach-chart"));
-  } else {
-    reachChart.setData(data);
-  }
 }
 
 function renderDeadLetters() {
@@ -418,8 +412,7 @@ $("filter-reset").addEventListener("click", () => {
   queueRender();
 });
 window.addEventListener("resize", () => {
-  if (chart) chart.setSize({ width: Math.max(320, $("chart").clientWidth - 16), height: 300 });
-  if (reachChart) reachChart.setSize({ width: Math.max(320, $("reach-chart").clientWidth - 16), height: 240 });
+  for (const [id, chart] of Object.entries(charts)) chart.setSize({ width: chartWidth(id), height: CHARTS[id].height });
 });
 render();
 connect();

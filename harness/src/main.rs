@@ -34,7 +34,7 @@ enum Command {
     /// Host a transform against a Kafka-protocol broker until stopped (Ctrl-C).
     Bridge(cli::bridge::BridgeArgs),
     /// Run the whole pipeline in this process: generator, topics kept on disk, the transform, the dashboard.
-    Up(cli::up::UpArgs),
+    Up(Box<cli::up::UpArgs>),
     /// Deploy a transform, or a new version of one, to a running `harness up` or `harness bridge`.
     Deploy(cli::deploy::DeployArgs),
     /// Show the transforms a running host runs: status and lag per partition, version, errors.
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Test(args) => cli::test::run(args),
         Command::Bridge(args) => cli::bridge::run(args),
-        Command::Up(args) => cli::up::run(args),
+        Command::Up(args) => cli::up::run(*args),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::List(args) => cli::list::run(args),
         Command::Delete(args) => cli::meta::delete(args),

@@ -244,6 +244,8 @@ pub(crate) fn validate<'a>(
         ("campaign_id", &raw.campaign_id),
         ("channel", &raw.channel),
         ("event", &raw.event),
+        ("cost", &raw.cost),
+        ("revenue", &raw.revenue),
     ] {
         if let Some(v) = v.as_deref().filter(|v| v.len() > config.max_field_bytes) {
             return reject(
@@ -266,21 +268,6 @@ pub(crate) fn validate<'a>(
         return Err(missing("cost"));
     }
     let revenue_text = raw.revenue.filter(|r| r != "null");
-    for (field, v) in [
-        ("cost", Some(&cost_text)),
-        ("revenue", revenue_text.as_ref()),
-    ] {
-        if let Some(v) = v.filter(|v| v.len() > config.max_field_bytes) {
-            return reject(
-                "field_too_long",
-                format!(
-                    "field `{field}` is {} bytes, over MAX_FIELD_BYTES ({})",
-                    v.len(),
-                    config.max_field_bytes
-                ),
-            );
-        }
-    }
     for (field, v) in [
         ("user_id", &user_id),
         ("campaign_id", &campaign_id),
