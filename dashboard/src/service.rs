@@ -446,7 +446,7 @@ impl Shared {
                 .map(|r| (label(r.campaign.as_deref().unwrap_or("")), f(&r.totals)))
                 .collect()
         };
-        let figures: [(&str, &str, Figure); 6] = [
+        let figures: [(&str, &str, Figure<view::Totals>); 6] = [
             ("impressions", "Impressions", |t| t.impressions.to_string()),
             ("clicks", "Clicks", |t| t.clicks.to_string()),
             ("conversions", "Conversions", |t| t.conversions.to_string()),
@@ -466,40 +466,33 @@ impl Shared {
             );
         }
         let pacing = pacing::pacing(&state.merger);
-        family(
-            "dashboard_campaign_daily_budget",
-            "The campaign's daily budget, in currency units.",
-            pacing
-                .iter()
-                .map(|p| {
-                    (
-                        label(&p.campaign),
-                        (p.daily_budget_micros as f64 / 1e6).to_string(),
-                    )
-                })
-                .collect(),
-        );
-        family(
-            "dashboard_campaign_spend_today",
-            "Spend so far on the day being paced (UTC, event time), in currency units.",
-            pacing
-                .iter()
-                .map(|p| {
-                    (
-                        label(&p.campaign),
-                        (p.spend_micros as f64 / 1e6).to_string(),
-                    )
-                })
-                .collect(),
-        );
-        family(
-            "dashboard_campaign_pacing_ratio",
-            "Spend so far over what even pacing plans by now: 1 is on plan.",
-            pacing
-                .iter()
-                .map(|p| (label(&p.campaign), p.pacing.to_string()))
-                .collect(),
-        );
+        let paced: [(&str, &str, Figure<pacing::Pacing>); 3] = [
+            (
+                "daily_budget",
+                "The campaign's daily budget, in currency units.",
+                |p| (p.daily_budget_micros as f64 / 1e6).to_string(),
+            ),
+            (
+                "spend_today",
+                "Spend so far on the day being paced (UTC, event time), in currency units.",
+                |p| (p.spend_micros as f64 / 1e6).to_string(),
+            ),
+            (
+                "pacing_ratio",
+                "Spend so far over what even pacing plans by now: 1 is on plan.",
+                |p| p.pacing.to_string(),
+            ),
+        ];
+        for (name, help, figure) in paced {
+            family(
+                &format!("dashboard_campaign_{name}"),
+                help,
+                pacing
+                    .iter()
+                    .map(|p| (label(&p.campaign), figure(p)))
+                    .collect(),
+            );
+        }
         family(
             "dashboard_alert_active",
             "1 for each alert that holds, by campaign and kind.",
@@ -542,8 +535,8 @@ impl Shared {
     }
 }
 
-/// One figure of a campaign's totals, as a metric's value.
-type Figure = fn(&view::Totals) -> String;
+/// One figure of a campaign's totals or pacing, as a metric's value.
+type Figure<T> = fn(&T) -> String;
 
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label_value(v: &str) -> String {
