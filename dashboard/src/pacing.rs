@@ -128,10 +128,12 @@ impl AlertArgs {
             ("--alert-spend-spike", self.alert_spend_spike, f64::MAX),
         ] {
             if !(v.is_finite() && (0.0..=max).contains(&v)) {
-                anyhow::bail!(
-                    "{flag} {v}: use a number from 0 to {}",
-                    if max == 1.0 { "1" } else { "any size" }
-                );
+                let range = if max == 1.0 {
+                    "from 0 to 1"
+                } else {
+                    "of 0 or more"
+                };
+                anyhow::bail!("{flag} {v}: use a number {range}");
             }
         }
         if let Some(url) = &self.alert_webhook {

@@ -242,6 +242,10 @@ fn bad_alert_settings_get_a_message() {
             "--alert-pacing 1.5: use a number from 0 to 1",
         ),
         (
+            &["--alert-spend-spike=-1"][..],
+            "--alert-spend-spike -1: use a number of 0 or more",
+        ),
+        (
             &["--alert-webhook", "ftp://x"][..],
             "--alert-webhook's URL is http://HOST:PORT",
         ),
