@@ -35,11 +35,6 @@ pub struct Pacing {
     pub in_flight: bool,
 }
 
-/// The merge's "now": its newest watermark, once it has one.
-fn now(merger: &Merger) -> Option<i64> {
-    merger.watermark()
-}
-
 /// Windows starting in `[from, to)`, per campaign, added up.
 fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters, &Window)> {
     let mut sums: BTreeMap<&str, (Counters, &Window)> = BTreeMap::new();
@@ -56,7 +51,7 @@ fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters
 
 /// Every campaign with a daily budget, paced over the day of "now".
 pub fn pacing(merger: &Merger) -> Vec<Pacing> {
-    let Some(now) = now(merger) else {
+    let Some(now) = merger.watermark() else {
         return Vec::new();
     };
     let day_start = now.div_euclid(DAY) * DAY;
@@ -196,7 +191,7 @@ pub struct Condition {
 
 /// The rules that hold at the merge's "now".
 pub fn conditions(merger: &Merger, t: &Thresholds) -> Vec<Condition> {
-    let Some(now) = now(merger) else {
+    let Some(now) = merger.watermark() else {
         return Vec::new();
     };
     let mut out = Vec::new();

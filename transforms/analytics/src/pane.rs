@@ -324,6 +324,7 @@ impl PaneBuilder {
             open.panes.sort_by_key(|p| p.window_start);
             let (campaign, channel) = (&key[..open.campaign_len], &key[open.campaign_len + 1..]);
             let meta = config.campaigns.get(campaign);
+            let flight = meta.and_then(|m| m.flight);
             for open in open.panes {
                 let c = open.counters;
                 emit(Pane {
@@ -358,8 +359,8 @@ impl PaneBuilder {
                     campaign_name: meta.and_then(|m| m.name.clone()),
                     target_cpa_micros: meta.and_then(|m| m.target_cpa_micros),
                     daily_budget_micros: meta.and_then(|m| m.daily_budget_micros),
-                    flight_start_ms: meta.and_then(|m| m.flight).map(|f| f.0),
-                    flight_end_ms: meta.and_then(|m| m.flight).map(|f| f.1),
+                    flight_start_ms: flight.map(|f| f.0),
+                    flight_end_ms: flight.map(|f| f.1),
                 })?;
             }
         }

@@ -51,10 +51,6 @@ impl Reach {
         self.0.estimate().round() as u64
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Heap bytes, about.
     pub fn size(&self) -> usize {
         self.0.estimated_size()
@@ -142,10 +138,6 @@ impl ReachUnion {
 
     pub fn estimate(&self) -> u64 {
         self.0.estimate().round() as u64
-    }
-
-    pub fn size(&self) -> usize {
-        self.0.estimated_size()
     }
 
     pub fn to_reach(&self) -> Reach {
