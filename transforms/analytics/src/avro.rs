@@ -101,29 +101,12 @@ pub fn enrich_avro<'a>(
             "the Avro value is not a record",
         ));
     };
-    let mut raw = Fields {
-        event_id: None,
-        ts: None,
-        user_id: None,
-        campaign_id: None,
-        channel: None,
-        event: None,
-        cost: None,
-        revenue: None,
-    };
+    let mut raw = Fields::default();
     for (name, value) in fields {
-        let slot = match name.as_str() {
-            "event_id" => &mut raw.event_id,
-            "ts" => &mut raw.ts,
-            "user_id" => &mut raw.user_id,
-            "campaign_id" => &mut raw.campaign_id,
-            "channel" => &mut raw.channel,
-            "event" => &mut raw.event,
-            "cost" => &mut raw.cost,
-            "revenue" => &mut raw.revenue,
-            _ => continue,
+        let Some(i) = Fields::index(&name) else {
+            continue;
         };
-        *slot = text(&name, value, decimal_scale(schema, &name))?.map(Cow::Owned);
+        *raw.slot(i) = text(&name, value, decimal_scale(schema, &name))?.map(Cow::Owned);
     }
     validate(raw, meta, config)
 }

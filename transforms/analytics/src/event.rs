@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::{normalise, Config};
-use crate::json::JsonObject;
+use crate::json::{flat_object, JsonObject, Scalar};
 use crate::money::{decimal_to_micros, to_units};
+use crate::text::trim;
 use crate::time::{
     format_duration, format_utc, parse_timestamp_ms, window_start, MAX_TS_MS, MIN_TS_MS,
 };
@@ -25,7 +26,7 @@ impl Kind {
 
     /// Any case, without allocating: this runs for every record.
     fn parse(s: &str) -> Option<Kind> {
-        let s = s.trim();
+        let s = trim(s);
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
@@ -92,21 +93,32 @@ pub struct RecordMeta {
 #[derive(Deserialize)]
 struct RawEvent<'a> {
     #[serde(borrow, default)]
-    event_id: Option<Cow<'a, str>>,
+    event_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    ts: Option<Cow<'a, str>>,
+    ts: Option<Text<'a>>,
     #[serde(borrow, default)]
-    user_id: Option<Cow<'a, str>>,
+    user_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    campaign_id: Option<Cow<'a, str>>,
+    campaign_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    channel: Option<Cow<'a, str>>,
+    channel: Option<Text<'a>>,
     #[serde(borrow, default)]
-    event: Option<Cow<'a, str>>,
+    event: Option<Text<'a>>,
     #[serde(borrow, default)]
     cost: Option<&'a RawValue>,
     #[serde(borrow, default)]
     revenue: Option<&'a RawValue>,
+}
+
+/// A string borrowed from the record when it has no escapes: serde borrows
+/// a `Cow` only outside an `Option`, so the option holds this.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'a> From<Text<'a>> for Cow<'a, str> {
+    fn from(text: Text<'a>) -> Cow<'a, str> {
+        text.0
+    }
 }
 
 /// An `events` record: the raw fields normalised, plus what the rest of the
@@ -196,6 +208,11 @@ pub fn enrich<'a>(
 }
 
 fn parse_json(value: &[u8]) -> Result<Fields<'_>, Rejection> {
+    scan_json(value).map_or_else(|| serde_fields(value), Ok)
+}
+
+/// Any JSON, through serde_json, which words what is wrong with it.
+fn serde_fields(value: &[u8]) -> Result<Fields<'_>, Rejection> {
     // serde would also take a JSON array for the struct, with a baffling message.
     if value.trim_ascii_start().first() != Some(&b'{')
         && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok()
@@ -207,19 +224,47 @@ fn parse_json(value: &[u8]) -> Result<Fields<'_>, Rejection> {
         Err(e) => return reject("invalid_json", format!("invalid JSON: {e}")),
     };
     Ok(Fields {
-        event_id: raw.event_id,
-        ts: raw.ts,
-        user_id: raw.user_id,
-        campaign_id: raw.campaign_id,
-        channel: raw.channel,
-        event: raw.event,
+        event_id: raw.event_id.map(Cow::from),
+        ts: raw.ts.map(Cow::from),
+        user_id: raw.user_id.map(Cow::from),
+        campaign_id: raw.campaign_id.map(Cow::from),
+        channel: raw.channel.map(Cow::from),
+        event: raw.event.map(Cow::from),
         cost: raw.cost.map(|c| Cow::Borrowed(c.get())),
         revenue: raw.revenue.map(|c| Cow::Borrowed(c.get())),
     })
 }
 
+/// The common record, a flat object whose strings have no escapes, read
+/// without serde: the same fields serde_json would give, or `None` for
+/// anything else.
+fn scan_json(value: &[u8]) -> Option<Fields<'_>> {
+    let mut fields = Fields::default();
+    let mut seen = 0u8;
+    flat_object(value, |name, value| {
+        let Some(i) = Fields::index(name) else {
+            // serde ignores fields it does not know.
+            return Some(());
+        };
+        // A field given twice is serde's error to word.
+        (seen & 1 << i == 0).then_some(())?;
+        seen |= 1 << i;
+        *fields.slot(i) = match (value, Fields::is_money(i)) {
+            (Scalar::Null, _) => None,
+            (Scalar::Str { text, .. }, false) => Some(Cow::Borrowed(text)),
+            // Money is kept as JSON text, quotes and all.
+            (Scalar::Str { token, .. }, true) => Some(Cow::Borrowed(token)),
+            (Scalar::Literal(text), true) => Some(Cow::Borrowed(text)),
+            (Scalar::Literal(_), false) => return None,
+        };
+        Some(())
+    })?;
+    Some(fields)
+}
+
 /// A raw event's fields, from JSON or Avro; `cost` and `revenue` are JSON
 /// text (a number or a quoted one) or a plain decimal.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Fields<'a> {
     pub event_id: Option<Cow<'a, str>>,
     pub ts: Option<Cow<'a, str>>,
@@ -229,6 +274,41 @@ pub(crate) struct Fields<'a> {
     pub event: Option<Cow<'a, str>>,
     pub cost: Option<Cow<'a, str>>,
     pub revenue: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    /// The field's index, for [`Fields::slot`].
+    pub fn index(name: &str) -> Option<usize> {
+        // A match compares lengths first: this runs for every member read.
+        Some(match name {
+            "event_id" => 0,
+            "ts" => 1,
+            "user_id" => 2,
+            "campaign_id" => 3,
+            "channel" => 4,
+            "event" => 5,
+            "cost" => 6,
+            "revenue" => 7,
+            _ => return None,
+        })
+    }
+
+    fn is_money(index: usize) -> bool {
+        index >= 6
+    }
+
+    pub fn slot(&mut self, index: usize) -> &mut Option<Cow<'a, str>> {
+        match index {
+            0 => &mut self.event_id,
+            1 => &mut self.ts,
+            2 => &mut self.user_id,
+            3 => &mut self.campaign_id,
+            4 => &mut self.channel,
+            5 => &mut self.event,
+            6 => &mut self.cost,
+            _ => &mut self.revenue,
+        }
+    }
 }
 
 /// Checks, normalises and enriches an event's fields, whatever their format.
@@ -358,8 +438,8 @@ fn money_micros(field: &'static str, text: &str) -> Result<i64, Rejection> {
 
 fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
     match s {
-        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-        Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
+        Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
+        Cow::Owned(o) if trim(&o).len() == o.len() => Cow::Owned(o),
         Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
     }
 }
@@ -435,6 +515,7 @@ impl<'a> EventRef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn config() -> Config {
         Config::from_vars([
@@ -672,5 +753,90 @@ mod tests {
                 "revenue is not a finite decimal number: lots"
             )
         );
+    }
+
+    /// JSON objects near the records producers write: known and unknown
+    /// fields, repeated ones, strings with escapes, controls and non-ASCII
+    /// text, numbers good and bad, literals, nesting and odd whitespace.
+    fn near_records() -> impl Strategy<Value = String> {
+        let name = prop::sample::select(vec![
+            "event_id",
+            "ts",
+            "user_id",
+            "campaign_id",
+            "channel",
+            "event",
+            "cost",
+            "revenue",
+            "extra",
+            "Ts",
+            "ts ",
+            "\\u0074s",
+        ]);
+        let value = prop_oneof![
+            "[a-z0-9_ :.-]{0,12}".prop_map(|t| format!("\"{t}\"")),
+            "[a-zé€\\\\\"\\n\\t\\x01/]{0,6}".prop_map(|t| format!("\"{t}\"")),
+            r#"-?(0|[1-9][0-9]{0,3})(\.[0-9]{0,3})?([eE][+-]?[0-9]{0,2})?"#,
+            r#"[-+.0-9eE]{1,5}"#,
+            prop::sample::select(vec!["null", "true", "false", "nul", "[1]", r#"{"a":1}"#])
+                .prop_map(String::from),
+        ];
+        let ws = prop::sample::select(vec!["", " ", "\n\t", "\r", "\u{c}"]);
+        prop::collection::vec((name, ws.clone(), value, ws.clone()), 0..10).prop_flat_map(
+            move |members| {
+                let ws = ws.clone();
+                (
+                    Just(members),
+                    ws.clone(),
+                    ws,
+                    prop::sample::select(vec!["{", "[", ""]),
+                )
+                    .prop_map(|(members, lead, tail, open)| {
+                        let body: Vec<String> = members
+                            .iter()
+                            .map(|(n, w1, v, w2)| format!("{w1}\"{n}\"{w2}:{w1}{v}{w2}"))
+                            .collect();
+                        let close = if open == "{" { "}" } else { "" };
+                        format!("{lead}{open}{}{close}{tail}", body.join(","))
+                    })
+            },
+        )
+    }
+
+    proptest! {
+        /// The fast reader gives serde_json's fields whenever it reads a
+        /// value, and a value it leaves still gets serde_json's answer.
+        #[test]
+        fn the_fast_reader_agrees_with_serde_json(json in near_records()) {
+            let serde = serde_fields(json.as_bytes());
+            if let Some(fields) = scan_json(json.as_bytes()) {
+                prop_assert_eq!(Ok(fields), serde.clone(), "{}", json);
+            }
+            prop_assert_eq!(parse_json(json.as_bytes()), serde);
+        }
+    }
+
+    #[test]
+    fn generated_records_take_the_fast_reader() {
+        let plain = r#"{"event_id":"e1","ts":"2025-08-17T14:46:04.169993","user_id":"u1","campaign_id":"spring_sale","channel":"tiktok","event":"conversion","cost":12.50,"revenue":"49.990001"}"#;
+        let fields = scan_json(plain.as_bytes()).expect("a plain record is read fast");
+        assert_eq!(fields, serde_fields(plain.as_bytes()).unwrap());
+        assert_eq!(fields.cost.as_deref(), Some("12.50"));
+        assert_eq!(fields.revenue.as_deref(), Some(r#""49.990001""#));
+        // Spaced out, with a field of another producer's: still fast.
+        let spaced = " {\n \"ts\" : \"x\" , \"source\": 3 ,\"cost\":null}\r\n";
+        let fields = scan_json(spaced.as_bytes()).expect("spacing is read fast");
+        assert_eq!((fields.ts.as_deref(), fields.cost), (Some("x"), None));
+        // Escapes, nesting and repeats are left to serde_json.
+        for other in [
+            r#"{"ts":"a\"b"}"#,
+            r#"{"ts":"x","extra":{"a":1}}"#,
+            r#"{"ts":"x","ts":"y"}"#,
+            r#"{"ts":null,"ts":"y"}"#,
+            r#"{"user_id":5}"#,
+            "[1]",
+        ] {
+            assert!(scan_json(other.as_bytes()).is_none(), "{other}");
+        }
     }
 }

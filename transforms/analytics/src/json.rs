@@ -1,6 +1,9 @@
-//! A small JSON object writer for the per-record hot path (every event is
-//! written once to `events`): strings that need no escaping, nearly all of
-//! them, are copied as they are, eight bytes checked at a time.
+//! JSON on the per-record hot path: every `logs` value is read once and
+//! every event written once to `events`. Strings that need no escaping,
+//! nearly all of them, are copied or borrowed as they are, eight bytes
+//! checked at a time. The reader takes only flat objects of plain values
+//! and answers `None` for anything else, which goes to serde_json: it
+//! reads the rest of JSON and words the errors.
 
 pub struct JsonObject<'a> {
     out: &'a mut Vec<u8>,
@@ -13,13 +16,17 @@ impl<'a> JsonObject<'a> {
         JsonObject { out, empty: true }
     }
 
+    /// `name` is one of our field names, which need no escaping.
     fn key(&mut self, name: &str) -> &mut Vec<u8> {
+        debug_assert!(!needs_escape(name.as_bytes()), "{name}");
+        self.out.reserve(name.len() + 4);
         if !self.empty {
             self.out.push(b',');
         }
         self.empty = false;
-        write_str(self.out, name);
-        self.out.push(b':');
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
         self.out
     }
 
@@ -63,20 +70,160 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Whether any byte is a control character, `"` or `\`: what JSON escapes.
 fn needs_escape(bytes: &[u8]) -> bool {
+    plain_len(bytes) < bytes.len()
+}
+
+/// How many leading bytes are neither a control character, `"` nor `\`.
+fn plain_len(bytes: &[u8]) -> usize {
+    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     // Bit tricks from "Bit Twiddling Hacks": a byte below n, a zero byte.
     let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS != 0;
     let has = |v: u64, b: u8| below(v ^ (ONES * u64::from(b)), 1);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
         let v = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
         if below(v, 0x20) || has(v, b'"') || has(v, b'\\') {
-            return true;
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..].iter().take_while(|&&b| !special(b)).count()
+}
+
+/// A member's value in a flat object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    Null,
+    /// A string without escapes: its text, and its whole token with the quotes.
+    Str {
+        text: &'a str,
+        token: &'a str,
+    },
+    /// A number, `true` or `false`, as written.
+    Literal(&'a str),
+}
+
+/// Calls `member` with each member of a JSON object whose keys and string
+/// values have no escapes and whose values are all scalars. `None` when the
+/// text is anything else (or `member` answers `None`): the caller then
+/// reads it with serde_json. What this accepts is valid JSON, read as
+/// serde_json reads it.
+pub fn flat_object<'a>(
+    bytes: &'a [u8],
+    mut member: impl FnMut(&'a str, Scalar<'a>) -> Option<()>,
+) -> Option<()> {
+    // Validated once, so that the scan below works on bytes and slices
+    // strings between ASCII quotes.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut r = Reader { text, at: 0 };
+    r.skip_ws();
+    r.eat(b'{')?;
+    r.skip_ws();
+    if r.eat(b'}').is_none() {
+        loop {
+            let Scalar::Str { text: name, .. } = r.string()? else {
+                return None;
+            };
+            r.skip_ws();
+            r.eat(b':')?;
+            r.skip_ws();
+            member(name, r.scalar()?)?;
+            r.skip_ws();
+            match r.next()? {
+                b',' => r.skip_ws(),
+                b'}' => break,
+                _ => return None,
+            }
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    r.skip_ws();
+    (r.at == text.len()).then_some(())
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.peek()? == b).then(|| self.at += 1)
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<Scalar<'a>> {
+        let start = self.at;
+        self.eat(b'"')?;
+        self.at += plain_len(&self.text.as_bytes()[self.at..]);
+        self.eat(b'"')?;
+        Some(Scalar::Str {
+            text: &self.text[start + 1..self.at - 1],
+            token: &self.text[start..self.at],
+        })
+    }
+
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        let start = self.at;
+        let rest = &self.text[start..];
+        let literal = |len: usize| Some((start + len, Scalar::Literal(&rest[..len])));
+        let (end, value) = match self.peek()? {
+            b'"' => return self.string(),
+            b'n' if rest.starts_with("null") => (start + 4, Scalar::Null),
+            b't' if rest.starts_with("true") => literal(4)?,
+            b'f' if rest.starts_with("false") => literal(5)?,
+            _ => literal(number_len(rest.as_bytes())?)?,
+        };
+        self.at = end;
+        Some(value)
+    }
+}
+
+/// The length of the JSON number `bytes` starts with:
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_len(bytes: &[u8]) -> Option<usize> {
+    let digits = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    match bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at += digits(at),
+        _ => return None,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        let n = digits(at + 1);
+        (n > 0).then_some(())?;
+        at += 1 + n;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let n = digits(at);
+        (n > 0).then_some(())?;
+        at += n;
+    }
+    Some(at)
 }
 
 #[cfg(test)]
@@ -91,6 +238,75 @@ mod tests {
             write_str(&mut ours, &s);
             prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&s).unwrap());
         }
+    }
+
+    proptest! {
+        /// A number is what serde_json takes as one, to the byte.
+        #[test]
+        fn numbers_are_json_numbers(text in r#"[-+.0-9eE]{1,8}|-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"#) {
+            let ours = number_len(text.as_bytes()) == Some(text.len());
+            let serde = serde_json::from_str::<&serde_json::value::RawValue>(&text)
+                .is_ok_and(|v| v.get().as_bytes()[0] != b'"');
+            prop_assert_eq!(ours, serde, "{}", text);
+        }
+    }
+
+    fn members(json: &str) -> Option<Vec<(&str, Scalar<'_>)>> {
+        let mut all = Vec::new();
+        flat_object(json.as_bytes(), |name, value| {
+            all.push((name, value));
+            Some(())
+        })
+        .map(|()| all)
+    }
+
+    #[test]
+    fn flat_objects_of_plain_scalars_are_read() {
+        assert_eq!(
+            members(r#" { "a" : "x y" , "b":-1.5e3,"c":null,"d":true,"é":"ü"} "#),
+            Some(vec![
+                (
+                    "a",
+                    Scalar::Str {
+                        text: "x y",
+                        token: r#""x y""#
+                    }
+                ),
+                ("b", Scalar::Literal("-1.5e3")),
+                ("c", Scalar::Null),
+                ("d", Scalar::Literal("true")),
+                (
+                    "é",
+                    Scalar::Str {
+                        text: "ü",
+                        token: r#""ü""#
+                    }
+                ),
+            ])
+        );
+        assert_eq!(members("{}"), Some(vec![]));
+        for other in [
+            r#"{"a":"\n"}"#,
+            "{\"a\":\"\t\"}",
+            r#"{"a":[1]}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+            r#"{"a" 1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":1"#,
+            "{\u{c}}",
+            "",
+        ] {
+            assert_eq!(members(other), None, "{other}");
+        }
+        assert_eq!(flat_object(b"{\"a\":\"\xff\"}", |_, _| Some(())), None);
+        assert_eq!(
+            flat_object(br#"{"a":1}"#, |_, _| None),
+            None,
+            "the caller can refuse"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod money;
 pub mod pane;
 pub mod pipeline;
 pub mod reach;
+mod text;
 pub mod time;
 
 pub use config::Config;

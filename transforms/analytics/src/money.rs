@@ -1,5 +1,7 @@
 //! Money as integer micro-units: exact sums, floats only at the edges.
 
+use crate::text::trim;
+
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
 
 /// Largest single cost we accept, in currency units: anything bigger is a
@@ -34,7 +36,7 @@ impl std::fmt::Display for CostError {
 /// to micro-units, rounding half away from zero, without going through a
 /// float, so that `0.1` is exactly 100000.
 pub fn decimal_to_micros(text: &str) -> Result<i64, CostError> {
-    let s = text.trim().as_bytes();
+    let s = trim(text).as_bytes();
     let (negative, s) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),

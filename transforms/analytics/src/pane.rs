@@ -204,6 +204,8 @@ struct Open {
 #[derive(Debug)]
 struct OpenKey {
     campaign_len: usize,
+    /// Its watermark slot, hashed when the key is opened rather than per record.
+    slot: usize,
     panes: Vec<Open>,
 }
 
@@ -256,11 +258,6 @@ impl PaneBuilder {
         self.key_buf.push_str(c.campaign);
         self.key_buf.push('|');
         self.key_buf.push_str(c.channel);
-        let slot = &mut self.watermarks[slot(&self.key_buf)];
-        let start = window_start(c.ts_ms, self.window_ms);
-        let late =
-            *slot != i64::MIN && start + self.window_ms <= slot.saturating_sub(self.lateness_ms);
-        *slot = (*slot).max(c.ts_ms);
         let key = match self.open.get_mut(self.key_buf.as_str()) {
             Some(key) => key,
             None => {
@@ -269,10 +266,16 @@ impl PaneBuilder {
                     .entry(self.key_buf.clone())
                     .or_insert_with(|| OpenKey {
                         campaign_len: c.campaign.len(),
+                        slot: slot(&self.key_buf),
                         panes: Vec::new(),
                     })
             }
         };
+        let watermark = &mut self.watermarks[key.slot];
+        let start = window_start(c.ts_ms, self.window_ms);
+        let late = *watermark != i64::MIN
+            && start + self.window_ms <= watermark.saturating_sub(self.lateness_ms);
+        *watermark = (*watermark).max(c.ts_ms);
         let pane = match key.panes.iter_mut().position(|p| p.window_start == start) {
             Some(i) => &mut key.panes[i],
             None => {

@@ -62,6 +62,19 @@ impl Reach {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Reach, String> {
+        // The library takes every register to be at most 63 and panics on
+        // more in debug builds. Every sketch we write is HLL_4 (bits 2-3 of
+        // byte 7 are 0), whose registers are the smallest one (byte 6, in
+        // register mode: the low bits of byte 7 are 2) plus at most 14.
+        if bytes.len() > 7 && bytes[7] >> 2 & 3 != 0 {
+            return Err("reach sketch: not HLL_4".into());
+        }
+        if bytes.len() > 7 && bytes[7] & 3 == 2 && bytes[6] > 63 - 14 {
+            return Err(format!(
+                "reach sketch: smallest register {} is over 49",
+                bytes[6]
+            ));
+        }
         let sketch = HllSketch::deserialize(bytes).map_err(|e| format!("reach sketch: {e}"))?;
         if sketch.lg_config_k() > LG_K {
             return Err(format!(
@@ -206,6 +219,17 @@ mod tests {
         assert_eq!(serde_json::from_str::<Reach>(&json).unwrap(), r);
         for bad in [r#""not base64!""#, r#""AAAA""#, "12", r#""""#] {
             assert!(serde_json::from_str::<Reach>(bad).is_err(), "{bad}");
+        }
+        // Registers the library would overflow on: a smallest register
+        // near 63, or an HLL_8 sketch, whose registers are bytes as sent.
+        let mut high = users(0..50_000).to_bytes();
+        high[6] = 63;
+        let mut hll8 = HllSketch::new(LG_K, HllType::Hll8).unwrap();
+        for i in 0..50_000 {
+            hll8.update_with_coupon(User::new(&format!("user-{i}")).0);
+        }
+        for bad in [high, hll8.serialize()] {
+            assert!(Reach::from_bytes(&bad).is_err());
         }
         // Every cut and every flipped byte of a real sketch: an error or a
         // sketch, never a panic.

@@ -1,5 +1,7 @@
 //! Event-time parsing and window arithmetic, in integer milliseconds since the epoch.
 
+use crate::text::trim;
+
 /// Earliest and latest event time we accept: anything outside is a broken
 /// clock or a unit mix-up, not a marketing event.
 pub const MIN_TS_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
@@ -9,7 +11,7 @@ pub const MAX_TS_MS: i64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
 /// space instead of `T`, or RFC 3339 with `Z` or a `±HH:MM` offset. Fractions
 /// beyond milliseconds are truncated.
 pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
-    let b = s.trim().as_bytes();
+    let b = trim(s).as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
