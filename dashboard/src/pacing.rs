@@ -8,9 +8,9 @@ use analytics::Counters;
 use serde::Serialize;
 
 use crate::merge::{Merger, Window};
+use crate::view::{self, Bucket};
 
 const MINUTE: i64 = 60_000;
-const DAY: i64 = 24 * 60 * MINUTE;
 /// Alerts compare the last few minutes with the hour before them.
 const RECENT: i64 = 5 * MINUTE;
 const TRAILING: i64 = 60 * MINUTE;
@@ -21,8 +21,11 @@ pub struct Pacing {
     pub campaign: String,
     pub campaign_name: Option<String>,
     pub daily_budget_micros: i64,
-    /// The UTC day paced, and how far into it the stream is.
+    /// The day paced, a day of `time_zone` (23 or 25 hours when its clocks
+    /// change), and how far into it the stream is.
+    pub time_zone: String,
     pub day_start: i64,
+    pub day_end: i64,
     pub now: i64,
     pub spend_micros: i64,
     /// What even pacing would have spent by now, and what the day ends at
@@ -49,19 +52,19 @@ fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters
     sums
 }
 
-/// Every campaign with a daily budget, paced over the day of "now".
-pub fn pacing(merger: &Merger) -> Vec<Pacing> {
+/// Every campaign with a daily budget, paced over the day of "now" in `tz`.
+pub fn pacing(merger: &Merger, tz: &jiff::tz::TimeZone) -> Vec<Pacing> {
     let Some(now) = merger.watermark() else {
         return Vec::new();
     };
-    let day_start = now.div_euclid(DAY) * DAY;
+    let (day_start, day_end) = Bucket::days(tz.clone()).bounds(now);
     let budgets: BTreeMap<&str, &Window> = merger
         .windows()
         .filter(|w| w.daily_budget_micros.is_some())
         .map(|w| (&*w.campaign, w))
         .collect();
     let spent = per_campaign(merger, day_start, now + 1);
-    let elapsed = (now - day_start) as f64 / DAY as f64;
+    let elapsed = (now - day_start) as f64 / (day_end - day_start) as f64;
     budgets
         .into_iter()
         .map(|(campaign, w)| {
@@ -72,7 +75,9 @@ pub fn pacing(merger: &Merger) -> Vec<Pacing> {
                 campaign: campaign.to_string(),
                 campaign_name: w.campaign_name.as_deref().map(str::to_string),
                 daily_budget_micros: budget,
+                time_zone: tz.iana_name().unwrap_or("UTC").to_string(),
                 day_start,
+                day_end,
                 now,
                 spend_micros: spend,
                 expected_micros: expected,
@@ -111,6 +116,10 @@ pub struct AlertArgs {
     /// hour before's 5-minute average.
     #[arg(long, default_value_t = Thresholds::default().spend_spike, value_name = "TIMES")]
     pub alert_spend_spike: f64,
+    /// The time zone whose days the daily budgets are for, as an ad account's: pacing
+    /// starts each day at its midnight (an IANA name such as America/New_York).
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    pub pacing_tz: String,
 }
 
 impl AlertArgs {
@@ -131,6 +140,8 @@ impl AlertArgs {
                 anyhow::bail!("{flag} {v}: use a number {range}");
             }
         }
+        let pacing_tz = view::zone(&self.pacing_tz)
+            .map_err(|e| anyhow::anyhow!("--pacing-tz {} {e}", self.pacing_tz))?;
         if let Some(url) = &self.alert_webhook {
             http_access::client::split_url(url, "--alert-webhook's").map_err(anyhow::Error::msg)?;
         }
@@ -140,6 +151,7 @@ impl AlertArgs {
                 pacing: self.alert_pacing,
                 ctr_drop: self.alert_ctr_drop,
                 spend_spike: self.alert_spend_spike,
+                pacing_tz,
             },
             self.alert_webhook.clone(),
         ))
@@ -147,7 +159,7 @@ impl AlertArgs {
 }
 
 /// When each rule fires; `--alert-*` on the command line.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
     /// CPA over the last hour above the target by more than this share.
     pub cpa_over: f64,
@@ -158,6 +170,8 @@ pub struct Thresholds {
     /// Spend of the last 5 minutes above this many times the hour before's
     /// 5-minute average.
     pub spend_spike: f64,
+    /// Whose days budgets are paced over.
+    pub pacing_tz: jiff::tz::TimeZone,
 }
 
 impl Default for Thresholds {
@@ -167,6 +181,7 @@ impl Default for Thresholds {
             pacing: 0.15,
             ctr_drop: 0.3,
             spend_spike: 3.0,
+            pacing_tz: jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -273,7 +288,7 @@ pub fn conditions(merger: &Merger, t: &Thresholds) -> Vec<Condition> {
             );
         }
     }
-    for p in pacing(merger) {
+    for p in pacing(merger, &t.pacing_tz) {
         if !p.in_flight || p.now - p.day_start < MIN_PACED || p.expected_micros == 0 {
             continue;
         }

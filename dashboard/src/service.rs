@@ -465,7 +465,7 @@ impl Shared {
                 per_campaign(figure),
             );
         }
-        let pacing = pacing::pacing(&state.merger);
+        let pacing = pacing::pacing(&state.merger, &self.settings.thresholds.pacing_tz);
         let paced: [(&str, &str, Figure<pacing::Pacing>); 3] = [
             (
                 "daily_budget",
@@ -659,7 +659,8 @@ pub fn routes(
         .and(with_shared(shared.clone()))
         .map(|shared: Arc<Shared>| {
             let state = shared.state.read().expect("not poisoned");
-            warp::reply::json(&pacing::pacing(&state.merger))
+            let tz = &shared.settings.thresholds.pacing_tz;
+            warp::reply::json(&pacing::pacing(&state.merger, tz))
         });
     let alerts = warp::path!("api" / "alerts")
         .and(warp::get())

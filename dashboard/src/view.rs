@@ -78,13 +78,17 @@ impl Bucket {
         };
         let tz = match tz {
             None => jiff::tz::TimeZone::UTC,
-            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
-                format!(
-                    "`tz={name}` is not a time zone: use an IANA name such as Europe/Paris, or UTC"
-                )
-            })?,
+            Some(name) => zone(name).map_err(|e| format!("`tz={name}` {e}"))?,
         };
         Ok(Some(Bucket::Calendar { unit, tz }))
+    }
+
+    /// The days of a time zone.
+    pub fn days(tz: jiff::tz::TimeZone) -> Bucket {
+        Bucket::Calendar {
+            unit: jiff::Unit::Day,
+            tz,
+        }
     }
 
     /// The bucket holding an instant: `[start, end)` in milliseconds.
@@ -119,6 +123,12 @@ impl Bucket {
             }
         }
     }
+}
+
+/// A time zone by its IANA name, from the database built in.
+pub fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name)
+        .map_err(|_| "is not a time zone: use an IANA name such as Europe/Paris, or UTC".into())
 }
 
 /// `/api/top`: which metric ranks what, and how many.

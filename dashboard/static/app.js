@@ -310,7 +310,9 @@ function draw(id, data) {
 }
 
 function renderPacing() {
-  $("pacing-label").textContent = pacing.length ? `${fmtTime(pacing[0].day_start)} – ${fmtTime(pacing[0].now)} UTC` : "no daily budgets set";
+  const day = pacing[0];
+  const zone = day && day.time_zone !== "UTC" ? `, a day of ${day.time_zone}` : "";
+  $("pacing-label").textContent = day ? `${fmtTime(day.day_start)} – ${fmtTime(day.now)} UTC${zone}` : "no daily budgets set";
   $("pacing").tBodies[0].replaceChildren(...pacing.map((p) => {
     const off = p.in_flight && p.expected_micros > 0 && Math.abs(p.pacing - 1) > 0.15;
     const cell = el("td", p.in_flight ? fmtPct(p.pacing) : "not in flight", off ? "over" : undefined);

@@ -249,6 +249,10 @@ fn bad_alert_settings_get_a_message() {
             &["--alert-webhook", "ftp://x"][..],
             "--alert-webhook's URL is http://HOST:PORT",
         ),
+        (
+            &["--pacing-tz", "Mars/Olympus"][..],
+            "--pacing-tz Mars/Olympus is not a time zone: use an IANA name such as Europe/Paris",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .args(["--results-file", "/dev/null", "--listen", "127.0.0.1:0"])

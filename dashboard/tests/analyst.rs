@@ -247,17 +247,21 @@ fn top_ranks_campaigns_and_channels_by_any_figure() {
     );
 }
 
-#[test]
-fn pacing_holds_spend_today_against_the_daily_budget() {
-    let service = service();
+/// `/api/pacing` against the truth, for days starting at `day_start`.
+fn check_pacing(service: &Service, day_start: i64, zone: &str) {
     let truth = truth();
-    let pacing = json(&service, "/api/pacing");
+    let pacing = json(service, "/api/pacing");
     let rows = pacing.as_array().unwrap();
     // transform.yaml gives the three campaigns budgets.
     assert_eq!(rows.len(), 3, "{pacing}");
     for p in rows {
         let (now, day) = (int(p, "now"), int(p, "day_start"));
-        assert_eq!(day, MIDNIGHT, "{p}");
+        assert_eq!(
+            (day, int(p, "day_end")),
+            (day_start, day_start + 24 * HOUR),
+            "{p}"
+        );
+        assert_eq!(p["time_zone"], zone);
         let spent: i64 = truth
             .windows
             .iter()
@@ -275,10 +279,33 @@ fn pacing_holds_spend_today_against_the_daily_budget() {
         );
         assert!(p["in_flight"].as_bool().unwrap());
     }
+}
+
+#[test]
+fn pacing_holds_spend_today_against_the_daily_budget() {
+    let service = service();
+    // The stream crosses midnight UTC: the new day has only its minutes.
+    check_pacing(&service, MIDNIGHT, "UTC");
     let metrics = service.get("/metrics").1;
     assert!(
         metrics.contains("dashboard_campaign_daily_budget{campaign=\"spring_sale\"} 250000\n"),
         "{metrics}"
     );
     assert!(metrics.contains("# TYPE dashboard_campaign_reach_1h gauge"));
+}
+
+#[test]
+fn pacing_follows_the_days_of_the_accounts_time_zone() {
+    // Newfoundland is 2:30 behind UTC in August: its day began at 02:30
+    // UTC the day before, and holds the whole stream.
+    let service = Service::start_with(
+        &fixture("reach-results.jsonl"),
+        PANES,
+        &["--pacing-tz", "America/St_Johns"],
+    );
+    check_pacing(
+        &service,
+        MIDNIGHT - 24 * HOUR + 5 * HOUR / 2,
+        "America/St_Johns",
+    );
 }
