@@ -74,16 +74,7 @@ fn revenue_is_exact_and_reach_is_a_union_within_its_bound() {
         truth.by_window(),
         "counters and revenue, to the micro-unit"
     );
-    let exact: BTreeMap<_, _> = truth
-        .windows
-        .iter()
-        .map(|w| {
-            (
-                (w.campaign.clone(), w.channel.clone(), w.window_start),
-                w.reach,
-            )
-        })
-        .collect();
+    let exact = truth.reach_by_window();
     for w in list {
         let key = (
             w["campaign"].as_str().unwrap().to_string(),

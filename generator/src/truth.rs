@@ -69,21 +69,28 @@ impl TruthFile {
     pub fn by_window(&self) -> BTreeMap<(String, String, i64), Totals> {
         by_window(&self.windows)
     }
+
+    /// The exact reach of each window, keyed as [`TruthFile::by_window`].
+    pub fn reach_by_window(&self) -> BTreeMap<(String, String, i64), u64> {
+        self.windows.iter().map(|w| (w.key(), w.reach)).collect()
+    }
 }
 
 /// Window totals keyed by (campaign, channel, window start). The
 /// dashboard's `/api/windows` items read as `WindowTotals` too, so both
 /// sides of a comparison come out of here.
 pub fn by_window(windows: &[WindowTotals]) -> BTreeMap<(String, String, i64), Totals> {
-    windows
-        .iter()
-        .map(|w| {
-            (
-                (w.campaign.clone(), w.channel.clone(), w.window_start),
-                w.totals,
-            )
-        })
-        .collect()
+    windows.iter().map(|w| (w.key(), w.totals)).collect()
+}
+
+impl WindowTotals {
+    fn key(&self) -> (String, String, i64) {
+        (
+            self.campaign.clone(),
+            self.channel.clone(),
+            self.window_start,
+        )
+    }
 }
 
 pub struct Truth {

@@ -123,17 +123,8 @@ fn the_truth_is_the_exact_sum_of_the_stream() {
     );
     assert_eq!(truth.by_window(), recount);
     assert!(recount.values().map(|t| t.revenue_micros).sum::<i64>() > 0);
-    let reach: BTreeMap<_, _> = truth
-        .windows
-        .iter()
-        .map(|w| {
-            (
-                (w.campaign.clone(), w.channel.clone(), w.window_start),
-                w.reach,
-            )
-        })
-        .filter(|(_, r)| *r > 0)
-        .collect();
+    let mut reach = truth.reach_by_window();
+    reach.retain(|_, r| *r > 0);
     let recounted: BTreeMap<_, _> = users
         .into_iter()
         .map(|(k, u)| (k, u.len() as u64))

@@ -66,14 +66,15 @@ impl Reach {
         // more in debug builds. Every sketch we write is HLL_4 (bits 2-3 of
         // byte 7 are 0), whose registers are the smallest one (byte 6, in
         // register mode: the low bits of byte 7 are 2) plus at most 14.
-        if bytes.len() > 7 && bytes[7] >> 2 & 3 != 0 {
-            return Err("reach sketch: not HLL_4".into());
-        }
-        if bytes.len() > 7 && bytes[7] & 3 == 2 && bytes[6] > 63 - 14 {
-            return Err(format!(
-                "reach sketch: smallest register {} is over 49",
-                bytes[6]
-            ));
+        if let Some(&[smallest, mode]) = bytes.get(6..8) {
+            if mode >> 2 & 3 != 0 {
+                return Err("reach sketch: not HLL_4".into());
+            }
+            if mode & 3 == 2 && smallest > 63 - 14 {
+                return Err(format!(
+                    "reach sketch: smallest register {smallest} is over 49"
+                ));
+            }
         }
         let sketch = HllSketch::deserialize(bytes).map_err(|e| format!("reach sketch: {e}"))?;
         if sketch.lg_config_k() > LG_K {
