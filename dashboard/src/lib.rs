@@ -1,10 +1,9 @@
 //! The live dashboard: panes from `results` merged into windows exactly
 //! (each pane once), served as a page that updates itself, a JSON API and
-//! Prometheus metrics. Sources are swappable: a file, Kafka, or the
-//! embedded mode's in-memory topics.
+//! Prometheus metrics. Sources are swappable: a file of `harness run`'s
+//! output, or topics (a broker's or the embedded ones, through
+//! `topic_io`).
 
-pub mod bench;
-pub mod merge;
 pub mod pacing;
 pub mod service;
 pub mod source;

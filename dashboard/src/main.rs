@@ -4,18 +4,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use analytics::merge::Retention;
 use analytics::time::{format_duration, parse_duration_ms};
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
-use dashboard::merge::Retention;
+use clap::{Args, Parser};
 use dashboard::pacing::AlertArgs;
 use dashboard::service::Settings;
-use dashboard::source::{FileSource, KafkaSource, Source, DEAD_LETTER_TOPIC};
+use dashboard::source::{FileSource, Source, TopicSource, DEAD_LETTER_TOPIC};
 use http_access::{AccessArgs, Listen};
-use kafka_client::KafkaArgs;
+use kafka_client::{KafkaArgs, KafkaTransport};
 
 #[derive(Parser)]
 #[command(
@@ -27,27 +26,11 @@ dashboard --brokers 127.0.0.1:9092\n  \
 harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
 Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to; \
 bucket=1h|1d with tz=), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
-/api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus).",
-    args_conflicts_with_subcommands = true
+/api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus)."
 )]
 struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
     #[command(flatten)]
     serve: Serve,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Measure the merge (panes/s, against a plain sum), the memory of a day of windows, and push latency to pages.
-    Bench {
-        /// Numbers of connected pages to measure push latency with; repeatable.
-        #[arg(long = "clients", default_values_t = [1, 500])]
-        clients: Vec<usize>,
-        /// Panes pushed per measurement, one every 20 ms.
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
-    },
 }
 
 #[derive(Args)]
@@ -94,12 +77,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Bench { clients, samples }) => dashboard::bench::run(&clients, samples),
-        None => serve(cli.serve),
-    };
-    match result {
+    match serve(Cli::parse().serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -129,8 +107,8 @@ fn serve(cli: Serve) -> Result<()> {
         None => cli.kafka.config()?,
     };
     let source: Box<dyn Source> = match (kafka, cli.results_file) {
-        (Some(kafka), _) => Box::new(KafkaSource {
-            kafka,
+        (Some(kafka), _) => Box::new(TopicSource {
+            transport: Arc::new(KafkaTransport { kafka }),
             topic: cli.topic,
             dlq_topic,
         }),
@@ -154,7 +132,7 @@ fn serve(cli: Serve) -> Result<()> {
     };
     let access = cli.access.access()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = shutdown::stop_on_ctrl_c("stopping")?;
     let served = dashboard::service::serve(
         &runtime,
         settings,
@@ -175,11 +153,7 @@ fn serve(cli: Serve) -> Result<()> {
             .source
             .source
     );
-    runtime.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("stopping");
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = served.server.await;
-    });
+    // The server ends once Ctrl-C (or SIGTERM) sets `stop`.
+    let _ = runtime.block_on(served.server);
     Ok(())
 }

@@ -7,8 +7,8 @@ use analytics::time::format_utc;
 use analytics::Counters;
 use serde::Serialize;
 
-use crate::merge::{Merger, Window};
 use crate::view::{self, Bucket};
+use analytics::merge::{Merger, Window};
 
 const MINUTE: i64 = 60_000;
 /// Alerts compare the last few minutes with the hour before them.

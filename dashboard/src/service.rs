@@ -19,11 +19,11 @@ use tokio_stream::wrappers::BroadcastStream;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use crate::merge::{Added, Merger, Retention, WindowKey};
 use crate::pacing::{self, Alerts, Thresholds};
 use crate::source::{DeadLetter, Source, SourceEvent};
 use crate::view::{self, Filter as Query, Selection, WindowView};
 use crate::webhook::Webhook;
+use analytics::merge::{Added, Merger, Retention, WindowKey};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -51,6 +51,17 @@ impl Default for Settings {
             alert_webhook: None,
         }
     }
+}
+
+/// What the dashboard holds, for a progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    pub windows: usize,
+    /// The records of the panes merged, once each.
+    pub records: u64,
+    /// The newest event time merged.
+    pub newest_event_ms: i64,
+    pub dead_letters: u64,
 }
 
 /// A running dashboard: see [`serve`].
@@ -86,7 +97,7 @@ pub fn serve(
         listen.with_pages(),
         access,
         warp::service(routes(shared.clone())),
-        until_set(stop.clone()),
+        shutdown::until_set(stop.clone()),
     )?;
     start(shared.clone(), source, stop);
     Ok(Served {
@@ -94,13 +105,6 @@ pub fn serve(
         address,
         server,
     })
-}
-
-/// Completes once `flag` is set: how servers learn that the process stops.
-pub async fn until_set(flag: Arc<AtomicBool>) {
-    while !flag.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// How many dead letters the page lists.
@@ -226,6 +230,16 @@ impl Shared {
             if let Some(webhook) = self.webhook.get() {
                 webhook.post(event);
             }
+        }
+    }
+
+    pub fn figures(&self) -> Figures {
+        let state = self.state.read().expect("not poisoned");
+        Figures {
+            windows: state.merger.len(),
+            records: state.merger.stats.records,
+            newest_event_ms: state.merger.stats.newest_event_ms,
+            dead_letters: state.source.dlq.total,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Where panes come from. The file source reads the harness's output
-//! format (and follows the file as it grows); the Kafka source reads the
-//! `results` topic from the beginning. The embedded mode plugs its
-//! in-memory topics in through the same trait.
+//! format (and follows the file as it grows); the topic source reads the
+//! `results` topic (and the dead letters beside it) from the beginning,
+//! on a broker or the embedded topics alike (`topic_io`).
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
-use kafka_client::{partition_bounds, probe, KafkaConfig, Unusable};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Headers;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use record_payload::{decode_record, VERSION_HEADER};
 use serde::Serialize;
+use topic_io::{Offsets, Polled, StartAt, Transport};
 
 /// What a source reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,9 +48,6 @@ pub trait Source: Send {
     fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()>;
     fn describe(&self) -> String;
 }
-
-/// The header a harness host puts on its outputs.
-pub const VERSION_HEADER: &str = "harness.transform.version";
 
 /// The dead-letter topic the pipeline writes, which the dashboard reads
 /// beside `results` by default.
@@ -268,135 +262,106 @@ impl Source for FileSource {
 }
 
 /// Every partition of `topic` (and of `dlq_topic`, once it exists), from
-/// the beginning, then live.
-pub struct KafkaSource {
-    pub kafka: KafkaConfig,
+/// the beginning, then live, wherever the topics are; the consumer group
+/// `dashboard` commits what it has read, so that the topics may drop it.
+pub struct TopicSource {
+    pub transport: Arc<dyn Transport>,
     pub topic: String,
     pub dlq_topic: Option<String>,
 }
 
-/// One topic the Kafka source reads, with a consumer of its own: adding a
-/// topic to a running consumer would re-seek its partitions, and a seek
-/// into the middle of a producer's batch makes Tansu 0.6 skip the rest of
-/// that batch.
-struct TopicConsumer {
-    consumer: BaseConsumer,
-    topic: String,
+/// The consumer group the dashboard reads as.
+const GROUP: &str = "dashboard";
+
+/// How often the source commits what it has read.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
+
+/// How often the source asks how far behind it is, which also says
+/// whether the topics can be reached.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the source looks for a dead-letter topic that does not exist
+/// yet.
+const DLQ_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// One topic the source reads.
+struct SourceTopic {
+    source: Box<dyn topic_io::Source>,
+    offsets: Box<dyn Offsets>,
     dead_letters: bool,
-    /// Per partition: the next offset to read, and whether a fetch found
-    /// its end.
+    /// Per partition: the next offset to read, and what was committed.
     positions: Vec<i64>,
-    at_end: Vec<bool>,
+    committed: Vec<i64>,
 }
 
-impl TopicConsumer {
-    /// A consumer of every partition of `topic` from the beginning, or
-    /// `None` while the topic does not exist.
-    fn start(
-        kafka: &KafkaConfig,
-        topic: &str,
-        dead_letters: bool,
-    ) -> Result<Option<TopicConsumer>> {
-        let consumer: BaseConsumer = kafka
-            .client_with(&[
-                ("group.id", "dashboard"),
-                ("enable.auto.commit", "false"),
-                ("fetch.wait.max.ms", "50"),
-                ("enable.partition.eof", "true"),
-            ])
-            .create()
-            .context("creating the Kafka consumer")?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        let Some(partitions) = metadata
-            .topics()
+impl SourceTopic {
+    /// The record as what the source reports.
+    fn event(&mut self, partition: i32, record: topic_io::Record) -> SourceEvent {
+        if let Some(position) = self.positions.get_mut(partition as usize) {
+            *position = record.offset + 1;
+        }
+        let decoded = match decode_record(&record.payload) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                return SourceEvent::Unreadable {
+                    reason: format!("not a record: {e}"),
+                }
+            }
+        };
+        if self.dead_letters {
+            let headers = decoded.headers().iter().map(|h| (h.key(), h.value()));
+            return SourceEvent::DeadLetter(Box::new(DeadLetter::new(
+                partition,
+                Some(record.offset),
+                decoded.key(),
+                decoded.value(),
+                headers,
+            )));
+        }
+        let version = decoded
+            .headers()
             .iter()
-            .find(|t| t.name() == topic && !t.partitions().is_empty())
-            .map(|t| t.partitions().len() as i32)
-        else {
+            .find(|h| h.key() == VERSION_HEADER.as_bytes())
+            .and_then(|h| h.value());
+        pane_event(partition, decoded.value().unwrap_or_default(), version)
+    }
+
+    /// Commits the positions that moved since the last commit.
+    fn commit(&mut self) -> Result<()> {
+        let moved: Vec<(i32, i64)> = self
+            .positions
+            .iter()
+            .zip(&self.committed)
+            .enumerate()
+            .filter(|(_, (position, committed))| position > committed)
+            .map(|(p, (&position, _))| (p as i32, position))
+            .collect();
+        if moved.is_empty() {
+            return Ok(());
+        }
+        self.offsets.commit(&moved, false)?;
+        self.committed.clone_from(&self.positions);
+        Ok(())
+    }
+}
+
+impl TopicSource {
+    /// A source of every partition of `topic` from the beginning, or
+    /// `None` while the topic does not exist.
+    fn open(&self, topic: &str, dead_letters: bool) -> Result<Option<SourceTopic>> {
+        let Some(partitions) = self.transport.partition_count(topic)? else {
             return Ok(None);
         };
-        let mut list = TopicPartitionList::new();
-        let mut positions = Vec::new();
-        for p in 0..partitions {
-            let (low, _) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
-            list.add_partition_offset(topic, p, Offset::Beginning)?;
-            positions.push(low);
-        }
-        consumer.assign(&list)?;
-        Ok(Some(TopicConsumer {
-            consumer,
-            topic: topic.to_string(),
+        let starts = vec![StartAt::Beginning; partitions as usize];
+        Ok(Some(SourceTopic {
+            source: self.transport.source(GROUP, topic, &starts)?,
+            offsets: self.transport.offsets(GROUP, topic)?,
             dead_letters,
-            positions,
-            at_end: vec![false; partitions as usize],
+            positions: vec![0; partitions as usize],
+            committed: vec![0; partitions as usize],
         }))
-    }
-
-    /// The next record as an event; `Err` when the broker cannot be reached.
-    fn poll(&mut self, wait: Duration) -> Option<Result<SourceEvent, ()>> {
-        let m = match self.consumer.poll(wait)? {
-            Ok(m) => m,
-            Err(KafkaError::PartitionEOF(p)) => {
-                if let Some(at_end) = self.at_end.get_mut(p as usize) {
-                    *at_end = true;
-                }
-                return None;
-            }
-            Err(_) => return Some(Err(())),
-        };
-        if let Some(position) = self.positions.get_mut(m.partition() as usize) {
-            *position = m.offset() + 1;
-        }
-        let headers = m.headers();
-        let header_list = || {
-            headers
-                .into_iter()
-                .flat_map(|hs| hs.iter())
-                .map(|h| (h.key.as_bytes(), h.value))
-        };
-        Some(Ok(if self.dead_letters {
-            SourceEvent::DeadLetter(Box::new(DeadLetter::new(
-                m.partition(),
-                Some(m.offset()),
-                m.key(),
-                m.payload(),
-                header_list(),
-            )))
-        } else {
-            let version = header_list()
-                .find(|(k, _)| *k == VERSION_HEADER.as_bytes())
-                .and_then(|(_, v)| v);
-            pane_event(m.partition(), m.payload().unwrap_or_default(), version)
-        }))
-    }
-
-    /// Every partition was read to its end once: everything it held when
-    /// the source started has been read. A fetch response says where a
-    /// partition ends; ListOffsets may say less (see `kafka_client::fetched_end`).
-    fn caught_up(&self) -> bool {
-        self.at_end.iter().all(|&at_end| at_end)
-    }
-
-    /// Records not yet read; `None` if the broker cannot be reached.
-    fn lag(&self) -> Option<i64> {
-        let mut lag = 0;
-        for (p, position) in self.positions.iter().enumerate() {
-            let (low, high) = partition_bounds(
-                &self.consumer,
-                &self.topic,
-                p as i32,
-                Duration::from_secs(1),
-            )
-            .ok()?;
-            lag += (high - (*position).max(low)).max(0);
-        }
-        Some(lag)
     }
 }
-
-/// How long the source waits for a broker's answer to learn why it cannot
-/// read, between its attempts.
-const REFUSAL_WAIT: Duration = Duration::from_secs(3);
 
 /// Sends a change of connectivity, once.
 fn report(connected: &mut Option<bool>, now: bool, out: &SyncSender<SourceEvent>) {
@@ -406,45 +371,54 @@ fn report(connected: &mut Option<bool>, now: bool, out: &SyncSender<SourceEvent>
     }
 }
 
-impl Source for KafkaSource {
+/// Records not yet read in every topic; `None` if they cannot be asked.
+fn lag(topics: &[SourceTopic]) -> Option<i64> {
+    topics
+        .iter()
+        .map(|t| t.source.lags().map(|l| l.iter().sum::<i64>()))
+        .sum()
+}
+
+impl Source for TopicSource {
     fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
         // The topic may not exist yet, or the broker may be away: wait.
+        let mut connected = None;
         let mut topics = loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            match TopicConsumer::start(&self.kafka, &self.topic, false) {
+            match self.open(&self.topic, false) {
                 Ok(Some(results)) => break vec![results],
                 Ok(None) => {}
                 Err(_) => {
-                    let _ = out.send(SourceEvent::Connected(false));
-                    // Say why, when the broker says no: the page and
+                    report(&mut connected, false, &out);
+                    // Say why, when the other side says no: the page and
                     // /api/status show it while this keeps retrying.
-                    if let Err(Unusable::Refused(why)) = probe(&self.kafka, REFUSAL_WAIT) {
+                    if let Some(why) = self.transport.diagnose() {
                         let _ = out.send(SourceEvent::Refused(why));
                     }
                 }
             }
             std::thread::sleep(Duration::from_secs(1));
         };
-        if let Some(lag) = topics.iter().map(TopicConsumer::lag).sum::<Option<i64>>() {
+        report(&mut connected, true, &out);
+        if let Some(lag) = lag(&topics) {
             let _ = out.send(SourceEvent::Lag(lag));
         }
         let mut dlq_pending = self.dlq_topic.clone();
         let mut next_dlq_check = Instant::now();
-        let mut connected = None;
         let mut caught_up = false;
-        let mut last_check = Instant::now() - Duration::from_secs(1);
+        let (mut last_commit, mut last_lag) = (Instant::now(), Instant::now());
         let mut idle = false;
         while !stop.load(Ordering::Relaxed) {
-            // The dead letters exist beside the panes: look for them first.
+            // The dead letters go beside the panes: look for them first.
             if let Some(dlq) = dlq_pending
                 .as_deref()
                 .filter(|_| Instant::now() >= next_dlq_check)
             {
-                next_dlq_check = Instant::now() + Duration::from_secs(10);
-                if let Ok(Some(consumer)) = TopicConsumer::start(&self.kafka, dlq, true) {
-                    topics.push(consumer);
+                next_dlq_check = Instant::now() + DLQ_CHECK_EVERY;
+                if let Ok(Some(source)) = self.open(dlq, true) {
+                    topics.push(source);
                     dlq_pending = None;
                 }
             }
@@ -454,30 +428,32 @@ impl Source for KafkaSource {
             idle = true;
             for (i, topic) in topics.iter_mut().enumerate() {
                 let wait = Duration::from_millis(if i == 0 && waited { 100 } else { 0 });
-                match topic.poll(wait) {
-                    None => {}
-                    Some(Err(())) => report(&mut connected, false, &out),
-                    Some(Ok(event)) => {
+                match topic.source.poll(wait) {
+                    Polled::Idle => {}
+                    Polled::Trouble(_) => report(&mut connected, false, &out),
+                    Polled::Record(p, record) => {
                         idle = false;
-                        // A record may come from what was fetched before an
-                        // outage: only a round trip (below) says the broker
-                        // is back.
-                        if connected.is_none() {
-                            report(&mut connected, true, &out);
-                        }
-                        if out.send(event).is_err() {
+                        if out.send(topic.event(p, record)).is_err() {
                             return Ok(());
                         }
                     }
                 }
             }
-            if !caught_up && topics.iter().all(TopicConsumer::caught_up) {
+            if !caught_up && idle && topics.iter().all(|t| t.source.caught_up()) {
                 caught_up = true;
                 let _ = out.send(SourceEvent::CaughtUp);
             }
-            if last_check.elapsed() >= Duration::from_secs(1) {
-                last_check = Instant::now();
-                match topics.iter().map(TopicConsumer::lag).sum::<Option<i64>>() {
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                last_commit = Instant::now();
+                for topic in &mut topics {
+                    if let Err(e) = topic.commit() {
+                        tracing::debug!("committing what the dashboard read: {e:#}");
+                    }
+                }
+            }
+            if last_lag.elapsed() >= LAG_EVERY {
+                last_lag = Instant::now();
+                match lag(&topics) {
                     Some(lag) => {
                         report(&mut connected, true, &out);
                         let _ = out.send(SourceEvent::Lag(lag));
@@ -490,9 +466,10 @@ impl Source for KafkaSource {
     }
 
     fn describe(&self) -> String {
+        let place = self.transport.describe();
         match &self.dlq_topic {
-            Some(dlq) => format!("{} and {dlq} on {}", self.topic, self.kafka.brokers()),
-            None => format!("{} on {}", self.topic, self.kafka.brokers()),
+            Some(dlq) => format!("{} and {dlq} on {place}", self.topic),
+            None => format!("{} on {place}", self.topic),
         }
     }
 }

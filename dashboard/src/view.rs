@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::merge::{Merger, Window};
+use analytics::merge::{Merger, Window};
 
 /// `?campaign=&channel=&from=&to=&bucket=&tz=`; `from`/`to` are window
 /// starts, in milliseconds since the epoch or as timestamps (naive = UTC);

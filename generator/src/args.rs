@@ -9,11 +9,8 @@ use clap::{Args, FromArgMatches};
 
 use crate::{Clock, Format, Plan, Profile};
 use analytics::avro::LOGS_SCHEMA;
+use kafka_client::MAX_PARTITIONS;
 use registry::{Schema, SchemaRegistry};
-
-/// Most partitions a topic may have here: far above what a pipeline meets,
-/// far below what would exhaust memory on per-partition bookkeeping.
-pub const MAX_PARTITIONS: i32 = 100_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct StreamArgs {

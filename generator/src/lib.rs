@@ -1,23 +1,22 @@
 //! The generator: a reproducible stream of seed-shaped ad events for `logs`,
-//! the exact totals of what it generated, and sinks to send it to.
+//! the exact totals of what it generated, sent to any sink (`topic_io`):
+//! a broker's topic, the embedded topics, or a file.
 
 pub mod args;
-pub mod kafka;
 pub mod rng;
 pub mod sink;
 pub mod stream;
 pub mod truth;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use kafka_client::partition_for;
+use topic_io::{BorrowedRecord, Sink};
 
-pub use args::{StreamArgs, ValueFormat, MAX_PARTITIONS};
-pub use kafka::KafkaSink;
-pub use sink::{FileSink, LogRecord, Sink};
-pub use stream::{murmur2, partition_for, Clock, Event, Format, Profile, Stream};
+pub use args::{StreamArgs, ValueFormat};
+pub use sink::FileSink;
+pub use stream::{Clock, Event, Format, Profile, Stream};
 pub use truth::{Totals, Truth, TruthFile, WindowTotals};
 
 /// How much and how fast.
@@ -51,12 +50,13 @@ impl Progress {
 /// batch-log entry) each.
 const LINGER: Duration = Duration::from_millis(5);
 
-/// Sends the stream to the sink until the plan is done or `stop` says so;
-/// every event is also added to `truth`. `report` is called about every
-/// 200 ms.
+/// Sends the stream to `topic` through the sink until the plan is done or
+/// `stop` says so, each event stamped with its event time; every event is
+/// also added to `truth`. `report` is called about every 200 ms.
 pub fn generate(
     stream: &mut Stream,
     plan: &Plan,
+    topic: &str,
     sink: &mut dyn Sink,
     truth: &mut Truth,
     stop: &dyn Fn() -> bool,
@@ -81,12 +81,12 @@ pub fn generate(
             }
         }
         let event = stream.next_event();
-        sink.send(&LogRecord {
-            partition: partition_for(event.key.as_bytes(), plan.partitions),
-            key: &event.key,
-            value: &event.value,
-            timestamp_ms: event.ts_ms,
-        })?;
+        sink.send(
+            topic,
+            partition_for(event.key.as_bytes(), plan.partitions),
+            Some(event.ts_ms),
+            &BorrowedRecord::new(Some(event.key.as_bytes()), Some(event.value.as_slice())),
+        )?;
         truth.add(&event);
         progress.sent += 1;
         progress.invalid += u64::from(event.counted.is_none());
@@ -105,20 +105,4 @@ pub fn generate(
     progress.elapsed = start.elapsed();
     report(&progress);
     Ok(progress)
-}
-
-/// A flag that Ctrl-C (or SIGTERM) sets, so that a long run can finish its
-/// work in flight and flush; `stopping` is said when it is set. A second
-/// Ctrl-C ends the process at once.
-pub fn stop_on_ctrl_c(stopping: &'static str) -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-        eprintln!("\n{stopping} (Ctrl-C again to quit at once)…");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(stop)
 }

@@ -4,15 +4,14 @@
 use analytics::time::parse_duration_ms;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use generator::{
-    generate, stop_on_ctrl_c, FileSink, Format, KafkaSink, Progress, Sink, Stream, StreamArgs,
-    Truth, ValueFormat,
-};
-use kafka_client::{check, ensure_topic, KafkaArgs};
+use generator::{generate, FileSink, Format, Progress, Stream, StreamArgs, Truth, ValueFormat};
+use kafka_client::{check, KafkaArgs, KafkaTransport};
+use shutdown::stop_on_ctrl_c;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use topic_io::{Sink, Transport};
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +52,20 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // What the broker sink says while it waits (RUST_LOG for more).
+    let level = if cli.quiet { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .init();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -82,7 +94,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let mut sink: Box<dyn Sink> = match (&cli.output, &kafka) {
         (Some(path), _) if path.as_os_str() == "-" => {
-            Box::new(FileSink::new(BufWriter::new(std::io::stdout().lock())))
+            Box::new(FileSink::new(BufWriter::new(std::io::stdout())))
         }
         (Some(path), _) => {
             let file = std::fs::File::create(path)
@@ -91,21 +103,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         (None, Some(kafka)) => {
             check(kafka)?;
-            plan.partitions = ensure_topic(kafka, &cli.topic, cli.partitions)?;
+            let broker = KafkaTransport {
+                kafka: kafka.clone(),
+            };
+            plan.partitions = broker.ensure_topic(&cli.topic, cli.partitions)?;
             if plan.partitions != cli.partitions && !cli.quiet {
                 eprintln!(
                     "topic {} exists with {} partitions; using those",
                     cli.topic, plan.partitions
                 );
             }
-            let mut sink = KafkaSink::new(kafka, &cli.topic)?;
-            let quiet = cli.quiet;
-            sink.waiting = Box::new(move |n| {
-                if !quiet {
-                    eprintln!("waiting for the broker to acknowledge {n} events…");
-                }
-            });
-            Box::new(sink)
+            broker.sink()?
         }
         (None, None) => bail!("say where the events go: --brokers HOST:PORT or --output FILE"),
     };
@@ -135,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
     let progress = generate(
         &mut stream,
         &plan,
+        &cli.topic,
         sink.as_mut(),
         &mut truth,
         &|| stop.load(Ordering::Relaxed),

@@ -1,37 +1,15 @@
-//! Where generated records go. The file sink writes the harness's input
-//! format; the broker sinks live beside it, and the embedded mode plugs its
-//! in-memory topics in through the same trait.
+//! The file sink: generated records as lines of the harness's input
+//! format, for `harness run` and `harness test`. Brokers and the embedded
+//! topics take records through the same trait (`topic_io::Sink`).
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use base64::prelude::{Engine, BASE64_STANDARD};
+use topic_io::{BorrowedRecord, Sink};
 
-/// A record for the `logs` topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRecord<'a> {
-    pub partition: i32,
-    pub key: &'a str,
-    pub value: &'a [u8],
-    pub timestamp_ms: i64,
-}
-
-pub trait Sink {
-    fn send(&mut self, record: &LogRecord<'_>) -> Result<()>;
-    /// Waits until everything sent is stored or has failed for good.
-    fn flush(&mut self) -> Result<()>;
-    /// The generator is about to wait for the next event's time: a sink
-    /// that keeps records to send together sends them now.
-    fn idle(&mut self) -> Result<()> {
-        Ok(())
-    }
-    /// Records that could not be stored, for good.
-    fn failed(&self) -> u64 {
-        0
-    }
-}
-
-/// Records as lines of the harness's input format.
+/// Records as lines of the harness's input format; the topic is the
+/// file's.
 pub struct FileSink<W: Write> {
     out: W,
     line: Vec<u8>,
@@ -50,33 +28,62 @@ impl<W: Write> FileSink<W> {
     }
 }
 
-impl<W: Write> Sink for FileSink<W> {
-    fn send(&mut self, r: &LogRecord<'_>) -> Result<()> {
+impl<W: Write + Send> Sink for FileSink<W> {
+    fn send(
+        &mut self,
+        _topic: &str,
+        partition: i32,
+        timestamp_ms: Option<i64>,
+        record: &BorrowedRecord<'_>,
+    ) -> Result<()> {
         let line = &mut self.line;
         line.clear();
         line.extend_from_slice(b"{\"partition\":");
-        line.extend_from_slice(itoa::Buffer::new().format(r.partition).as_bytes());
-        line.extend_from_slice(b",\"key\":");
-        serde_json::to_writer(&mut *line, r.key)?;
-        match std::str::from_utf8(r.value) {
-            Ok(text) => {
+        line.extend_from_slice(itoa::Buffer::new().format(partition).as_bytes());
+        if let Some(key) = record.key() {
+            line.extend_from_slice(b",\"key\":");
+            serde_json::to_writer(&mut *line, &String::from_utf8_lossy(key))?;
+        }
+        match record.value().map(std::str::from_utf8) {
+            None => {}
+            Some(Ok(text)) => {
                 line.extend_from_slice(b",\"value\":");
                 serde_json::to_writer(&mut *line, text)?;
             }
             // Binary (Avro) values, as the harness's input format takes them.
-            Err(_) => {
+            Some(Err(_)) => {
                 line.extend_from_slice(b",\"value_base64\":\"");
-                line.extend_from_slice(BASE64_STANDARD.encode(r.value).as_bytes());
+                let value = record.value().unwrap_or_default();
+                line.extend_from_slice(BASE64_STANDARD.encode(value).as_bytes());
                 line.push(b'"');
             }
         }
-        line.extend_from_slice(b",\"timestamp\":");
-        line.extend_from_slice(itoa::Buffer::new().format(r.timestamp_ms).as_bytes());
+        if !record.headers().is_empty() {
+            let headers: serde_json::Map<String, serde_json::Value> = record
+                .headers()
+                .iter()
+                .map(|h| {
+                    let value = h.value().map(|v| String::from_utf8_lossy(v).into_owned());
+                    (String::from_utf8_lossy(h.key()).into_owned(), value.into())
+                })
+                .collect();
+            line.extend_from_slice(b",\"headers\":");
+            serde_json::to_writer(&mut *line, &headers)?;
+        }
+        if let Some(ms) = timestamp_ms {
+            line.extend_from_slice(b",\"timestamp\":");
+            line.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+        }
         line.extend_from_slice(b"}\n");
         self.out.write_all(line).context("writing the output file")
     }
 
     fn flush(&mut self) -> Result<()> {
         self.out.flush().context("writing the output file")
+    }
+
+    /// A file has no offsets.
+    fn end_offset(&self, _topic: &str, _partition: i32) -> Option<i64> {
+        None
     }
 }

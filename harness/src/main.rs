@@ -1,11 +1,13 @@
 //! `harness`: run Redpanda data transforms outside Redpanda, exactly as
-//! Redpanda would run them. One call per command; each lives in `cli/`.
-
-mod cli;
+//! Redpanda would run them, and the marketing pipeline in one process.
+//! One call per command: the generic host's (`hosting::cli`), given the
+//! pipeline's transforms (`up::extensions`), and `up`, which composes the
+//! application over it.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hosting::cli;
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +36,7 @@ enum Command {
     /// Host a transform against a Kafka-protocol broker until stopped (Ctrl-C).
     Bridge(cli::bridge::BridgeArgs),
     /// Run the whole pipeline in this process: generator, topics kept on disk, the transform, the dashboard.
-    Up(Box<cli::up::UpArgs>),
+    Up(Box<up::cli::UpArgs>),
     /// Deploy a transform, or a new version of one, to a running `harness up` or `harness bridge`.
     Deploy(cli::deploy::DeployArgs),
     /// Show the transforms a running host runs: status and lag per partition, version, errors.
@@ -50,16 +52,6 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// List, read and write the topics of a running host or a stopped data folder, as `rpk topic` does.
     Topic(cli::topic::TopicArgs),
-    /// Measure the pipeline transform in WASM against the same library natively, and its key capacity.
-    Bench(cli::bench::BenchArgs),
-    /// Measure the generator and the bridge on a broker against the broker alone, and latency.
-    BenchBroker(cli::bench::BenchBrokerArgs),
-    /// Measure hot swaps under a steady stream: the pause in processing and the new version's first batch.
-    BenchSwap(cli::bench::BenchSwapArgs),
-    /// Measure `harness test` on a case of 100k records with 3 replays against the plain run.
-    BenchTest(cli::bench::BenchTestArgs),
-    /// Measure `harness up` end to end with its topics on disk against in memory: throughput, memory, disk, restart, idle cost, latency.
-    BenchUp(cli::bench::BenchUpArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,24 +70,20 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_level(false)
         .init();
+    let extensions = up::extensions();
     let result = match Cli::parse().command {
-        Command::Validate(args) => cli::validate::run(args),
-        Command::Run(args) => cli::run::run(args),
-        Command::Test(args) => cli::test::run(args),
-        Command::Bridge(args) => cli::bridge::run(args),
-        Command::Up(args) => cli::up::run(*args),
-        Command::Deploy(args) => cli::deploy::run(args),
+        Command::Validate(args) => cli::validate::run(args, &extensions),
+        Command::Run(args) => cli::run::run(args, &extensions),
+        Command::Test(args) => cli::test::run(args, &extensions),
+        Command::Bridge(args) => cli::bridge::run(args, &extensions),
+        Command::Up(args) => up::cli::run(*args, &extensions),
+        Command::Deploy(args) => cli::deploy::run(args, &extensions),
         Command::List(args) => cli::list::run(args),
         Command::Delete(args) => cli::meta::delete(args),
         Command::Pause(args) => cli::meta::pause(args),
         Command::Resume(args) => cli::meta::resume(args),
         Command::Logs(args) => cli::logs::run(args),
         Command::Topic(args) => cli::topic::run(args),
-        Command::Bench(args) => cli::bench::run(args),
-        Command::BenchBroker(args) => cli::bench::broker(args),
-        Command::BenchSwap(args) => cli::bench::swap(args),
-        Command::BenchTest(args) => cli::bench::test(args),
-        Command::BenchUp(args) => cli::bench::up(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,10 @@ use crate::KafkaConfig;
 /// How long metadata and admin requests may take before we give up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a look at one topic's metadata may take: a reader waiting for
+/// a topic says soon that the broker does not answer.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The partition count of `topic`, creating it with `partitions` if it does
 /// not exist. An existing topic keeps its own partition count.
 pub fn ensure_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> Result<i32> {
@@ -72,7 +76,7 @@ pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>>
         .create()
         .context("creating a Kafka client")?;
     let metadata = consumer
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
         .with_context(|| {
             format!(
                 "reading metadata of topic {topic} from {}",

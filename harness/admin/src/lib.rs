@@ -19,6 +19,6 @@ pub use api::{
     TransformMetadata,
 };
 pub use client::{Client, ClientOptions};
-pub use offset::{parse_from_offset, StartOffset};
+pub use offset::parse_from_offset;
 pub use rules::{check_environment, check_name, check_topics, MAX_ENV_VARS, MAX_NAME_BYTES};
 pub use server::{listen, routes, serve, Control, DEFAULT_ADMIN, MAX_BODY_BYTES};

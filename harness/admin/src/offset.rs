@@ -1,18 +1,9 @@
 //! rpk's `--from-offset` grammar (`src/go/rpk/pkg/cli/transform/deploy.go`)
 //! and the broker's checks of the value (`src/v/redpanda/admin/transform.cc`).
 
-use crate::api::{OffsetFormat, OffsetSpec};
+use topic_io::StartOffset;
 
-/// Where a new transform starts, resolved per partition by its host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartOffset {
-    /// `+N`: N records after the partition's start.
-    FromStart(i64),
-    /// `-N`: the last N records.
-    FromEnd(i64),
-    /// `@T`: the first record stamped at or after T (ms).
-    Timestamp(i64),
-}
+use crate::api::{OffsetFormat, OffsetSpec};
 
 /// Largest timestamp the broker takes: `system_clock::duration::max()` in ms.
 const MAX_TIMESTAMP_MS: i64 = 9_223_372_036_854;
@@ -53,7 +44,8 @@ pub fn parse_from_offset(text: &str) -> Result<OffsetSpec, String> {
 }
 
 impl OffsetSpec {
-    /// The broker's checks (`transform.cc:270-300`).
+    /// The broker's checks (`src/v/redpanda/admin/transform.cc`,
+    /// `admin_server::deploy_transform`, its `offset` block).
     pub fn check(&self) -> Result<(), String> {
         if self.value < 0 {
             return Err(format!(

@@ -16,6 +16,7 @@
 
 mod folder;
 mod store;
+mod transport;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use folder::{contents, folder_bytes, remove, DataFolder, FORMAT};
 use store::{encode_chunk, Changes, Chunk, Store};
+pub use topic_io::{Record, StartAt};
 
 /// Bytes counted per record besides its payload.
 const RECORD_OVERHEAD: usize = 48;
@@ -52,24 +54,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// Most chunks retention looks at in a partition at once.
 const RETENTION_BATCH: usize = 1000;
 
-/// A record of a partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    pub payload: Vec<u8>,
-}
-
 /// A record to append: partition, timestamp, payload.
 pub type NewRecord = (i32, i64, Vec<u8>);
-
-/// Where a reader starts on a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    Beginning,
-    End,
-    Offset(i64),
-}
 
 /// What the topics keep.
 #[derive(Clone)]
@@ -799,6 +785,7 @@ impl Topics {
                 starts.len()
             );
         }
+        let start_ends: Vec<i64> = partitions.iter().map(Partition::end).collect();
         let positions: Vec<i64> = partitions
             .iter()
             .zip(starts)
@@ -815,9 +802,9 @@ impl Topics {
             .insert(group.to_string(), positions.clone());
         Ok(Reader {
             topics: self.clone(),
-            group: group.to_string(),
             topic: topic.to_string(),
             positions,
+            start_ends,
             next_partition: 0,
             local: VecDeque::new(),
         })
@@ -1140,9 +1127,10 @@ fn apply_retention(inner: &Inner, durable: &Durable) -> Result<()> {
 /// A reader of one topic's partitions, taking turns between them.
 pub struct Reader {
     topics: Topics,
-    group: String,
     topic: String,
     positions: Vec<i64>,
+    /// Each partition's end when the reader was made.
+    start_ends: Vec<i64>,
     /// Where the next chunk is taken from, so partitions take turns.
     next_partition: usize,
     /// Records taken, not yet returned.
@@ -1243,9 +1231,15 @@ impl Reader {
         Ok(())
     }
 
-    /// Commits the next offset to read, per partition.
-    pub fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<()> {
-        self.topics.commit(&self.group, &self.topic, offsets)
+    /// Whether every partition has been read up to where it ended when
+    /// the reader was made.
+    pub fn caught_up(&self) -> bool {
+        self.local.is_empty()
+            && self
+                .positions
+                .iter()
+                .zip(&self.start_ends)
+                .all(|(position, end)| position >= end)
     }
 
     /// Records in each partition past what was read.

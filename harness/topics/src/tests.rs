@@ -56,9 +56,9 @@ fn offsets_readers_and_commits(topics: &Topics) {
     assert_eq!(read_all(&mut at_end), [(0, 0)]);
 
     assert_eq!(topics.committed("g", "t", 2), [None, None]);
-    reader.commit(&[(1, 3)]).unwrap();
+    topics.commit("g", "t", &[(1, 3)]).unwrap();
     assert_eq!(topics.committed("g", "t", 2), [None, Some(3)]);
-    assert!(reader.commit(&[(7, 1)]).is_err());
+    assert!(topics.commit("g", "t", &[(7, 1)]).is_err());
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn a_writer_waits_for_readers_and_nothing_is_lost() {
         // Nothing read is dropped until it is committed.
         assert!(topics.stored_bytes() <= 2 * 20 * size + size);
         if next % 10 == 0 {
-            reader.commit(&[(0, next)]).unwrap();
+            topics.commit("g", "t", &[(0, next)]).unwrap();
         }
     }
     writing.join().unwrap();
@@ -266,7 +266,7 @@ fn retention_by_size_waits_for_readers() {
         (0, 200),
         "nothing a reader needs goes"
     );
-    reader.commit(&[(0, 150)]).unwrap();
+    topics.commit("g", "t", &[(0, 150)]).unwrap();
     let deadline = Instant::now() + RETENTION_EVERY * 3;
     while topics.bounds("t", 0).unwrap().0 == 0 {
         assert!(Instant::now() < deadline, "retention never ran");

@@ -2,13 +2,7 @@
 //! the records the guest writes. The VM and the host state both use them,
 //! so they live apart from either.
 
-/// An input record, its payload already in the ABI's format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    pub payload: Vec<u8>,
-}
+pub use record_payload::Record;
 
 /// Consecutive records of one partition, as Redpanda hands them over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,11 +1,12 @@
-//! The marketing pipeline's logic as plain Rust: the event model, enrichment
-//! and window panes. No I/O: it compiles natively for tests and benchmarks
+//! The marketing pipeline's logic as plain Rust: the event model, enrichment,
+//! window panes and their exact merge into windows. No I/O: it compiles natively for tests and benchmarks
 //! and to `wasm32-wasip1` inside the transforms.
 
 pub mod avro;
 pub mod config;
 pub mod event;
 mod json;
+pub mod merge;
 pub mod money;
 pub mod pane;
 pub mod pipeline;

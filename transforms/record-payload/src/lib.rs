@@ -6,6 +6,19 @@ pub use redpanda_transform_sdk_types::{BorrowedHeader, BorrowedRecord};
 
 use redpanda_transform_sdk_varint as varint;
 
+/// A record as a partition holds it: its offset, its timestamp, and its
+/// key, value and headers as one payload in the format below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// The header a harness host puts on every output record: the version of
+/// the transform that wrote it, for readers such as the dashboard.
+pub const VERSION_HEADER: &str = "harness.transform.version";
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum PayloadError {
     Varint(varint::DecodeError),

@@ -1,0 +1,356 @@
+//! The admin endpoint speaks Redpanda's admin API for transforms, as rpk
+//! sends it (`rpadmin/api_transform.go`) and Redpanda answers it
+//! (`src/v/redpanda/admin/transform.cc`, `api-doc/transform.json`,
+//! `src/v/cluster/plugin_frontend.cc`), over plain HTTP against a running
+//! `harness up`. No rpk binary runs here: the requests are rpk's, byte for
+//! byte as its client writes them.
+
+use crate::common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::Up;
+use serde_json::{json, Value};
+use test_kit::{get, send, wait_for, Response};
+
+fn up() -> Up {
+    Up::start(&["--rate", "100", "--seed", "3"])
+}
+
+/// rpk's deploy: `json.Marshal(metadata)` then the module, nothing between.
+fn deploy(up: &Up, metadata: &Value, wasm: &[u8]) -> Response {
+    let body = [serde_json::to_vec(metadata).unwrap(), wasm.to_vec()].concat();
+    send(
+        "POST",
+        &format!("http://{}/v1/transform/deploy", up.admin),
+        "application/json",
+        &body,
+    )
+    .unwrap()
+}
+
+fn list(up: &Up) -> Vec<Value> {
+    let listed = get(&format!("http://{}/v1/transform/", up.admin));
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    listed.json().as_array().unwrap().clone()
+}
+
+fn error(response: &Response) -> (u16, String) {
+    let body = response.json();
+    assert_eq!(body["code"], response.status, "{body}");
+    (
+        response.status,
+        body["message"].as_str().unwrap().to_string(),
+    )
+}
+
+fn tee(name: &str, input: &str, outputs: &[&str]) -> Value {
+    json!({"name": name, "input_topic": input, "output_topics": outputs})
+}
+
+#[test]
+fn deploy_list_pause_resume_delete_as_rpk_sends_them() {
+    let up = up();
+    let mirror = json!({
+        "name": "mirror", "input_topic": "logs", "output_topics": ["mirror"],
+        "environment": [{"key": "A", "value": "b"}],
+        "offset": {"format": "from_start", "value": 0}
+    });
+    let deployed = deploy(&up, &mirror, transform_artifacts::TEE);
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+
+    // Creation order, Redpanda's fields, an empty environment left out;
+    // each partition's status once the new transform has started.
+    let listed = test_kit::wait_for("mirror's partitions", Duration::from_secs(30), || {
+        Some(list(&up)).filter(|l| l.len() == 2 && l[1]["status"].as_array().is_some())
+    });
+    let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["marketing-pipeline", "mirror"]);
+    let m = &listed[1];
+    assert_eq!(m["input_topic"], "logs");
+    assert_eq!(m["output_topics"], json!(["mirror"]));
+    assert_eq!(m["environment"], json!([{"key": "A", "value": "b"}]));
+    assert_eq!(m["compression"], "none");
+    let pipeline = &listed[0];
+    assert!(pipeline.get("environment").is_some());
+    let status = m["status"].as_array().unwrap();
+    assert_eq!(status.len(), 3, "one entry per input partition");
+    for (p, s) in status.iter().enumerate() {
+        assert_eq!(s["partition"], p);
+        assert_eq!(s["node_id"], 0);
+        assert!(s["lag"].is_i64());
+        assert!(
+            ["running", "inactive"].contains(&s["status"].as_str().unwrap()),
+            "{s}"
+        );
+    }
+
+    // Pause and resume as rpk does: PUT …/meta {"is_paused": bool}.
+    let meta = |name: &str, body: &str| {
+        send(
+            "PUT",
+            &format!("http://{}/v1/transform/{name}/meta", up.admin),
+            "application/json",
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(meta("mirror", r#"{"is_paused":true}"#).status, 200);
+    let statuses = |up: &Up| -> Vec<String> {
+        list(up)[1]["status"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_for("the pause", Duration::from_secs(10), || {
+        Some(()).filter(|()| statuses(&up).iter().all(|s| s == "inactive"))
+    });
+    assert_eq!(meta("mirror", r#"{"is_paused":false}"#).status, 200);
+    wait_for("the resume", Duration::from_secs(10), || {
+        Some(()).filter(|()| statuses(&up).iter().all(|s| s == "running"))
+    });
+    // A new environment, as a whole.
+    assert_eq!(
+        meta("mirror", r#"{"env":[{"key":"C","value":"d"}]}"#).status,
+        200
+    );
+    assert_eq!(
+        list(&up)[1]["environment"],
+        json!([{"key": "C", "value": "d"}])
+    );
+    // Nothing to change: 200, whatever the name (transform.cc:462-466).
+    assert_eq!(meta("nobody", "{}").status, 200);
+    let (status, message) = error(&meta("nobody", r#"{"is_paused":true}"#));
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "Transform does not exist")
+    );
+
+    // Delete, and delete again: both succeed (api.cc:658-661).
+    for _ in 0..2 {
+        let deleted = send(
+            "DELETE",
+            &format!("http://{}/v1/transform/mirror", up.admin),
+            "application/json",
+            b"",
+        )
+        .unwrap();
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+    }
+    assert_eq!(list(&up).len(), 1);
+    up.interrupt();
+}
+
+#[test]
+fn bad_requests_get_redpandas_errors_and_nothing_breaks() {
+    let up = up();
+    let url = format!("http://{}/v1/transform/deploy", up.admin);
+    let raw = |body: &[u8]| error(&send("POST", &url, "application/json", body).unwrap());
+    let starts = |(status, message): (u16, String), prefix: &str| {
+        assert_eq!(status, 400, "{message}");
+        assert!(message.starts_with(prefix), "{message}");
+    };
+    starts(raw(b""), "JSON parse error");
+    starts(raw(transform_artifacts::TEE), "JSON parse error");
+    starts(raw(b"{\"name\":"), "JSON parse error");
+    starts(raw(br#"{"name":"x"}"#), "invalid JSON request body");
+    starts(
+        raw(br#"{"name":"x","input_topic":"logs","output_topics":["o"],"paused":true}"#),
+        "invalid JSON request body",
+    );
+    // The metadata and no module after it.
+    starts(
+        raw(br#"{"name":"x","input_topic":"logs","output_topics":["o"]}"#),
+        "invalid WebAssembly module",
+    );
+    let with_tee = |metadata: Value| error(&deploy(&up, &metadata, transform_artifacts::TEE));
+    let mut bad_offset = tee("x", "logs", &["o"]);
+    bad_offset["offset"] = json!({"format": "timestamp", "value": -10});
+    assert_eq!(
+        with_tee(bad_offset),
+        (400, "Bad offset: expected value >= 0, got -10".into())
+    );
+    starts(with_tee(tee("x", "nope", &["o"])), "Topic does not exists");
+    starts(
+        with_tee(tee(&"n".repeat(129), "logs", &["o"])),
+        "Invalid create transform configuration",
+    );
+    starts(
+        with_tee(tee("x", "logs", &["logs"])),
+        "Invalid create transform configuration",
+    );
+    starts(
+        with_tee(tee(
+            "x",
+            "logs",
+            &["a", "b", "c", "d", "e", "f", "g", "h", "i"],
+        )),
+        "Invalid create transform configuration",
+    );
+    // Ten thousand variables: refused with the reason, not a 414.
+    let mut many = tee("x", "logs", &["o"]);
+    many["environment"] = (0..10_000)
+        .map(|i| json!({"key": format!("K{i}"), "value": "v"}))
+        .collect();
+    let (status, message) = with_tee(many);
+    assert_eq!(status, 400);
+    assert_eq!(
+        message,
+        "Invalid transform environment: 10000 variables; at most 128"
+    );
+    let mut reserved = tee("x", "logs", &["o"]);
+    reserved["environment"] = json!([{"key": "REDPANDA_X", "value": "v"}]);
+    starts(with_tee(reserved), "Invalid transform environment");
+    // A redeploy may not change the topics.
+    starts(
+        with_tee(tee("marketing-pipeline", "logs", &["results"])),
+        "Invalid update to transform, topic configuration cannot change",
+    );
+    // Modules Redpanda refuses, with its messages (server.cc:1212-1233).
+    let module = test_kit::wat_parse;
+    let no_abi = module(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
+    starts(
+        error(&deploy(&up, &tee("x", "logs", &["o"]), &no_abi)),
+        "Invalid WebAssembly - the binary is missing required transform functions.",
+    );
+    let sr_v1 = module(
+        r#"(module (import "redpanda_transform" "check_abi_version_2" (func))
+             (import "redpanda_schema_registry" "check_abi_version_1" (func))
+             (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    starts(
+        error(&deploy(&up, &tee("x", "logs", &["o"]), &sr_v1)),
+        "Invalid WebAssembly - the binary is using an unsupported Schema Registry client.",
+    );
+    let no_start = module(
+        r#"(module (import "redpanda_transform" "check_abi_version_2" (func)) (memory (export "memory") 1))"#,
+    );
+    starts(
+        error(&deploy(&up, &tee("x", "logs", &["o"]), &no_start)),
+        "invalid WebAssembly - missing required WASI functions",
+    );
+    // Over the size limit, announced or streamed.
+    let huge = vec![0u8; (12 << 20) as usize];
+    starts(raw(&huge), "the request body is over");
+    let chunked = chunked_post(&up.admin, "/v1/transform/deploy", &huge);
+    assert!(chunked.starts_with("HTTP/1.1 400"), "{chunked}");
+    // Unknown routes: seastar's 404.
+    let missing = get(&format!("http://{}/v1/nothing", up.admin));
+    assert_eq!(error(&missing), (404, "Not found".into()));
+    // Nothing here took the host down, and nothing was deployed.
+    assert_eq!(list(&up).len(), 1);
+    up.get("/api/status");
+    up.interrupt();
+}
+
+/// A request with a chunked body of unannounced length, as rpk streams the
+/// module.
+fn chunked_post(admin: &str, path: &str, body: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {admin}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    for chunk in body.chunks(1 << 16) {
+        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+            || stream.write_all(chunk).is_err()
+            || stream.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// Enrich and aggregate as two transforms chained through a topic, beside
+/// the pipeline: their panes, kept once by identity, equal the truth.
+#[test]
+fn a_host_runs_several_transforms_chained() {
+    let dir = std::env::temp_dir().join(format!("harness-chain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truth_path = dir.join("truth.json");
+    let up = Up::start(&[
+        "--count",
+        "20000",
+        "--rate",
+        "4000",
+        "--start",
+        "2025-08-17T14:00:00",
+        "--invalid-ratio",
+        "0.01",
+        // Nothing reads `panes` as a group: it keeps its retention only.
+        "--retention-mb",
+        "256",
+        "--truth",
+        truth_path.to_str().unwrap(),
+    ]);
+    let env: Vec<Value> = common::pipeline_spec()
+        .env
+        .into_iter()
+        .map(|(key, value)| json!({"key": key, "value": value}))
+        .collect();
+    let from_start = json!({"format": "from_start", "value": 0});
+    let mut enrich = tee("enrich", "logs", &["enriched", "enrich.dlq"]);
+    enrich["environment"] = json!(env);
+    enrich["offset"] = from_start.clone();
+    let mut aggregate = tee("aggregate", "enriched", &["panes"]);
+    aggregate["environment"] = json!(env);
+    aggregate["offset"] = from_start;
+    for (metadata, wasm) in [
+        (enrich, transform_artifacts::ENRICH),
+        (aggregate, transform_artifacts::AGGREGATE),
+    ] {
+        let deployed = deploy(&up, &metadata, wasm);
+        assert_eq!(deployed.status, 200, "{}", deployed.body);
+    }
+    let truth = wait_for("the generator's truth", Duration::from_secs(120), || {
+        let text = std::fs::read_to_string(&truth_path).ok()?;
+        serde_json::from_str::<generator::TruthFile>(&text).ok()
+    });
+    let client = admin::Client::new(&up.admin).unwrap();
+    let partitions = client.topic("panes").unwrap().unwrap().partitions;
+    let valid = truth.events - truth.invalid;
+    let panes = wait_for("every event in a pane", Duration::from_secs(60), || {
+        let mut panes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in 0..partitions {
+            let mut records = Vec::new();
+            loop {
+                let from = records
+                    .last()
+                    .map_or(0, |r: &admin::TopicRecord| r.offset + 1);
+                let page = client.read("panes", p, from, 10_000).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                records.extend(page);
+            }
+            for r in records {
+                let pane: Value = serde_json::from_str(r.value.as_deref()?).unwrap();
+                let identity = format!(
+                    "{p}|{}|{}|{}|{}|{}",
+                    pane["campaign"],
+                    pane["channel"],
+                    pane["window_start"],
+                    pane["first_offset"],
+                    pane["last_offset"]
+                );
+                if seen.insert(identity) {
+                    panes.push(pane);
+                }
+            }
+        }
+        let counted: u64 = panes.iter().map(|p| p["records"].as_u64().unwrap()).sum();
+        (counted >= valid).then_some(panes)
+    });
+    assert_eq!(common::pane_totals(&panes), truth.by_window());
+    up.interrupt();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

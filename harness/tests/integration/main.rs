@@ -1,0 +1,22 @@
+//! The harness's integration tests, one binary: the `harness` command and
+//! `harness up` as users run them, the host against a real Kafka-protocol
+//! broker (Tansu) with SASL and TLS, the dashboard in a real browser, a real
+//! schema registry client, and the pipeline's exactness against the
+//! generator's truth. One module per subject.
+
+mod access;
+mod admin_api;
+mod bridge;
+mod broker;
+mod cases;
+mod cli;
+mod common;
+mod durable;
+mod hostile;
+mod logs_offsets;
+mod properties;
+mod sasl;
+mod schema_registry;
+mod snapshots;
+mod truth;
+mod up;
