@@ -1,5 +1,5 @@
 //! What a deploy must follow, as Redpanda's controller validates it
-//! (`src/v/cluster/plugin_frontend.cc:263-582`). The broker answers with a
+//! (`src/v/cluster/plugin_frontend.cc`, `plugin_frontend::validator::validate_mutation`). The broker answers with a
 //! generic message and logs the reason; a harness host says both.
 
 use crate::api::{ApiError, EnvVar};
@@ -119,7 +119,7 @@ mod tests {
             .collect()
     }
 
-    /// The limits of `plugin_frontend.cc:267-374`.
+    /// The limits of `plugin_frontend.cc`, `validate_mutation`.
     #[test]
     fn environments_as_the_controller_validates_them() {
         let ok = |e: Vec<EnvVar>| check_environment(&e).is_ok();

@@ -101,7 +101,7 @@ where
 }
 
 /// `POST /v1/transform/deploy`'s body: one JSON document, then the module's
-/// bytes, with nothing between (`transform.cc:213-237`).
+/// bytes, with nothing between (`transform.cc`, `admin_server::deploy_transform`).
 pub(crate) fn split_deploy_body(body: &[u8]) -> Result<(DeployRequest, Vec<u8>), ApiError> {
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
     let value = match values.next() {
@@ -288,7 +288,7 @@ mod tests {
     use super::*;
 
     /// rpk's deploy body: `json.Marshal` of the metadata, then the file,
-    /// with nothing between (`rpadmin/api_transform.go:26-35`).
+    /// with nothing between (`rpadmin/api_transform.go`, `AdminAPI.DeployWasmTransform`).
     #[test]
     fn a_deploy_body_is_the_metadata_then_the_module() {
         let meta = br#"{"name":"n","input_topic":"in","output_topics":["out"],"environment":[{"key":"A","value":"b"}],"offset":{"format":"from_start","value":0}}"#;

@@ -22,7 +22,7 @@ pub const NODE_ID: i32 = 0;
 /// `data_transforms_logging_buffer_capacity_bytes`); more are dropped.
 const BUFFER_BYTES: usize = 500 << 10;
 
-/// One event as Redpanda writes it (`event.cc:81-99`).
+/// One event as Redpanda writes it (`event.cc`, `rjson_serialize(…, otel_log_event)`).
 pub fn otel_record(event: &LogEvent<'_>) -> serde_json::Value {
     let nanos = event
         .time
@@ -110,7 +110,7 @@ mod tests {
     use super::*;
     use transform_host::LogStream;
 
-    /// The value Redpanda writes, field for field (`event.cc:81-99`).
+    /// The value Redpanda writes, field for field (`event.cc`, `rjson_serialize(…, otel_log_event)`).
     #[test]
     fn an_event_is_an_otel_log_record() {
         let event = LogEvent {
@@ -125,7 +125,7 @@ mod tests {
         );
     }
 
-    /// `rpc_client.cc:81-94`: murmur2 modulo the partitions, unmasked, so
+    /// `rpc_client.cc`, `rpc_client::compute_output_partition`: murmur2 modulo the partitions, unmasked, so
     /// the broker may put a name elsewhere than Kafka's partitioner would.
     #[test]
     fn the_partition_is_redpandas() {

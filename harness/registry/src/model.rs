@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The schema languages, with the numbers the transform ABI gives them
-/// (`src/v/wasm/schema_registry_module.cc:24-27`) and the names the REST
+/// (`src/v/wasm/schema_registry_module.cc`, `serialized_schema_type`) and the names the REST
 /// API does (AVRO when absent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -121,7 +121,7 @@ fn deploy_list_pause_resume_delete_as_rpk_sends_them() {
         list(&up)[1]["environment"],
         json!([{"key": "C", "value": "d"}])
     );
-    // Nothing to change: 200, whatever the name (transform.cc:462-466).
+    // Nothing to change: 200, whatever the name (transform.cc, admin_server::patch_transform_metadata).
     assert_eq!(meta("nobody", "{}").status, 200);
     let (status, message) = error(&meta("nobody", r#"{"is_paused":true}"#));
     assert_eq!(
@@ -129,7 +129,7 @@ fn deploy_list_pause_resume_delete_as_rpk_sends_them() {
         (400, "Transform does not exist")
     );
 
-    // Delete, and delete again: both succeed (api.cc:658-661).
+    // Delete, and delete again: both succeed (api.cc, service::delete_transform).
     for _ in 0..2 {
         let deleted = send(
             "DELETE",
@@ -209,7 +209,7 @@ fn bad_requests_get_redpandas_errors_and_nothing_breaks() {
         with_tee(tee("marketing-pipeline", "logs", &["results"])),
         "Invalid update to transform, topic configuration cannot change",
     );
-    // Modules Redpanda refuses, with its messages (server.cc:1212-1233).
+    // Modules Redpanda refuses, with its messages (server.cc, admin_server::throw_on_error).
     let module = test_kit::wat_parse;
     let no_abi = module(r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
     starts(

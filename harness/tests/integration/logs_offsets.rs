@@ -1,7 +1,7 @@
 //! A transform's log events, framed and written as Redpanda's
-//! (`src/v/wasm/wasi.cc:250-273`, `src/v/transform/logging/`), and where a
+//! (`src/v/wasm/wasi.cc`, `preview1_module::fd_write`, `src/v/transform/logging/`), and where a
 //! new transform starts, as Redpanda resolves rpk's `--from-offset`
-//! (`src/v/transform/transform_processor.cc:201-256`).
+//! (`src/v/transform/transform_processor.cc`, `processor::load_latest_committed`).
 
 use crate::common;
 

@@ -255,7 +255,7 @@ mod tests {
     use super::*;
 
     /// The worked example of `get_subject_schema`'s output, by
-    /// `schema_registry_module.cc:55-97`'s rules.
+    /// `schema_registry_module.cc`, `write_encoded_schema_def` and `write_encoded_schema_subject`'s rules.
     #[test]
     fn a_subject_schema_as_redpanda_writes_it() {
         let found = SubjectSchema {

@@ -1,5 +1,5 @@
 //! What a module must pass: first the checks `rpk transform deploy` meets
-//! (Redpanda's `wasmtime_runtime::validate`, `src/v/wasm/wasmtime.cc:1636-1738`,
+//! (Redpanda's `wasmtime_runtime::validate`, `src/v/wasm/wasmtime.cc`,
 //! in the same order, with the same reasons), then what Redpanda only finds
 //! when a VM starts (compiling, linking the imports, the memory).
 
@@ -56,7 +56,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The admin API's message for it (HTTP 400,
-    /// `src/v/redpanda/admin/server.cc:1212-1233`).
+    /// `src/v/redpanda/admin/server.cc`, `admin_server::throw_on_error`).
     pub fn admin_message(self) -> &'static str {
         match self {
             Refusal::InvalidModule => "invalid WebAssembly module",
@@ -141,7 +141,7 @@ fn deploy_checks(wasm: &[u8]) -> Result<Declarations, DeployError> {
                         .chain(ty.results())
                         .any(|t| *t == ValType::V128)
                     {
-                        // Redpanda's parser knows no v128 (`parser.cc:150-163`).
+                        // Redpanda's parser knows no v128 (`parser.cc`, `parse_val_type`).
                         return refuse(Refusal::InvalidModule, "unknown valtype: 123");
                     }
                     types.push((ty.params().to_vec(), ty.results().to_vec()));

@@ -72,7 +72,7 @@ enum Param {
 
 use Param::{Array, Out, I32, I64};
 
-/// Every call that answers ENOSYS, with its parameters (`wasi.cc:197-382`).
+/// Every call that answers ENOSYS, with its parameters (`wasi.cc`, the ENOSYS stubs of `preview1_module`).
 const UNSUPPORTED: &[(&str, &[Param])] = &[
     ("fd_advise", &[I32, I64, I64, I32]),
     ("fd_allocate", &[I32, I64, I64]),
@@ -325,7 +325,7 @@ fn strings_sizes(memory: &mut [u8], strings: &[String], count: i32, size: i32) -
 
 /// Writes NUL-terminated strings at `buf` and a pointer to each at `ptrs`.
 /// Unlike other calls, a bad pointer here is EINVAL, not a trap
-/// (`wasi.cc:157-195` catches the exception).
+/// (`wasi.cc`: `preview1_module::args_get` and `environ_get` catch the exception).
 fn strings_get(memory: &mut [u8], strings: &[String], ptrs: i32, buf: i32) -> i32 {
     let total: usize = strings.iter().map(|s| s.len() + 1).sum();
     if check(memory, &[(ptrs, 4 * strings.len()), (buf, total)]).is_err() {
@@ -373,7 +373,7 @@ fn fd_write(
 
 /// Every clock subscription fires at once, with no sleep and no clock
 /// moved; fd subscriptions get ENOSYS; an unknown tag ends the call with
-/// ENOSYS; no subscriptions at all is a success (`wasi.cc:319-364`).
+/// ENOSYS; no subscriptions at all is a success (`wasi.cc`, `preview1_module::poll_oneoff`).
 fn poll_oneoff<T>(
     mut c: Caller<'_, T>,
     subs: i32,

@@ -127,7 +127,7 @@ fn writes_return_their_length_or_the_contract_codes() {
     // outside a batch, unknown topic, bad options, bytes after the topic,
     // a payload whose header count is cut off (Redpanda reads a varint from
     // nothing as 0, src/v/utils/vint.h, so it is a record:
-    // src/v/model/transform.cc:38-73), to "second", empty options = the
+    // src/v/model/transform.cc, validate_record_payload), to "second", empty options = the
     // first topic
     assert_eq!(reports(&out), [-1, -3, -2, -2, 3, 4, 4]);
     let second: Vec<_> = out.iter().filter(|o| o.topic == 1).collect();
@@ -315,7 +315,7 @@ fn wasi_is_redpandas_virtual_subset() {
     let mut vm = Vm::start(&host, &transform, &spec(&["out"]), logger).unwrap();
     let out = vm.process(batch(0, &["a"])).unwrap();
     assert_eq!(reports(&out), [11, 0x09090909, 1_700_000_000, 1_000_000]);
-    // One event per fd_write, never split on newlines (src/v/wasm/wasi.cc:250-273).
+    // One event per fd_write, never split on newlines (src/v/wasm/wasi.cc, preview1_module::fd_write).
     assert_eq!(*lines.lock().unwrap(), ["hello\nworld"]);
 }
 
@@ -439,7 +439,7 @@ const SR_CALLS: &str = r#"
       (br $batches)))
 "#;
 
-/// `src/v/wasm/schema_registry_module.cc:99-209`: 0 or the bytes written,
+/// `src/v/wasm/schema_registry_module.cc`, `schema_registry_module`: 0 or the bytes written,
 /// -1 with no registry, -2 for anything else (a buffer too small, an
 /// unknown id, a definition that is not one); lengths as `uint32_t`, ids as
 /// `int32_t`; definitions as `write_encoded_schema_def` writes them.
@@ -495,8 +495,8 @@ fn the_schema_registry_module_answers_as_redpandas() {
     );
 }
 
-/// Pointers are translated before the call (`ffi.h:254-298`): one outside
-/// memory traps, registry or not (`wasmtime.cc:357-373`).
+/// Pointers are translated before the call (`ffi.h`, `ffi::detail::extract_parameter`): one outside
+/// memory traps, registry or not (`wasmtime.cc`, `memory::translate_raw`).
 #[test]
 fn a_schema_registry_call_with_a_bad_pointer_traps() {
     let wasm = wat_module_with(

@@ -2,8 +2,8 @@
 //! ported to the Rust SDK in `transforms/testdata`) with the assertions
 //! Redpanda's C++ tests make on them (`src/v/wasm/tests/*_test.cc`), and the
 //! validation vectors of `tests/rptest/tests/data_transforms_test.py`. Each
-//! test names the file and lines it follows. Redpanda's fixture
-//! (`wasm_fixture.cc:72-170`): transform `test_wasm_transform`, one input
+//! test names the file and the test it follows. Redpanda's fixture
+//! (`wasm_fixture.cc`, `WasmTestFixture`): transform `test_wasm_transform`, one input
 //! and one output topic, no environment, batches at `NOW`.
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use transform_host::{
     Batch, Failure, Host, Limits, LogEvent, LogStream, Logger, Output, Record, TransformSpec, Vm,
 };
 
-/// `wasm_fixture.h:34`.
+/// `wasm_fixture.h`, `WasmTestFixture::NOW`.
 const NOW: i64 = 1_687_201_340_524;
 
 fn spec() -> TransformSpec {
@@ -86,7 +86,7 @@ impl Fixture {
         }
     }
 
-    /// `load_wasm`: validate, then start (`wasm_fixture.cc:114-141`).
+    /// `load_wasm`: validate, then start (`wasm_fixture.cc`, `WasmTestFixture::load_wasm`).
     fn load(&mut self, name: &str) -> Result<Vm, Failure> {
         let wasm = testdata(name).unwrap();
         let transform = self.host.load(&wasm).expect("accepted at deploy");
@@ -113,7 +113,7 @@ fn values(outputs: &[Output]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// `wasm_transform_test.cc:23-28` (`IdentityFunction`): the record comes out
+/// `wasm_transform_test.cc` (`IdentityFunction`): the record comes out
 /// byte for byte, headers included.
 #[test]
 fn identity_returns_each_record_as_it_is() {
@@ -125,7 +125,7 @@ fn identity_returns_each_record_as_it_is() {
     assert_eq!(out[0].payload, input);
 }
 
-/// `wasm_transform_test.cc:32-41` (`LogsAreEmitted`): one event for one
+/// `wasm_transform_test.cc` (`LogsAreEmitted`): one event for one
 /// write, the bytes as written, at INFO for stdout. Redpanda's test value is
 /// serde-framed (`\x06\0\0\0foobar`); such bytes are dropped later by the
 /// log manager (`src/v/transform/logging/log_manager.cc`), which the harness
@@ -175,7 +175,7 @@ fn dynamic_zero_mirror_and_double() {
     );
 }
 
-/// `wasm_transform_test.cc:43-58` and `wasm_resources_test.cc:27-38`
+/// `wasm_transform_test.cc` (`WorksWithCpuProfiler`) and `wasm_resources_test.cc`
 /// (`CpuIsLimited`): an endless loop is stopped when its fuel runs out.
 /// Redpanda's 3 s budget is scaled down here so the test is quick.
 #[test]
@@ -193,7 +193,7 @@ fn an_endless_loop_is_stopped() {
     assert_eq!(failure.offset, Some(1));
 }
 
-/// `wasm_resources_test.cc:21-25` (`MemoryIsLimited`): 5 KiB is fine; the
+/// `wasm_resources_test.cc` (`MemoryIsLimited`): 5 KiB is fine; the
 /// engine's whole limit (32 MiB there, 2 MiB, Redpanda's default, here) is not.
 #[test]
 fn memory_is_limited() {
@@ -207,7 +207,7 @@ fn memory_is_limited() {
     assert!(failure.message.contains("memory"), "{failure}");
 }
 
-/// `wasi_test.cc:18-61` (`Wasi`): the arguments are the transform's name,
+/// `wasi_test.cc` (`Wasi`): the arguments are the transform's name,
 /// the environment its topics alone, the realtime clock the record's
 /// timestamp in nanoseconds.
 #[test]
@@ -232,7 +232,7 @@ fn wasi_shows_the_name_the_topics_and_the_record_time() {
     assert_eq!(info["NowNanos"], NOW * 1_000_000);
 }
 
-/// `wasm_lifecycle_test.cc:19-27` (`CanRestartEngine`): a stopped engine
+/// `wasm_lifecycle_test.cc` (`CanRestartEngine`): a stopped engine
 /// starts again as a fresh instance.
 #[test]
 fn an_engine_starts_again_after_a_stop() {
@@ -246,9 +246,9 @@ fn an_engine_starts_again_after_a_stop() {
     );
 }
 
-/// `wasm_lifecycle_test.cc:29-31` (`HandlesSetupPanic`): `setup-panic`
+/// `wasm_lifecycle_test.cc` (`HandlesSetupPanic`): `setup-panic`
 /// never links the SDK, so Redpanda refuses it at deploy for its missing
-/// ABI import (`wasmtime.cc:1732-1736`), before `main` could panic. A
+/// ABI import (`wasmtime.cc`, `wasmtime_runtime::validate`), before `main` could panic. A
 /// module that does link it and panics in `main` fails to start.
 #[test]
 fn a_panic_in_setup_fails_the_deploy_or_the_start() {
@@ -267,7 +267,7 @@ fn a_panic_in_setup_fails_the_deploy_or_the_start() {
     );
 }
 
-/// `wasm_lifecycle_test.cc:33-36` (`HandlesTransformPanic`).
+/// `wasm_lifecycle_test.cc` (`HandlesTransformPanic`).
 #[test]
 fn a_panic_in_the_transform_fails_it() {
     let mut f = Fixture::new();
@@ -280,7 +280,7 @@ fn a_panic_in_the_transform_fails_it() {
     );
 }
 
-/// `wasm_lifecycle_test.cc:38-44` (`HandlesTransformErrors`): an error fails
+/// `wasm_lifecycle_test.cc` (`HandlesTransformErrors`): an error fails
 /// the transform; stopped and started again, it fails again the same way.
 #[test]
 fn an_error_in_the_transform_fails_it_again_after_a_restart() {
@@ -298,10 +298,10 @@ fn an_error_in_the_transform_fails_it_again_after_a_restart() {
     }
 }
 
-/// `schema-registry/avro/example.go:76`.
+/// `schema-registry/avro/example.go`, `Example.Schema`.
 const EXAMPLE: &str = r#"{"fields":[{"default":0,"name":"a","type":"long"},{"default":"","name":"b","type":"string"}],"name":"Example","type":"record"}"#;
 
-/// `wasm_sr_test.cc:53-71` (`SchemaRegistry`): the module registers its
+/// `wasm_sr_test.cc` (`SchemaRegistry`): the module registers its
 /// schema at start (the first id, 1), then turns the Confluent-framed Avro
 /// record `{a: 4, b: "foo"}` into its JSON.
 #[test]
@@ -323,7 +323,7 @@ fn the_schema_registry_module_registers_and_decodes() {
     assert_eq!(registry.subject_schema("input-value", None).unwrap().id, 1);
 }
 
-/// Without a registry every call answers -1 (`schema_registry_module.cc:112-114`):
+/// Without a registry every call answers -1 (`schema_registry_module.cc`, `get_schema_definition_len`):
 /// the module logs that it cannot register, starts, and fails the record.
 #[test]
 fn without_a_registry_the_module_is_told_it_is_not_enabled() {
@@ -346,9 +346,9 @@ fn without_a_registry_the_module_is_told_it_is_not_enabled() {
     );
 }
 
-/// `tests/rptest/tests/data_transforms_test.py:269-282` (`test_validation`),
-/// its binaries from `tests/docker/ducktape-deps/tinygo-wasi-transforms:44-64`,
-/// and the admin API's words for them (`src/v/redpanda/admin/server.cc:1212-1233`).
+/// `tests/rptest/tests/data_transforms_test.py` (`test_validation`),
+/// its binaries from `tests/docker/ducktape-deps/tinygo-wasi-transforms`,
+/// and the admin API's words for them (`src/v/redpanda/admin/server.cc`, `admin_server::throw_on_error`).
 #[test]
 fn redpandas_validation_vectors() {
     let host = Host::new(Limits::default()).unwrap();

@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn redpanda_reads_write_options_as_transform_module_cc_does() {
         use redpanda::{write_options, Options, OptionsError};
-        // Pinned against src/v/wasm/transform_module.cc:38-57 and the
+        // Pinned against src/v/wasm/transform_module.cc, write_options::parse, and the
         // noexcept varint of src/v/utils/vint.h.
         assert_eq!(write_options(&[]), Ok(Options::Default));
         assert_eq!(write_options(&[0x02, 0]), Err(OptionsError::Invalid));
