@@ -65,9 +65,31 @@ pub fn agent(timeout: Duration, ca: Option<&Path>) -> Result<ureq::Agent> {
         .into())
 }
 
+/// What a path segment keeps as it is: RFC 3986's unreserved characters
+/// (letters, digits, `-`, `.`, `_`, `~`), which producers should not encode
+/// (section 2.3) and simple servers and proxies do not decode.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A name as one path segment of a URL: everything but the unreserved
+/// characters percent-encoded, `/` included.
+pub fn path_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_segment_keeps_the_unreserved_characters() {
+        assert_eq!(path_segment("clicks-value"), "clicks-value");
+        assert_eq!(path_segment("a.b_c~d"), "a.b_c~d");
+        assert_eq!(path_segment("a/b c?d#é"), "a%2Fb%20c%3Fd%23%C3%A9");
+    }
 
     #[test]
     fn credentials_leave_the_url() {

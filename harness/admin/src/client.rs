@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use http_access::client::{agent, split_url};
+use http_access::client::{agent, path_segment, split_url};
 
 use crate::api::{
     ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
@@ -111,14 +111,14 @@ impl Client {
     pub fn delete(&self, name: &str) -> Result<()> {
         self.send(
             "DELETE",
-            &format!("/v1/transform/{}", escape(name)),
+            &format!("/v1/transform/{}", path_segment(name)),
             Vec::new(),
         )?;
         Ok(())
     }
 
     pub fn patch(&self, name: &str, patch: &MetaPatch) -> Result<()> {
-        let path = format!("/v1/transform/{}/meta", escape(name));
+        let path = format!("/v1/transform/{}/meta", path_segment(name));
         self.send("PUT", &path, serde_json::to_vec(patch)?)?;
         Ok(())
     }
@@ -129,7 +129,7 @@ impl Client {
     pub fn topic(&self, name: &str) -> Result<Option<TopicInfo>> {
         match self.send(
             "GET",
-            &format!("/v1/harness/topics/{}", escape(name)),
+            &format!("/v1/harness/topics/{}", path_segment(name)),
             Vec::new(),
         ) {
             Ok(answer) => Ok(Some(serde_json::from_str(&answer)?)),
@@ -154,7 +154,7 @@ impl Client {
 
     /// Appends records to a topic; where each went, once stored.
     pub fn produce(&self, topic: &str, records: &[NewRecord]) -> Result<Vec<Produced>> {
-        let path = format!("/v1/harness/topics/{}/records", escape(topic));
+        let path = format!("/v1/harness/topics/{}/records", path_segment(topic));
         Ok(serde_json::from_str(&self.send(
             "POST",
             &path,
@@ -172,7 +172,7 @@ impl Client {
     ) -> Result<Vec<TopicRecord>> {
         let path = format!(
             "/v1/harness/topics/{}/{partition}?offset={offset}&max={max}",
-            escape(topic)
+            path_segment(topic)
         );
         Ok(serde_json::from_str(&self.send(
             "GET",
@@ -180,9 +180,4 @@ impl Client {
             Vec::new(),
         )?)?)
     }
-}
-
-/// A name as one path segment (Go's `url.PathEscape`).
-fn escape(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

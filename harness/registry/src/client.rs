@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use http_access::client::path_segment;
+
 use crate::model::{RegistryError, Schema, SchemaRegistry, SubjectSchema};
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -99,10 +101,6 @@ fn cut(body: &str) -> String {
     body.chars().take(200).collect()
 }
 
-fn escape(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 #[derive(serde::Deserialize)]
 struct Registered {
     id: i32,
@@ -135,7 +133,7 @@ impl SchemaRegistry for Client {
         let which = version.map_or("latest".to_string(), |v| v.to_string());
         let found: SubjectSchema = self.call(
             "GET",
-            &format!("/subjects/{}/versions/{which}", escape(subject)),
+            &format!("/subjects/{}/versions/{which}", path_segment(subject)),
             None,
         )?;
         self.by_version
@@ -149,9 +147,53 @@ impl SchemaRegistry for Client {
         let body = serde_json::to_vec(schema).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let registered: Registered = self.call(
             "POST",
-            &format!("/subjects/{}/versions", escape(subject)),
+            &format!("/subjects/{}/versions", path_segment(subject)),
             Some(body),
         )?;
         Ok(registered.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// The request line of the one request a registry gets, answered with
+    /// a subject's schema.
+    fn request_line(ask: impl FnOnce(&Client) + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asking = std::thread::spawn(move || ask(&Client::new(&url).unwrap()));
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let body = r#"{"subject":"clicks-value","version":1,"id":1,"schema":"\"string\""}"#;
+        write!(
+            reader.get_mut(),
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        asking.join().unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// RFC 3986 (section 2.3): producers should not percent-encode the
+    /// unreserved characters; a server or proxy that matches the raw path
+    /// would not find `clicks%2Dvalue`.
+    #[test]
+    fn a_subject_goes_out_as_it_is_written() {
+        let line = request_line(|client| {
+            client.subject_schema("clicks-value", None).unwrap();
+        });
+        assert_eq!(line, "GET /subjects/clicks-value/versions/latest HTTP/1.1");
+        let line = request_line(|client| {
+            let _ = client.subject_schema("a b/c", Some(1));
+        });
+        assert_eq!(line, "GET /subjects/a%20b%2Fc/versions/1 HTTP/1.1");
     }
 }
