@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use analytics::time::format_utc;
+use analytics::time::{format_utc, parse_duration_ms};
 use analytics::Counters;
 use serde::Serialize;
 
@@ -27,9 +27,13 @@ pub struct Pacing {
     pub day_start: i64,
     pub day_end: i64,
     pub now: i64,
+    /// Where the pacing of the day starts: its start, or the first event
+    /// time the dashboard holds when that is later (a pipeline started
+    /// during the day has not seen what was spent before it).
+    pub paced_from: i64,
     pub spend_micros: i64,
-    /// What even pacing would have spent by now, and what the day ends at
-    /// if it goes on as it went so far.
+    /// What even pacing would have spent from `paced_from` to now, and
+    /// what the day ends at if it goes on as it went so far.
     pub expected_micros: i64,
     pub projected_micros: i64,
     /// Spend over expected spend: 1 is on plan; 0 with nothing expected yet.
@@ -52,19 +56,29 @@ fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters
     sums
 }
 
-/// Every campaign with a daily budget, paced over the day of "now" in `tz`.
+/// Every campaign with a daily budget, paced over the day of the merge's
+/// "now" in `tz`.
 pub fn pacing(merger: &Merger, tz: &jiff::tz::TimeZone) -> Vec<Pacing> {
-    let Some(now) = merger.watermark() else {
-        return Vec::new();
-    };
+    merger
+        .watermark()
+        .map_or_else(Vec::new, |now| pacing_at(merger, tz, now))
+}
+
+/// Every campaign with a daily budget, paced over the day of `now` in `tz`,
+/// from where the windows held begin.
+fn pacing_at(merger: &Merger, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing> {
     let (day_start, day_end) = Bucket::days(tz.clone()).bounds(now);
+    let first_seen = merger.windows().next().map_or(now, |w| w.window_start);
+    let paced_from = first_seen.clamp(day_start, now);
     let budgets: BTreeMap<&str, &Window> = merger
         .windows()
         .filter(|w| w.daily_budget_micros.is_some())
         .map(|w| (&*w.campaign, w))
         .collect();
     let spent = per_campaign(merger, day_start, now + 1);
-    let elapsed = (now - day_start) as f64 / (day_end - day_start) as f64;
+    // Even pacing spends the budget at a steady rate over the day: what it
+    // plans is that rate over the part of the day paced.
+    let elapsed = (now - paced_from) as f64 / (day_end - day_start) as f64;
     budgets
         .into_iter()
         .map(|(campaign, w)| {
@@ -79,6 +93,7 @@ pub fn pacing(merger: &Merger, tz: &jiff::tz::TimeZone) -> Vec<Pacing> {
                 day_start,
                 day_end,
                 now,
+                paced_from,
                 spend_micros: spend,
                 expected_micros: expected,
                 projected_micros: if elapsed > 0.0 {
@@ -120,6 +135,10 @@ pub struct AlertArgs {
     /// starts each day at its midnight (an IANA name such as America/New_York).
     #[arg(long, default_value = "UTC", value_name = "ZONE")]
     pub pacing_tz: String,
+    /// How long (in event time) a rule must hold before its alert starts, as Alertmanager's
+    /// `for:`: a condition that comes and goes raises none. 0 for at once.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub alert_for: String,
 }
 
 impl AlertArgs {
@@ -142,6 +161,14 @@ impl AlertArgs {
         }
         let pacing_tz = view::zone(&self.pacing_tz)
             .map_err(|e| anyhow::anyhow!("--pacing-tz {} {e}", self.pacing_tz))?;
+        let hold_ms = parse_duration_ms(&self.alert_for)
+            .filter(|ms| (0..=MAX_HOLD).contains(ms))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--alert-for {}: use a duration from 0s to 1d, such as 5m",
+                    self.alert_for
+                )
+            })?;
         if let Some(url) = &self.alert_webhook {
             http_access::client::split_url(url, "--alert-webhook's").map_err(anyhow::Error::msg)?;
         }
@@ -152,6 +179,7 @@ impl AlertArgs {
                 ctr_drop: self.alert_ctr_drop,
                 spend_spike: self.alert_spend_spike,
                 pacing_tz,
+                hold_ms,
             },
             self.alert_webhook.clone(),
         ))
@@ -172,6 +200,8 @@ pub struct Thresholds {
     pub spend_spike: f64,
     /// Whose days budgets are paced over.
     pub pacing_tz: jiff::tz::TimeZone,
+    /// How long a rule must hold before its alert starts, in event time.
+    pub hold_ms: i64,
 }
 
 impl Default for Thresholds {
@@ -182,6 +212,7 @@ impl Default for Thresholds {
             ctr_drop: 0.3,
             spend_spike: 3.0,
             pacing_tz: jiff::tz::TimeZone::UTC,
+            hold_ms: 5 * MINUTE,
         }
     }
 }
@@ -191,8 +222,11 @@ impl Default for Thresholds {
 const MIN_CONVERSIONS: u64 = 3;
 const MIN_RECENT_IMPRESSIONS: u64 = 100;
 const MIN_TRAILING_IMPRESSIONS: u64 = 500;
-/// Pacing is judged once this much of the day has gone.
+/// Pacing is judged once this much of the day has been paced.
 const MIN_PACED: i64 = 60 * MINUTE;
+
+/// The longest a rule may have to hold before its alert starts.
+const MAX_HOLD: i64 = 24 * 60 * MINUTE;
 
 /// A rule that holds now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,11 +238,34 @@ pub struct Condition {
     pub threshold: f64,
 }
 
-/// The rules that hold at the merge's "now".
-pub fn conditions(merger: &Merger, t: &Thresholds) -> Vec<Condition> {
+/// The rules that hold at the merge's "now" and, for those not alerting
+/// yet, held all through the `hold_ms` before it too (looked at every
+/// minute), as Alertmanager's `for:`: a condition that comes and goes
+/// raises no alert.
+pub fn conditions(merger: &Merger, t: &Thresholds, alerts: &Alerts) -> Vec<Condition> {
     let Some(now) = merger.watermark() else {
         return Vec::new();
     };
+    let (mut held, mut new): (Vec<Condition>, Vec<Condition>) = conditions_at(merger, t, now)
+        .into_iter()
+        .partition(|c| alerts.active.contains_key(&(c.campaign.clone(), c.kind)));
+    let looks = (t.hold_ms + MINUTE - 1) / MINUTE;
+    for i in 1..=looks {
+        if new.is_empty() {
+            break;
+        }
+        let then = conditions_at(merger, t, now - t.hold_ms * i / looks);
+        new.retain(|c| {
+            then.iter()
+                .any(|h| h.campaign == c.campaign && h.kind == c.kind)
+        });
+    }
+    held.extend(new);
+    held
+}
+
+/// The rules that hold at `now`.
+fn conditions_at(merger: &Merger, t: &Thresholds, now: i64) -> Vec<Condition> {
     let mut out = Vec::new();
     let mut fire = |campaign: &str, kind, value: f64, threshold: f64, message: String| {
         out.push(Condition {
@@ -288,8 +345,8 @@ pub fn conditions(merger: &Merger, t: &Thresholds) -> Vec<Condition> {
             );
         }
     }
-    for p in pacing(merger, &t.pacing_tz) {
-        if !p.in_flight || p.now - p.day_start < MIN_PACED || p.expected_micros == 0 {
+    for p in pacing_at(merger, &t.pacing_tz, now) {
+        if !p.in_flight || p.now - p.paced_from < MIN_PACED || p.expected_micros == 0 {
             continue;
         }
         let (over, under) = (1.0 + t.pacing, 1.0 - t.pacing);

@@ -218,7 +218,7 @@ impl Shared {
         let Some(now) = state.merger.watermark() else {
             return;
         };
-        let holding = pacing::conditions(&state.merger, &self.settings.thresholds);
+        let holding = pacing::conditions(&state.merger, &self.settings.thresholds, &state.alerts);
         for event in state.alerts.update(now, holding) {
             tracing::info!(
                 campaign = %event.alert.campaign,

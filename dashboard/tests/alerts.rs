@@ -31,7 +31,7 @@ struct Minute {
 fn append(path: &Path, offset: &mut i64, from: i64, minutes: &[Minute]) {
     let config = Config::from_vars([
         ("CAMPAIGN_C_TARGET_CPA", "10"),
-        ("CAMPAIGN_C_DAILY_BUDGET", "1000"),
+        ("CAMPAIGN_C_DAILY_BUDGET", "1440"),
     ])
     .unwrap();
     let mut builder = PaneBuilder::new(&config);
@@ -151,27 +151,36 @@ fn wait_for(service: &Service, want: &[&str]) {
     }
 }
 
+/// 20 clicks a minute at 1 each, and a free conversion.
+fn steady() -> Minute {
+    Minute {
+        clicks: 20,
+        click_cost: 1_000_000,
+        conversions: 1,
+        conversion_cost: 0,
+    }
+}
+
+/// Few clicks, and a conversion that costs 500.
+fn spike() -> Minute {
+    Minute {
+        clicks: 2,
+        click_cost: 1_000_000,
+        conversions: 1,
+        conversion_cost: 500_000_000,
+    }
+}
+
 #[test]
 fn alerts_fire_and_clear_and_the_webhook_hears_both() {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alerts-results.jsonl");
     let _ = std::fs::remove_file(&path);
     let mut offset = 0;
-    // Two hours at 20 a minute against a 1,000 daily budget, a CPA of 20
-    // against a target of 10; then 5 minutes of few clicks and dear
-    // conversions.
-    let steady = || Minute {
-        clicks: 20,
-        click_cost: 1_000_000,
-        conversions: 1,
-        conversion_cost: 0,
-    };
+    // Two hours at 20 a minute against a 1,440 daily budget, a CPA of 20
+    // against a target of 10; then 10 minutes of few clicks and dear
+    // conversions: longer than the 5 minutes a rule must hold.
     let mut minutes: Vec<Minute> = (0..115).map(|_| steady()).collect();
-    minutes.extend((0..5).map(|_| Minute {
-        clicks: 2,
-        click_cost: 1_000_000,
-        conversions: 1,
-        conversion_cost: 500_000_000,
-    }));
+    minutes.extend((0..10).map(|_| spike()));
     append(&path, &mut offset, 0, &minutes);
     let (url, posted) = receiver();
     let service = Service::spawn(&path, &["--alert-webhook", &url]);
@@ -194,7 +203,7 @@ fn alerts_fire_and_clear_and_the_webhook_hears_both() {
             conversion_cost: 0,
         })
         .collect();
-    append(&path, &mut offset, 120, &calm);
+    append(&path, &mut offset, 125, &calm);
     wait_for(&service, &["pacing_over"]);
 
     let mut changes = Vec::new();
@@ -234,6 +243,76 @@ fn alerts_fire_and_clear_and_the_webhook_hears_both() {
     );
 }
 
+/// As Alertmanager's `for:`, a rule must hold for a while (5 minutes of
+/// event time by default) before its alert starts: 2 minutes of a
+/// dropping CTR and a spend spike raise nothing; 8 minutes do.
+#[test]
+fn a_condition_that_comes_and_goes_raises_no_alert() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alerts-flap.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mut offset = 0;
+    let mut minutes: Vec<Minute> = (0..115).map(|_| steady()).collect();
+    minutes.extend((0..2).map(|_| spike()));
+    append(&path, &mut offset, 0, &minutes);
+    let service = Service::spawn(&path, &[]);
+    // The CPA and the pacing were off all along.
+    wait_for(&service, &["cpa_over_target", "pacing_over"]);
+    // What the file held is merged, and nothing else started.
+    service.wait_for_panes(117);
+    std::thread::sleep(Duration::from_millis(1500));
+    let kinds: Vec<(String, String)> = active(&service);
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let more: Vec<Minute> = (0..6).map(|_| spike()).collect();
+    append(&path, &mut offset, 117, &more);
+    wait_for(
+        &service,
+        &["cpa_over_target", "ctr_drop", "pacing_over", "spend_spike"],
+    );
+}
+
+/// A pipeline started at 14:00 has not seen the morning's spend: its day
+/// is paced from its first event, so spending at the budget's rate since
+/// is on plan, not under it.
+#[test]
+fn pacing_judges_the_part_of_the_day_the_pipeline_has_seen() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alerts-afternoon.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mut offset = 0;
+    // 1 a minute: the 1,440 daily budget's rate, for two hours from 14:00.
+    let on_plan: Vec<Minute> = (0..120)
+        .map(|_| Minute {
+            clicks: 1,
+            click_cost: 1_000_000,
+            conversions: 0,
+            conversion_cost: 0,
+        })
+        .collect();
+    append(&path, &mut offset, 14 * 60, &on_plan);
+    let service = Service::spawn(&path, &[]);
+    service.wait_for_panes(120);
+    let (status, body) = service.get("/api/pacing");
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let c = &rows[0];
+    assert_eq!(c["paced_from"], MIDNIGHT + 14 * 60 * MINUTE, "{c}");
+    // Spend until the merge's "now" (its watermark), in the last minutes.
+    let now = c["now"].as_i64().unwrap();
+    let minutes_until_now = (now - (MIDNIGHT + 14 * 60 * MINUTE)) / MINUTE + 1;
+    assert!(minutes_until_now >= 118, "{c}");
+    assert_eq!(c["spend_micros"], minutes_until_now * 1_000_000, "{c}");
+    let near = |field: &str, want: f64| {
+        let got = c[field].as_f64().unwrap();
+        assert!(
+            (got / want - 1.0).abs() < 0.01,
+            "{field} {got}, not about {want}: {c}"
+        );
+    };
+    near("pacing", 1.0);
+    near("projected_micros", 1_440_000_000.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(active(&service).is_empty(), "{:?}", active(&service));
+}
+
 #[test]
 fn bad_alert_settings_get_a_message() {
     for (args, message) in [
@@ -252,6 +331,10 @@ fn bad_alert_settings_get_a_message() {
         (
             &["--pacing-tz", "Mars/Olympus"][..],
             "--pacing-tz Mars/Olympus is not a time zone: use an IANA name such as Europe/Paris",
+        ),
+        (
+            &["--alert-for", "2d"][..],
+            "--alert-for 2d: use a duration from 0s to 1d, such as 5m",
         ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))

@@ -238,9 +238,12 @@ fn top_ranks_campaigns_and_channels_by_any_figure() {
     );
 }
 
-/// `/api/pacing` against the truth, for days starting at `day_start`.
+/// `/api/pacing` against the truth, for days starting at `day_start`:
+/// paced from the day's start, or from the stream's first window when the
+/// stream began later that day.
 fn check_pacing(service: &Service, day_start: i64, zone: &str) {
     let truth = truth();
+    let first_window = truth.windows.iter().map(|w| w.window_start).min().unwrap();
     let pacing = json(service, "/api/pacing");
     let rows = pacing.as_array().unwrap();
     // transform.yaml gives the three campaigns budgets.
@@ -260,7 +263,9 @@ fn check_pacing(service: &Service, day_start: i64, zone: &str) {
             .map(|w| w.totals.spend_micros)
             .sum();
         assert_eq!(int(p, "spend_micros"), spent, "{p}");
-        let share = (now - day) as f64 / (24 * HOUR) as f64;
+        let paced_from = first_window.clamp(day, now);
+        assert_eq!(int(p, "paced_from"), paced_from, "{p}");
+        let share = (now - paced_from) as f64 / (24 * HOUR) as f64;
         let expected = (int(p, "daily_budget_micros") as f64 * share).round() as i64;
         assert_eq!(int(p, "expected_micros"), expected, "{p}");
         assert_eq!(
@@ -288,7 +293,8 @@ fn pacing_holds_spend_today_against_the_daily_budget() {
 #[test]
 fn pacing_follows_the_days_of_the_accounts_time_zone() {
     // Newfoundland is 2:30 behind UTC in August: its day began at 02:30
-    // UTC the day before, and holds the whole stream.
+    // UTC the day before, and holds the whole stream, which is paced from
+    // its first window.
     let service = Service::start_with(
         &fixture("reach-results.jsonl"),
         PANES,

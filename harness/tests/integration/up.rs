@@ -256,34 +256,3 @@ fn versions_swap_under_a_steady_stream_and_totals_stay_exact() {
     up.interrupt();
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-#[test]
-fn bench_swap_reports_every_swap() {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["bench-swap", "--swaps", "3", "--rate", "3000"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("swaps:                             3 "),
-        "{stdout}"
-    );
-    for figure in [
-        "pause",
-        "first batch",
-        "processing lost",
-        "request to switch",
-    ] {
-        let line = stdout.lines().find(|l| l.starts_with(figure)).unwrap();
-        assert!(
-            line.contains("p50") && !line.contains("not measured"),
-            "{stdout}"
-        );
-    }
-}

@@ -602,4 +602,41 @@ mod tests {
         assert_eq!(spec.output_topics, ["results", "events", "logs.dlq"]);
         analytics::Config::from_vars(spec.env.clone()).expect("its env is a valid configuration");
     }
+
+    /// The budgets the built-in transform.yaml gives are what the default
+    /// stream (`harness up` at its default rate) spends a day, within the
+    /// pacing alert's 15%: the defaults pace on plan, neither under nor over
+    /// forever.
+    #[test]
+    fn the_built_in_budgets_fit_the_default_stream() {
+        let args = StreamArgs::default();
+        let rate: f64 = args.rate.parse().unwrap();
+        let profile = args.profile().unwrap();
+        let mut stream = Stream::new(
+            profile.clone(),
+            args.seed,
+            generator::Clock::Simulated { next_ms: 0 },
+        );
+        let events = 300_000;
+        let mut spend = vec![0i64; profile.campaigns.len()];
+        for _ in 0..events {
+            if let Some(c) = stream.next_event().counted {
+                spend[c.campaign] += c.cost_micros;
+            }
+        }
+        let yaml = TransformYaml::parse(TRANSFORM_YAML).unwrap();
+        let spec = resolve(Some(yaml), Overrides::default(), "x").unwrap();
+        let config = analytics::Config::from_vars(spec.env).unwrap();
+        for (campaign, spent) in profile.campaigns.iter().zip(spend) {
+            let per_day = spent as f64 / events as f64 * rate * 86_400.0;
+            let budget = config.campaigns[campaign].daily_budget_micros.unwrap() as f64;
+            let pacing = per_day / budget;
+            assert!(
+                (0.9..1.1).contains(&pacing),
+                "{campaign}: {:.0} a day against a budget of {:.0}",
+                per_day / 1e6,
+                budget / 1e6
+            );
+        }
+    }
 }
