@@ -145,13 +145,7 @@ fn serve(cli: Serve) -> Result<()> {
         "dashboard on {}://{} — panes from {}",
         access.scheme(),
         served.address,
-        served
-            .shared
-            .state
-            .read()
-            .expect("not poisoned")
-            .source
-            .source
+        served.shared.state.read().source.source
     );
     // The server ends once Ctrl-C (or SIGTERM) sets `stop`.
     let _ = runtime.block_on(served.server);

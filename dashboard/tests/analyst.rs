@@ -284,7 +284,7 @@ fn pacing_holds_spend_today_against_the_daily_budget() {
     check_pacing(&service, MIDNIGHT, "UTC");
     let metrics = service.get("/metrics").1;
     assert!(
-        metrics.contains("dashboard_campaign_daily_budget{campaign=\"spring_sale\"} 250000\n"),
+        metrics.contains("dashboard_campaign_daily_budget{campaign=\"spring_sale\"} 250000.0\n"),
         "{metrics}"
     );
     assert!(metrics.contains("# TYPE dashboard_campaign_reach_1h gauge"));

@@ -3,9 +3,9 @@
 //! `--kafka-config FILE`, `-X KEY=VALUE` and `--brokers`. Secrets never
 //! show: the configuration displays them masked.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -226,9 +226,7 @@ impl ClientContext for Refusal {
             )
         ) || reason.contains("SSL routines");
         let slot = if lasting { &self.reason } else { &self.last };
-        slot.lock()
-            .expect("not poisoned")
-            .get_or_insert_with(|| reason.to_string());
+        slot.lock().get_or_insert_with(|| reason.to_string());
     }
 }
 
@@ -269,7 +267,7 @@ pub fn probe(config: &KafkaConfig, wait: Duration) -> Result<(), Unusable> {
         // to take, as nothing is assigned.
         let _ = consumer.poll(Duration::ZERO);
         let context = consumer.context();
-        if let Some(reason) = context.reason.lock().expect("not poisoned").take() {
+        if let Some(reason) = context.reason.lock().take() {
             return Err(Unusable::Refused(format!(
                 "{} refused the connection: {reason}",
                 config.brokers()
@@ -278,7 +276,7 @@ pub fn probe(config: &KafkaConfig, wait: Duration) -> Result<(), Unusable> {
         match answer {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
-                let last = context.last.lock().expect("not poisoned").take();
+                let last = context.last.lock().take();
                 return Err(Unusable::NoAnswer(format!(
                     "no answer from {} within {} s: {}",
                     config.brokers(),

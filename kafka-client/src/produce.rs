@@ -2,9 +2,9 @@
 //! producer, sends that wait while the local queue is full, and delivery
 //! tracking.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -45,12 +45,12 @@ impl Deliveries {
     }
 
     pub fn first_error(&self) -> Option<String> {
-        self.first_error.lock().expect("not poisoned").clone()
+        self.first_error.lock().clone()
     }
 
     /// The offset after the last acknowledged record of a topic partition.
     pub fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let ends = self.ends.lock().expect("not poisoned");
+        let ends = self.ends.lock();
         ends.get(&(topic.to_string(), partition)).copied()
     }
 }
@@ -63,7 +63,7 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
-                let mut ends = self.ends.lock().expect("not poisoned");
+                let mut ends = self.ends.lock();
                 let end = ends
                     .entry((m.topic().to_string(), m.partition()))
                     .or_default();
@@ -71,10 +71,7 @@ impl ProducerContext for Deliveries {
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert_with(|| e.to_string());
+                self.first_error.lock().get_or_insert_with(|| e.to_string());
             }
         }
     }

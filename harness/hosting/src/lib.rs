@@ -15,13 +15,13 @@ pub mod bridge;
 pub mod cases;
 pub mod cli;
 pub mod engine;
-pub mod hosting;
 pub mod records;
 pub mod run;
 pub mod spec;
 pub mod status;
 pub mod topic_access;
 pub mod transform_logs;
+pub mod transforms;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -29,6 +29,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use transform_host::{Host, LogEvent, LogStream, Logger, Transform};
+
+pub use transforms::{Hosting, HostingOptions, SaveTransform, SavedTransform};
 
 /// A transform a binary carries: `@name` on its command line.
 pub struct Builtin {

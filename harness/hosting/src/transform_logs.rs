@@ -3,7 +3,9 @@
 //! value an OpenTelemetry log record, the partition `murmur2(name) % n`
 //! (Redpanda's, without Kafka's sign mask), flushed every 500 ms.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Result;
@@ -63,7 +65,7 @@ impl LogBuffer {
         let events = self.events.clone();
         Arc::new(move |event: LogEvent<'_>| {
             let value = otel_record(&event).to_string().into_bytes();
-            let mut buffered = events.lock().expect("not poisoned");
+            let mut buffered = events.lock();
             if buffered.bytes + event.message.len() > BUFFER_BYTES {
                 buffered.dropped += 1;
             } else {
@@ -79,7 +81,7 @@ impl LogBuffer {
     /// partition, as Redpanda's `default_topic_partitions`).
     pub fn flush(&self, transport: &dyn Transport, writer: &mut dyn Sink) -> Result<()> {
         let (events, dropped) = {
-            let mut buffered = self.events.lock().expect("not poisoned");
+            let mut buffered = self.events.lock();
             buffered.bytes = 0;
             (
                 std::mem::take(&mut buffered.events),

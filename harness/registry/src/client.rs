@@ -5,8 +5,8 @@
 //! as Redpanda's broker asks its own registry each time
 //! (`src/v/wasm/schema_registry_module.cc`).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use http_access::client::path_segment;
@@ -108,14 +108,11 @@ struct Registered {
 
 impl SchemaRegistry for Client {
     fn schema_by_id(&self, id: i32) -> Result<Schema, RegistryError> {
-        if let Some(schema) = self.by_id.lock().expect("not poisoned").get(&id) {
+        if let Some(schema) = self.by_id.lock().get(&id) {
             return Ok(schema.clone());
         }
         let schema: Schema = self.call("GET", &format!("/schemas/ids/{id}"), None)?;
-        self.by_id
-            .lock()
-            .expect("not poisoned")
-            .insert(id, schema.clone());
+        self.by_id.lock().insert(id, schema.clone());
         Ok(schema)
     }
 
@@ -126,7 +123,7 @@ impl SchemaRegistry for Client {
     ) -> Result<SubjectSchema, RegistryError> {
         if let Some(v) = version {
             let key = (subject.to_string(), v);
-            if let Some(found) = self.by_version.lock().expect("not poisoned").get(&key) {
+            if let Some(found) = self.by_version.lock().get(&key) {
                 return Ok(found.clone());
             }
         }
@@ -138,7 +135,6 @@ impl SchemaRegistry for Client {
         )?;
         self.by_version
             .lock()
-            .expect("not poisoned")
             .insert((subject.to_string(), found.version), found.clone());
         Ok(found)
     }

@@ -3,8 +3,8 @@
 //! in a subject, its version). No compatibility checks: Redpanda skips them
 //! for schemas a transform registers, and this registry does for all.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use crate::model::{RegistryError, Schema, SchemaRegistry, SchemaType, SubjectSchema};
 
@@ -42,18 +42,12 @@ impl LocalRegistry {
     }
 
     pub fn subjects(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .expect("not poisoned")
-            .subjects
-            .keys()
-            .cloned()
-            .collect()
+        self.state.lock().subjects.keys().cloned().collect()
     }
 
     /// A subject's versions, `None` if there is no such subject.
     pub fn versions(&self, subject: &str) -> Option<Vec<i32>> {
-        let state = self.state.lock().expect("not poisoned");
+        let state = self.state.lock();
         let ids = state.subjects.get(subject)?;
         Some((1..=ids.len() as i32).collect())
     }
@@ -61,7 +55,7 @@ impl LocalRegistry {
     /// The version of `subject` that holds `schema`, if any.
     pub fn lookup(&self, subject: &str, schema: &Schema) -> Option<SubjectSchema> {
         let schema = normalised(schema);
-        let state = self.state.lock().expect("not poisoned");
+        let state = self.state.lock();
         let ids = state.subjects.get(subject)?;
         let version = ids
             .iter()
@@ -109,7 +103,7 @@ fn check(schema: &Schema) -> Result<(), RegistryError> {
 
 impl SchemaRegistry for LocalRegistry {
     fn schema_by_id(&self, id: i32) -> Result<Schema, RegistryError> {
-        let state = self.state.lock().expect("not poisoned");
+        let state = self.state.lock();
         usize::try_from(id - 1)
             .ok()
             .and_then(|i| state.schemas.get(i))
@@ -122,7 +116,7 @@ impl SchemaRegistry for LocalRegistry {
         subject: &str,
         version: Option<i32>,
     ) -> Result<SubjectSchema, RegistryError> {
-        let state = self.state.lock().expect("not poisoned");
+        let state = self.state.lock();
         let ids = state
             .subjects
             .get(subject)
@@ -144,7 +138,7 @@ impl SchemaRegistry for LocalRegistry {
     fn register(&self, subject: &str, schema: &Schema) -> Result<i32, RegistryError> {
         check(schema)?;
         let schema = normalised(schema);
-        let mut state = self.state.lock().expect("not poisoned");
+        let mut state = self.state.lock();
         for reference in &schema.references {
             let known = state
                 .subjects

@@ -303,7 +303,7 @@ impl Dashboard {
     }
 
     fn connected(&self) -> bool {
-        self.shared.state.read().unwrap().source.connected
+        self.shared.state.read().source.connected
     }
 
     /// Waits until the merged windows hold `records` records, then checks
@@ -312,7 +312,7 @@ impl Dashboard {
         let valid = truth.events - truth.invalid;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let state = self.shared.state.read().unwrap();
+            let state = self.shared.state.read();
             let counted: u64 = state.merger.windows().map(|w| w.records).sum();
             if counted >= valid {
                 let windows = view::windows(&state.merger, &Selection::default());
@@ -925,7 +925,7 @@ fn a_stale_high_watermark_misleads_neither_readiness_nor_lag() {
     let valid = truth.events - truth.invalid;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state = dashboard.shared.state.read().unwrap();
+        let state = dashboard.shared.state.read();
         if state.source.ready {
             let merged: u64 = state.merger.windows().map(|w| w.records).sum();
             assert_eq!(merged, valid, "ready with part of the history merged");
@@ -936,7 +936,7 @@ fn a_stale_high_watermark_misleads_neither_readiness_nor_lag() {
         std::thread::sleep(Duration::from_millis(5));
     }
     test_kit::wait_for("no lag", Duration::from_secs(10), || {
-        (dashboard.shared.state.read().unwrap().source.lag == Some(0)).then_some(())
+        (dashboard.shared.state.read().source.lag == Some(0)).then_some(())
     });
 }
 

@@ -109,12 +109,12 @@ fn dashboard_refusal(args: &[String]) -> String {
     };
     dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
     let why = test_kit::wait_for("the refusal", Duration::from_secs(30), || {
-        let state = shared.state.read().unwrap();
+        let state = shared.state.read();
         assert!(!state.source.connected);
         state.source.refused.clone()
     });
     stop.store(true, Ordering::Relaxed);
-    let status = serde_json::to_value(&shared.state.read().unwrap().source).unwrap();
+    let status = serde_json::to_value(&shared.state.read().source).unwrap();
     assert_eq!(status["refused"], why.as_str());
     why
 }

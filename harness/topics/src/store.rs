@@ -17,6 +17,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use fjall::compaction::Strategy as CompactionStrategy;
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
+use topic_io::Record;
 
 /// How often fjall syncs its journal to the disk.
 const FSYNC_MS: u16 = 1000;
@@ -37,14 +38,6 @@ const BLOCK_CACHE: u64 = 16 << 20;
 
 /// Memtables in all: memory the store takes beside the topics' tails.
 const MAX_WRITE_BUFFER: u64 = 32 << 20;
-
-/// A record as the store keeps it.
-#[derive(Debug)]
-pub struct StoredRecord {
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    pub payload: Vec<u8>,
-}
 
 /// What a chunk holds, without its records.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +113,7 @@ fn decode_into(
     from: i64,
     until: i64,
     max: usize,
-    out: &mut Vec<StoredRecord>,
+    out: &mut Vec<Record>,
 ) -> Result<()> {
     let info = info(key, value)?;
     let mut at = 12;
@@ -134,7 +127,7 @@ fn decode_into(
             break;
         }
         if offset >= from {
-            out.push(StoredRecord {
+            out.push(Record {
                 offset,
                 timestamp_ms,
                 payload: payload.to_vec(),
@@ -246,7 +239,7 @@ impl Store {
         from: i64,
         until: i64,
         max: usize,
-    ) -> Result<Vec<StoredRecord>> {
+    ) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         if from >= until {
             return Ok(out);
@@ -287,7 +280,7 @@ impl Store {
     }
 
     /// The last record of a partition.
-    pub fn last(&self, topic: u32, partition: u32) -> Result<Option<StoredRecord>> {
+    pub fn last(&self, topic: u32, partition: u32) -> Result<Option<Record>> {
         let range = key(topic, partition, 0)..key(topic, partition, i64::MAX);
         let Some(kv) = self.records.range(range).next_back() else {
             return Ok(None);

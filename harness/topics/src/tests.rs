@@ -1,7 +1,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
+use std::time::Instant;
+
 use super::*;
+use crate::disk::RETENTION_EVERY;
 
 fn scratch(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("topics-{name}-{}", std::process::id()));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use hosting::hosting::{SaveTransform, SavedTransform};
+use hosting::{SaveTransform, SavedTransform};
 use kafka_client::KafkaTransport;
 use record_payload::{decode_record, BorrowedHeader, BorrowedRecord};
 use registry::{LocalRegistry, Schema, SchemaRegistry};

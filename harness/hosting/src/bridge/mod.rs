@@ -38,7 +38,9 @@ pub mod version;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -186,7 +188,7 @@ impl Bridge {
         let engine = Engine::start(host, transform, spec, output_partitions.clone(), logger)
             .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
         {
-            let mut state = state.lock().expect("not poisoned");
+            let mut state = state.lock();
             state.version = transform.version.clone();
             state.set_all(inputs as usize, State::Running);
         }
@@ -316,7 +318,7 @@ impl Bridge {
 
     fn update_status(&mut self) {
         let lags = self.reader.lags();
-        let mut state = self.state.lock().expect("not poisoned");
+        let mut state = self.state.lock();
         state.records_in = self.progress.records_in;
         state.records_out = self.progress.records_out;
         if let Some(lags) = lags {

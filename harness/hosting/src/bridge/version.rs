@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use admin::SwapTiming;
@@ -73,7 +75,7 @@ impl VersionSlot {
     fn timed(&mut self, records: usize, took: Duration, state: &Mutex<TransformState>) {
         let us_per_record = took.as_secs_f64() * 1e6 / records as f64;
         if std::mem::take(&mut self.timing_first_batch) {
-            let mut state = state.lock().expect("not poisoned");
+            let mut state = state.lock();
             if let Some(swap) = state.swaps.last_mut() {
                 swap.first_batch_us_per_record = Some(us_per_record);
                 swap.first_batch_records = records as u64;
@@ -100,7 +102,7 @@ impl VersionSlot {
             ..SwapTiming::default()
         };
         self.timing_first_batch = true;
-        let mut state = state.lock().expect("not poisoned");
+        let mut state = state.lock();
         state.version = self.version.clone();
         state.deploys += 1;
         state.swapped(timing);

@@ -8,7 +8,9 @@ mod replay;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -477,7 +479,7 @@ fn run_records(
     let logger: Logger = {
         let logs = logs.clone();
         Arc::new(move |event: LogEvent<'_>| {
-            let mut logs = logs.lock().expect("not poisoned");
+            let mut logs = logs.lock();
             logs.extend(event.message.lines().map(str::to_string))
         })
     };
@@ -501,7 +503,7 @@ fn run_records(
             })
         },
     );
-    let logs = std::mem::take(&mut *logs.lock().expect("not poisoned"));
+    let logs = std::mem::take(&mut *logs.lock());
     Ran {
         outputs: ran.map(|()| outputs),
         logs,

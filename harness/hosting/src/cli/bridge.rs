@@ -14,7 +14,7 @@ use topic_io::{StartOffset, Transport};
 
 use crate::bridge::Deployment;
 use crate::engine::Engine;
-use crate::hosting::{Hosting, HostingOptions};
+use crate::transforms::{Hosting, HostingOptions};
 use crate::{stderr_logger, Extensions};
 
 use super::args::{admin_url, at_least_one, from_offset, DeployArgs, LimitArgs, RegistryArgs};

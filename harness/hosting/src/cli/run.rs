@@ -2,7 +2,9 @@
 
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::records::read_input;
 use crate::run::{run as run_records, RunOptions};
@@ -54,7 +56,7 @@ fn file_logger(path: &Path) -> Result<Logger> {
     let file = Arc::new(Mutex::new(BufWriter::new(file)));
     let echo = stderr_logger();
     Ok(Arc::new(move |event: LogEvent<'_>| {
-        let mut file = file.lock().expect("not poisoned");
+        let mut file = file.lock();
         let written = writeln!(file, "{}", otel_record(&event)).and_then(|()| file.flush());
         if let Err(e) = written {
             tracing::warn!("writing a log event: {e}");

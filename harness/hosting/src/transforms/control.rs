@@ -1,0 +1,215 @@
+//! The admin API's control of a host's transforms: deploy, list, delete,
+//! pause and resume, and the topic routes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use admin::{
+    check_environment, check_name, check_topics, ApiError, Control, DeployRequest, Deployed,
+    EnvVar, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord, TransformMetadata,
+};
+use topic_io::{StartOffset, Transport};
+use transform_host::{DeployError, Host, Logger, Transform, TransformSpec};
+
+use super::{Hosting, STOP_WAIT};
+use crate::bridge::{Command, Deployment};
+use crate::engine::Engine;
+use crate::topic_access;
+
+/// A deploy refusal as Redpanda's admin API words it, with the reason.
+pub(super) fn refusal(e: DeployError) -> ApiError {
+    match e.refusal {
+        Some(refusal) => ApiError::bad_request(format!("{}: {e}", refusal.admin_message())),
+        None => ApiError::bad_request(e.to_string()),
+    }
+}
+
+/// Starts a VM; if it fails, the error carries the last lines it logged.
+pub(super) fn start_telling_why(
+    host: &Host,
+    transform: &Transform,
+    spec: TransformSpec,
+    partitions: Vec<i32>,
+    echo: &Logger,
+) -> Result<Engine, ApiError> {
+    const KEPT: usize = 5;
+    let said = Arc::new(Mutex::new(Vec::new()));
+    let logger: Logger = {
+        let (said, echo) = (said.clone(), echo.clone());
+        Arc::new(move |event| {
+            let mut said = said.lock();
+            if said.len() == KEPT {
+                said.remove(0);
+            }
+            said.push(event.message.trim_end().to_string());
+            echo(event)
+        })
+    };
+    Engine::start(host, transform, spec, partitions, logger).map_err(|f| {
+        let said = said.lock();
+        let log = if said.is_empty() {
+            String::new()
+        } else {
+            format!(" (its log: {})", said.join(" / "))
+        };
+        ApiError::bad_request(format!("the transform failed at start: {f}{log}"))
+    })
+}
+
+pub(super) fn env_pairs(env: &[EnvVar]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect()
+}
+
+/// The partition counts of a transform's outputs (missing ones are created
+/// with the input's count, as the bridge creates them).
+pub(super) fn output_partitions(
+    transport: &dyn Transport,
+    spec: &TransformSpec,
+) -> Result<Vec<i32>, ApiError> {
+    let inputs = transport
+        .partition_count(&spec.input_topic)
+        .map_err(|e| ApiError::new(503, format!("{e:#}")))?
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("Topic does not exists: {}", spec.input_topic))
+        })?;
+    spec.output_topics
+        .iter()
+        .map(|t| {
+            transport
+                .ensure_topic(t, inputs)
+                .map_err(|e| ApiError::new(503, format!("{e:#}")))
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Control for Hosting {
+    fn deploy(&self, request: DeployRequest, wasm: Vec<u8>) -> Result<Deployed, ApiError> {
+        check_name(&request.name)?;
+        check_environment(&request.environment)?;
+        let name = request.name.clone();
+        if self.find(&name, |_| ()).is_some() {
+            return self.redeploy(&name, request, wasm);
+        }
+        check_topics(&request.input_topic, &request.output_topics)?;
+        if self.cycle(&request.input_topic, &request.output_topics) {
+            return Err(ApiError::bad_request(
+                "Invalid create transform configuration: its outputs would feed its input through other transforms",
+            ));
+        }
+        let spec = TransformSpec {
+            name: name.clone(),
+            input_topic: request.input_topic.clone(),
+            output_topics: request.output_topics.clone(),
+            env: env_pairs(&request.environment),
+        };
+        output_partitions(self.transport.as_ref(), &spec)?;
+        let (transform, _) = self.check_start(&wasm, &spec)?;
+        let version = transform.version.clone();
+        // Without an offset, Redpanda starts a new transform at the records
+        // stamped from the deploy on.
+        let start = request
+            .offset
+            .map_or(StartOffset::Timestamp(now_ms()), |o| o.start());
+        let deployment = Deployment {
+            id: now_ms() as u64,
+            start,
+            fresh: true,
+        };
+        self.add(transform, Arc::new(wasm), spec, deployment, false);
+        Ok(Deployed { name, version })
+    }
+
+    fn list(&self) -> Vec<TransformMetadata> {
+        let transforms = self.transforms.lock();
+        transforms
+            .iter()
+            .map(|h| h.state.lock().metadata(&h.spec()))
+            .collect()
+    }
+
+    fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let hosted = {
+            let mut transforms = self.transforms.lock();
+            let Some(i) = transforms.iter().position(|h| h.spec().name == name) else {
+                // As Redpanda: deleting what is not there succeeds (and a
+                // saved transform that could not run is forgotten).
+                drop(transforms);
+                self.saved(name);
+                return Ok(());
+            };
+            transforms.remove(i)
+        };
+        hosted.current.lock().deleted = true;
+        hosted.nudge();
+        self.saved(name);
+        if let Some(thread) = hosted.thread {
+            let deadline = Instant::now() + STOP_WAIT;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    fn patch(&self, name: &str, patch: MetaPatch) -> Result<(), ApiError> {
+        let Some((current, commands)) =
+            self.find(name, |h| (h.current.clone(), h.commands.clone()))
+        else {
+            return Err(ApiError::bad_request("Transform does not exist"));
+        };
+        if let Some(env) = &patch.env {
+            check_environment(env)?;
+            // A new environment restarts the transform, as in Redpanda; one
+            // it cannot start with is refused and the old one kept.
+            let (transform, spec) = {
+                let current = current.lock();
+                let spec = TransformSpec {
+                    env: env_pairs(env),
+                    ..current.spec.clone()
+                };
+                (current.transform.clone(), spec)
+            };
+            let partitions = output_partitions(self.transport.as_ref(), &spec)?;
+            start_telling_why(&self.host, &transform, spec.clone(), partitions, &self.echo)?;
+            current.lock().spec = spec;
+        }
+        if let Some(paused) = patch.is_paused {
+            current.lock().paused = paused;
+        }
+        let _ = commands.try_send(Command::Stop);
+        self.saved(name);
+        Ok(())
+    }
+
+    fn topic(&self, name: &str) -> Result<Option<TopicInfo>, ApiError> {
+        topic_access::topic(self.transport.as_ref(), name)
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, ApiError> {
+        topic_access::topics(self.transport.as_ref())
+    }
+
+    fn produce(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Produced>, ApiError> {
+        topic_access::produce(self.transport.as_ref(), topic, records)
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<Vec<TopicRecord>, ApiError> {
+        topic_access::read(self.transport.as_ref(), topic, partition, offset, max)
+    }
+}
