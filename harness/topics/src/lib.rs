@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use serde::Serialize;
 
 pub use folder::{contents, folder_bytes, remove, DataFolder, FORMAT};
 pub use reader::Reader;
@@ -39,7 +38,7 @@ use state::{record_size, Partition, Pending, State, Stored, Topic, TopicMeta};
 use storage::{Memory, Storage};
 
 /// A record to append: partition, timestamp, payload.
-pub type NewRecord = (i32, i64, Vec<u8>);
+pub type Append = (i32, i64, Vec<u8>);
 
 /// What the topics keep.
 #[derive(Clone)]
@@ -85,14 +84,6 @@ impl std::fmt::Display for Closed {
 }
 
 impl std::error::Error for Closed {}
-
-/// A topic and where each of its partitions starts and ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TopicInfo {
-    pub name: String,
-    /// Per partition: the first offset kept and the next one to be written.
-    pub partitions: Vec<(i64, i64)>,
-}
 
 /// The topics of one process; clones share them.
 #[derive(Clone)]
@@ -202,7 +193,7 @@ impl Topics {
     /// them. In memory it waits while a partition is twice over its share
     /// and readers lag; on disk, while too much waits to be written (all
     /// of it then goes to the store in order with everything else).
-    pub fn append_all(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<i64>> {
+    pub fn append_all(&self, topic: &str, records: Vec<Append>) -> Result<Vec<i64>> {
         let storage = &self.inner.storage;
         let mut state = self.lock();
         let t = state.topic(topic)?;
@@ -299,19 +290,11 @@ impl Topics {
         self.lock().topics.contains_key(topic)
     }
 
-    /// Every topic, by name.
-    pub fn list(&self) -> Vec<TopicInfo> {
-        let state = self.lock();
-        let mut all: Vec<TopicInfo> = state
-            .topics
-            .iter()
-            .map(|(name, t)| TopicInfo {
-                name: name.clone(),
-                partitions: t.partitions.iter().map(|p| (p.low, p.end())).collect(),
-            })
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+    /// The name of every topic, in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().topics.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The end offset of every partition of `topic`.

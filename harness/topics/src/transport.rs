@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use record_payload::{decode_record, encode_record};
 use topic_io::{BorrowedRecord, Offsets, Polled, Record, Sink, Source, StartAt, Tail, Transport};
 
-use crate::{NewRecord, Reader, Topics};
+use crate::{Append, Reader, Topics};
 
 impl Transport for Topics {
     fn describe(&self) -> String {
@@ -24,7 +24,7 @@ impl Transport for Topics {
     }
 
     fn topic_names(&self) -> Result<Vec<String>> {
-        Ok(self.list().into_iter().map(|t| t.name).collect())
+        Ok(self.names())
     }
 
     fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<i32> {
@@ -126,7 +126,7 @@ struct TopicSink {
     topics: Topics,
     ends: HashMap<(String, i32), i64>,
     /// Per topic, in the order first sent to: partition, time, payload.
-    kept: Vec<(String, Vec<NewRecord>)>,
+    kept: Vec<(String, Vec<Append>)>,
     /// The records kept.
     count: usize,
 }
