@@ -13,7 +13,7 @@ mod end_to_end;
 mod pipeline;
 mod swap;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -22,6 +22,7 @@ use hosting::cli::args::{at_least_one, partition_count, LimitArgs};
 use hosting::spec::{resolve, Overrides, TransformYaml};
 use hosting::stderr_logger;
 use kafka_client::KafkaArgs;
+use transform_host::{Host, Transform, TransformSpec};
 
 use broker::{bench_broker, BrokerBench};
 use end_to_end::{bench_up, UpBench};
@@ -116,14 +117,25 @@ struct BenchArgs {
     limits: LimitArgs,
 }
 
+/// The host, the module and its deployment: from `config`, else the
+/// built-in transform.yaml.
+fn deployed(
+    limits: &LimitArgs,
+    wasm: &str,
+    config: Option<&Path>,
+) -> Result<(Host, Transform, TransformSpec)> {
+    let host = limits.host()?;
+    let (transform, name) = ::up::extensions().load(&host, wasm)?;
+    let yaml = match config {
+        Some(path) => TransformYaml::load(path)?,
+        None => TransformYaml::parse(::up::TRANSFORM_YAML)?,
+    };
+    let spec = resolve(Some(yaml), Overrides::default(), &name)?;
+    Ok((host, transform, spec))
+}
+
 fn pipeline_bench(args: BenchArgs) -> Result<()> {
-    let host = args.limits.host()?;
-    let (transform, name) = ::up::extensions().load(&host, &args.wasm)?;
-    let spec = resolve(
-        Some(TransformYaml::load(&args.config)?),
-        Overrides::default(),
-        &name,
-    )?;
+    let (host, transform, spec) = deployed(&args.limits, &args.wasm, Some(&args.config))?;
     eprintln!(
         "benchmarking {}: {} events, batches of {}, best of {} rounds per side…",
         args.wasm, args.events, args.batch_size, args.rounds
@@ -187,13 +199,7 @@ struct BenchBrokerArgs {
 }
 
 fn broker_bench(args: BenchBrokerArgs) -> Result<()> {
-    let host = args.limits.host()?;
-    let (transform, name) = ::up::extensions().load(&host, &args.wasm)?;
-    let spec = resolve(
-        Some(TransformYaml::load(&args.config)?),
-        Overrides::default(),
-        &name,
-    )?;
+    let (host, transform, spec) = deployed(&args.limits, &args.wasm, Some(&args.config))?;
     let bench = BrokerBench {
         kafka: args.kafka.required()?,
         events: args.events,
@@ -240,14 +246,8 @@ fn swap_bench(args: BenchSwapArgs) -> Result<()> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number of events a second");
     }
-    let host = args.limits.host()?;
-    let (module, name) = ::up::extensions().module(&args.wasm)?;
-    let transform = host.load(&module)?;
-    let spec = resolve(
-        Some(TransformYaml::parse(::up::TRANSFORM_YAML)?),
-        Overrides::default(),
-        &name,
-    )?;
+    let (host, transform, spec) = deployed(&args.limits, &args.wasm, None)?;
+    let (module, _) = ::up::extensions().module(&args.wasm)?;
     eprintln!(
         "swapping {} {} times under {} events/s…",
         args.wasm, args.swaps, args.rate
@@ -329,13 +329,7 @@ fn test_bench(args: BenchTestArgs) -> Result<()> {
 }
 
 fn up_bench(args: BenchUpArgs) -> Result<()> {
-    let host = args.limits.host()?;
-    let (transform, name) = ::up::extensions().load(&host, &args.wasm)?;
-    let spec = resolve(
-        Some(TransformYaml::parse(::up::TRANSFORM_YAML)?),
-        Overrides::default(),
-        &name,
-    )?;
+    let (host, transform, spec) = deployed(&args.limits, &args.wasm, None)?;
     let report = bench_up(
         &host,
         &transform,

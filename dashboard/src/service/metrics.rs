@@ -25,6 +25,9 @@ type Labels = Vec<(&'static str, String)>;
 /// A gauge of a fractional value.
 type Real = Gauge<f64, AtomicU64>;
 
+/// One figure of a campaign's totals or pacing, as a metric's value.
+type Figure<T> = fn(&T) -> f64;
+
 impl Shared {
     /// Every metric, as a scrape reads it.
     pub(super) fn metrics(&self) -> String {
@@ -124,7 +127,7 @@ impl Shared {
             };
             view::top(&state.merger, &selection)
         });
-        let figures: [(&str, &str, fn(&view::Totals) -> f64); 6] = [
+        let figures: [(&str, &str, Figure<view::Totals>); 6] = [
             ("impressions", "Impressions", |t| t.impressions as f64),
             ("clicks", "Clicks", |t| t.clicks as f64),
             ("conversions", "Conversions", |t| t.conversions as f64),
@@ -147,7 +150,7 @@ impl Shared {
             );
         }
         let pacing = pacing::pacing(&state.merger, &self.settings.thresholds.pacing_tz);
-        let paced: [(&str, &str, fn(&pacing::Pacing) -> f64); 3] = [
+        let paced: [(&str, &str, Figure<pacing::Pacing>); 3] = [
             (
                 "daily_budget",
                 "The campaign's daily budget, in currency units.",

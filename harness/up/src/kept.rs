@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use hosting::{SaveTransform, SavedTransform};
 use kafka_client::KafkaTransport;
-use record_payload::{decode_record, BorrowedHeader, BorrowedRecord};
+use record_payload::decode_record;
 use registry::{LocalRegistry, Schema, SchemaRegistry};
 use serde::{Deserialize, Serialize};
-use topic_io::{Sink, Transport};
+use topic_io::Transport;
 use topics::Topics;
 
 /// The header that numbers the generator's events in its topic, so that a
@@ -51,13 +51,12 @@ pub trait Kept: Send + Sync {
     /// Where they are, and what else to do when they do not fit, for
     /// messages.
     fn named(&self) -> (String, &'static str);
-    /// Where the generator starts in `topic`: the number of events of the
-    /// stream `identity` already there, and a note to show when it is not
-    /// the start.
-    fn generator_start(&self, topic: &str, identity: &str) -> Result<(u64, Option<String>)>;
-    /// The generator's sink, numbering its events from `next` where that
-    /// lets a restart find where the stream stopped.
-    fn generator_sink(&self, next: u64) -> Result<Box<dyn Sink>>;
+    /// Where the generator goes on in `topic`, if it is kept here: the
+    /// number of events of the stream `identity` already there (whose
+    /// events are numbered, see [`SEQUENCE_HEADER`]), and a note to show
+    /// when it is not the start.
+    fn generator_start(&self, topic: &str, identity: &str)
+        -> Result<Option<(u64, Option<String>)>>;
     /// Up's own schema registry, with the schemas kept, keeping those
     /// registered from now on.
     fn registry(&self) -> Result<LocalRegistry>;
@@ -104,15 +103,12 @@ impl Kept for Embedded {
         }
     }
 
-    fn generator_start(&self, topic: &str, identity: &str) -> Result<(u64, Option<String>)> {
-        generator_start(&self.0, topic, identity)
-    }
-
-    fn generator_sink(&self, next: u64) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(Numbered {
-            sink: self.0.sink()?,
-            next,
-        }))
+    fn generator_start(
+        &self,
+        topic: &str,
+        identity: &str,
+    ) -> Result<Option<(u64, Option<String>)>> {
+        generator_start(&self.0, topic, identity).map(Some)
     }
 
     fn registry(&self) -> Result<LocalRegistry> {
@@ -161,12 +157,12 @@ impl Kept for Broker {
     }
 
     /// The stream starts anew.
-    fn generator_start(&self, _topic: &str, _identity: &str) -> Result<(u64, Option<String>)> {
-        Ok((0, None))
-    }
-
-    fn generator_sink(&self, _next: u64) -> Result<Box<dyn Sink>> {
-        self.0.sink()
+    fn generator_start(
+        &self,
+        _topic: &str,
+        _identity: &str,
+    ) -> Result<Option<(u64, Option<String>)>> {
+        Ok(None)
     }
 
     fn registry(&self) -> Result<LocalRegistry> {
@@ -189,46 +185,6 @@ impl Kept for Broker {
 
     fn shut_down(&self) -> Result<()> {
         Ok(())
-    }
-}
-
-/// The generator's sink into the embedded topics: each event numbered, so
-/// that a restarted generator finds where its stream stopped.
-struct Numbered {
-    sink: Box<dyn Sink>,
-    next: u64,
-}
-
-impl Sink for Numbered {
-    fn send(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        timestamp_ms: Option<i64>,
-        record: &BorrowedRecord<'_>,
-    ) -> Result<()> {
-        let seq = self.next.to_string();
-        let mut headers = record.headers().to_vec();
-        headers.push(BorrowedHeader::new(
-            SEQUENCE_HEADER.as_bytes(),
-            Some(seq.as_bytes()),
-        ));
-        let numbered = BorrowedRecord::new_with_headers(record.key(), record.value(), headers);
-        self.sink.send(topic, partition, timestamp_ms, &numbered)?;
-        self.next += 1;
-        Ok(())
-    }
-
-    fn idle(&mut self) -> Result<()> {
-        self.sink.idle()
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.sink.flush()
-    }
-
-    fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.sink.end_offset(topic, partition)
     }
 }
 

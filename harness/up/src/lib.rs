@@ -35,7 +35,7 @@ use http_access::{Access, Listen};
 use kafka_client::{KafkaConfig, KafkaTransport};
 use registry::SchemaRegistry;
 use shutdown::until_set;
-use topic_io::{BorrowedRecord, Sink, StartOffset};
+use topic_io::{BorrowedHeader, BorrowedRecord, Sink, StartOffset};
 use topics::{Closed, DataFolder, Retention, Topics};
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
@@ -463,18 +463,20 @@ fn start_generator(
     let config = analytics::Config::from_vars(spec.env.clone())
         .map_err(|e| anyhow!("the transform's environment: {e}"))?;
     let topic = spec.input_topic.clone();
-    let (already_sent, note) = kept.generator_start(&topic, &args.identity())?;
-    if let Some(note) = note {
+    let kept_start = kept.generator_start(&topic, &args.identity())?;
+    if let Some((_, Some(note))) = &kept_start {
         tracing::info!("{note}");
     }
+    let already_sent = kept_start.as_ref().map_or(0, |(next, _)| *next);
     plan.count = plan.count.map(|n| n.saturating_sub(already_sent));
     let mut stream = Stream::new(profile.clone(), args.seed, args.clock()?)
         .with_format(args.format(&topic, schemas)?);
     let generated = Arc::new(AtomicU64::new(already_sent));
     let generating = Arc::new(AtomicBool::new(true));
-    let mut sink = Counted {
-        sink: kept.generator_sink(already_sent)?,
+    let mut sink = GeneratorSink {
+        sink: kept.topics().sink()?,
         sent: generated.clone(),
+        next: kept_start.map(|(next, _)| next),
     };
     let truth_path = options.truth.clone();
     let thread = std::thread::spawn({
@@ -515,15 +517,18 @@ fn start_generator(
     })
 }
 
-/// A sink that counts what it took as it takes it, so that the status
-/// line never shows more transformed than generated (the generator's own
-/// report comes every 200 ms).
-struct Counted {
+/// The generator's sink: it counts what it takes as it takes it, so that
+/// the status line never shows more transformed than generated (the
+/// generator's own report comes every 200 ms); and where the topics keep
+/// the generator's place, it numbers each event from `next`, so that a
+/// restart finds where the stream stopped.
+struct GeneratorSink {
     sink: Box<dyn Sink>,
     sent: Arc<AtomicU64>,
+    next: Option<u64>,
 }
 
-impl Sink for Counted {
+impl Sink for GeneratorSink {
     fn send(
         &mut self,
         topic: &str,
@@ -531,7 +536,21 @@ impl Sink for Counted {
         timestamp_ms: Option<i64>,
         record: &BorrowedRecord<'_>,
     ) -> Result<()> {
-        self.sink.send(topic, partition, timestamp_ms, record)?;
+        match &mut self.next {
+            Some(next) => {
+                let seq = next.to_string();
+                let mut headers = record.headers().to_vec();
+                headers.push(BorrowedHeader::new(
+                    kept::SEQUENCE_HEADER.as_bytes(),
+                    Some(seq.as_bytes()),
+                ));
+                let numbered =
+                    BorrowedRecord::new_with_headers(record.key(), record.value(), headers);
+                self.sink.send(topic, partition, timestamp_ms, &numbered)?;
+                *next += 1;
+            }
+            None => self.sink.send(topic, partition, timestamp_ms, record)?,
+        }
         self.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
