@@ -211,20 +211,18 @@ impl KafkaTransport {
     /// A consumer that reads what it is assigned as `group`, commits only
     /// when told, and knows where each partition ends.
     fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer> {
-        let mut defaults = vec![
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            // Reading from before the log start rather than past the end.
-            ("auto.offset.reset", "earliest"),
-        ];
-        defaults.extend_from_slice(extra);
-        self.kafka
-            .client_with(&defaults)
-            // Ours whatever the properties say: commits are the group's.
+        let mut config = self.kafka.client_with(extra);
+        // Ours whatever the properties say: the group's commits are the
+        // caller's, and where a partition ends (EOF) tells a source it
+        // has caught up; reading from before the log start rather than
+        // past the end skips nothing.
+        config
             .set("group.id", group)
-            .create()
-            .context("creating a Kafka consumer")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest");
+        config.create().context("creating a Kafka consumer")
     }
 }
 
@@ -307,7 +305,7 @@ impl Source for KafkaSource {
                 &self.consumer,
                 &self.topic,
                 p as i32,
-                Duration::from_millis(500),
+                Duration::from_secs(1),
             )
             .ok()?;
             lags.push((high - (*position).max(low)).max(0));
@@ -440,18 +438,20 @@ impl Offsets for KafkaOffsets {
     }
 
     fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<()> {
+        // Serves what the client has to say (errors, logs): this consumer
+        // reads nothing that would.
+        let _ = self.consumer.poll(Duration::ZERO);
         let mut list = TopicPartitionList::new();
         for &(p, offset) in offsets {
             list.add_partition_offset(&self.topic, p, Offset::Offset(offset))?;
         }
-        if !wait {
-            return self
-                .consumer
-                .commit(&list, CommitMode::Async)
-                .context("committing offsets");
-        }
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        retry(deadline, || self.consumer.commit(&list, CommitMode::Sync))
+        let mode = if wait {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        self.consumer
+            .commit(&list, mode)
             .with_context(|| format!("committing offsets on {}", self.topic))
     }
 }

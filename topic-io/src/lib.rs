@@ -104,10 +104,10 @@ pub trait Sink: Send {
         timestamp_ms: Option<i64>,
         record: &BorrowedRecord<'_>,
     ) -> Result<()>;
-    /// The sender is about to wait for its next record: a sink that keeps
-    /// records to send together sends them now, without waiting for them
-    /// to be stored.
-    fn idle(&mut self) -> Result<()> {
+    /// Sends what the sink keeps to send together, without waiting for it
+    /// to be stored: a sender calls it before it waits for its next record,
+    /// and every so many records at full speed.
+    fn push(&mut self) -> Result<()> {
         Ok(())
     }
     /// Waits until everything sent is stored; fails if anything could not

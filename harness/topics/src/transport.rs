@@ -75,7 +75,6 @@ impl Transport for Topics {
             topics: self.clone(),
             ends: HashMap::new(),
             kept: Vec::new(),
-            count: 0,
         }))
     }
 
@@ -115,20 +114,14 @@ impl Source for Reader {
     }
 }
 
-/// Most records the sink keeps before it appends them: at full speed,
-/// where the next one is never far behind.
-const SINK_BATCH: usize = 256;
-
-/// Keeps what is sent, up to [`SINK_BATCH`] records, and appends it topic
-/// by topic in the order sent: readers are then woken once a batch, not
-/// once a record.
+/// Keeps what is sent until it is pushed or flushed, then appends it
+/// topic by topic in the order sent: readers are woken once a batch, not
+/// once a record, and a batch's records of a partition are consecutive.
 struct TopicSink {
     topics: Topics,
     ends: HashMap<(String, i32), i64>,
     /// Per topic, in the order first sent to: partition, time, payload.
     kept: Vec<(String, Vec<Append>)>,
-    /// The records kept.
-    count: usize,
 }
 
 /// Records without a time get the store's clock, as a broker stamps what
@@ -145,7 +138,6 @@ impl TopicSink {
     /// so a crash keeps a prefix of it, never a record without what came
     /// before it.
     fn append_kept(&mut self) -> Result<()> {
-        self.count = 0;
         for (topic, records) in std::mem::take(&mut self.kept) {
             let partitions: Vec<i32> = records.iter().map(|r| r.0).collect();
             let offsets = self.topics.append_all(&topic, records)?;
@@ -174,14 +166,10 @@ impl Sink for TopicSink {
             Some((_, records)) => records.push(record),
             None => self.kept.push((topic.to_string(), vec![record])),
         }
-        self.count += 1;
-        if self.count >= SINK_BATCH {
-            self.append_kept()?;
-        }
         Ok(())
     }
 
-    fn idle(&mut self) -> Result<()> {
+    fn push(&mut self) -> Result<()> {
         self.append_kept()
     }
 

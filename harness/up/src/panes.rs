@@ -41,8 +41,9 @@ pub fn merge(records: &[Output]) -> Merged<'_> {
     let mut sums = BTreeMap::new();
     for (topic, merger) in &mergers {
         for w in merger.windows() {
+            // Quoted: no two windows read the same.
             let of = format!(
-                "the panes of {} {} window {}",
+                "the panes of {:?} {:?} window {}",
                 w.campaign, w.channel, w.window_start
             );
             let totals = serde_json::json!({

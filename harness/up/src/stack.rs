@@ -11,7 +11,7 @@ use admin::Control;
 use anyhow::{anyhow, Context, Result};
 use dashboard::service::{Served, Settings};
 use dashboard::source::TopicSource;
-use generator::{generate, Progress, Stream, Truth};
+use generator::{generate, Clock, Plan, Profile, Progress, Stream, Truth};
 use hosting::bridge::Deployment;
 use hosting::engine::Engine;
 use hosting::{Hosting, HostingOptions, SavedTransform};
@@ -53,6 +53,8 @@ impl Stack {
     /// `stop` is set: the topics, the schema registry, the transform (and
     /// those the data folder kept), the dashboard, the admin endpoint, and
     /// last the generator.
+    /// The stream's and the transform's settings are checked before
+    /// anything starts; a part that fails to start stops those started.
     pub fn start(
         host: &Host,
         transform: &Transform,
@@ -61,6 +63,24 @@ impl Stack {
         logger: Logger,
         stop: Arc<AtomicBool>,
     ) -> Result<Stack> {
+        let started = Stack::start_parts(host, transform, spec, options, logger, stop.clone());
+        if started.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        started
+    }
+
+    fn start_parts(
+        host: &Host,
+        transform: &Transform,
+        spec: TransformSpec,
+        options: UpOptions,
+        logger: Logger,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Stack> {
+        let config = analytics::Config::from_vars(spec.env.clone())
+            .map_err(|e| anyhow!("the transform's environment: {e}"))?;
+        let stream = StreamPlan::new(&options)?;
         let kept = options.storage.open(&options.retention)?;
         let names: Vec<&str> = std::iter::once(&spec.input_topic)
             .chain(&spec.output_topics)
@@ -89,7 +109,7 @@ impl Stack {
             let hosting = hosting.clone();
             move || hosting.flush_logs()
         });
-        let dashboard = start_dashboard(kept.as_ref(), &runtime, &spec, &options, &stop)?;
+        let dashboard = start_dashboard(kept.as_ref(), &runtime, &spec, &config, &options, &stop)?;
         let admin = admin::serve(
             &runtime,
             options.admin_listen,
@@ -99,7 +119,9 @@ impl Stack {
         )?;
         let generator = start_generator(
             kept.as_ref(),
+            stream,
             &spec,
+            &config,
             &options,
             schemas.as_ref(),
             stop.clone(),
@@ -246,6 +268,7 @@ fn start_dashboard(
     kept: &dyn Kept,
     runtime: &tokio::runtime::Runtime,
     spec: &TransformSpec,
+    config: &analytics::Config,
     options: &UpOptions,
     stop: &Arc<AtomicBool>,
 ) -> Result<Served> {
@@ -255,8 +278,6 @@ fn start_dashboard(
         .cloned()
         .context("the transform has no output topic")?;
     let dead_letters = format!("{}.dlq", spec.input_topic);
-    let config = analytics::Config::from_vars(spec.env.clone())
-        .map_err(|e| anyhow!("the transform's environment: {e}"))?;
     let source = TopicSource {
         transport: kept.topics(),
         topic: results,
@@ -281,21 +302,43 @@ fn start_dashboard(
     )
 }
 
+/// What the generator runs, from the command line's stream arguments.
+struct StreamPlan {
+    profile: Profile,
+    plan: Plan,
+    clock: Clock,
+}
+
+impl StreamPlan {
+    fn new(options: &UpOptions) -> Result<StreamPlan> {
+        let args = &options.stream;
+        Ok(StreamPlan {
+            profile: args.profile()?,
+            plan: args.plan(options.partitions)?,
+            clock: args.clock()?,
+        })
+    }
+}
+
 /// The generator on a thread of its own, going on with its stream where
 /// the topics say it stopped; its exact totals go to `options.truth` once
 /// it is done.
 fn start_generator(
     kept: &dyn Kept,
+    stream: StreamPlan,
     spec: &TransformSpec,
+    config: &analytics::Config,
     options: &UpOptions,
     schemas: &dyn SchemaRegistry,
     stop: Arc<AtomicBool>,
 ) -> Result<Generator> {
     let args = &options.stream;
-    let profile = args.profile()?;
-    let mut plan = args.plan(options.partitions)?;
-    let config = analytics::Config::from_vars(spec.env.clone())
-        .map_err(|e| anyhow!("the transform's environment: {e}"))?;
+    let StreamPlan {
+        profile,
+        mut plan,
+        clock,
+    } = stream;
+    let window_ms = config.window_ms;
     let topic = spec.input_topic.clone();
     let kept_start = kept.generator_start(&topic, &args.identity())?;
     if let Some((_, Some(note))) = &kept_start {
@@ -303,8 +346,8 @@ fn start_generator(
     }
     let already_sent = kept_start.as_ref().map_or(0, |(next, _)| *next);
     plan.count = plan.count.map(|n| n.saturating_sub(already_sent));
-    let mut stream = Stream::new(profile.clone(), args.seed, args.clock()?)
-        .with_format(args.format(&topic, schemas)?);
+    let mut stream =
+        Stream::new(profile.clone(), args.seed, clock).with_format(args.format(&topic, schemas)?);
     let generated = Arc::new(AtomicU64::new(already_sent));
     let generating = Arc::new(AtomicBool::new(true));
     let mut sink = GeneratorSink {
@@ -316,7 +359,7 @@ fn start_generator(
     let thread = std::thread::spawn({
         let generating = generating.clone();
         move || -> Result<Progress> {
-            let mut truth = Truth::new(config.window_ms);
+            let mut truth = Truth::new(window_ms);
             // The stream's events before where it stopped count in the
             // truth of the whole stream.
             for _ in 0..already_sent {
@@ -389,8 +432,8 @@ impl Sink for GeneratorSink {
         Ok(())
     }
 
-    fn idle(&mut self) -> Result<()> {
-        self.sink.idle()
+    fn push(&mut self) -> Result<()> {
+        self.sink.push()
     }
 
     fn flush(&mut self) -> Result<()> {
