@@ -401,7 +401,7 @@ impl Source for TopicSource {
             }
             std::thread::sleep(Duration::from_secs(1));
         };
-        report(&mut connected, true, &out);
+        // Connected once a record or an answer about the lag says so.
         if let Some(lag) = lag(&topics) {
             let _ = out.send(SourceEvent::Lag(lag));
         }
@@ -433,6 +433,12 @@ impl Source for TopicSource {
                     Polled::Trouble(_) => report(&mut connected, false, &out),
                     Polled::Record(p, record) => {
                         idle = false;
+                        // A record may come from what was fetched before an
+                        // outage: only an answer about the lag (below) says
+                        // the broker is back.
+                        if connected.is_none() {
+                            report(&mut connected, true, &out);
+                        }
                         if out.send(topic.event(p, record)).is_err() {
                             return Ok(());
                         }

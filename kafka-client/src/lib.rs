@@ -21,8 +21,8 @@ pub mod produce;
 pub mod transport;
 
 pub use config::{check, probe, KafkaArgs, KafkaConfig, Unusable};
+pub use metadata::REQUEST_TIMEOUT;
 pub use metadata::{ensure_topic, fetched_end, partition_bounds, partition_count, topic_names};
-pub use metadata::{LOOKUP_TIMEOUT, REQUEST_TIMEOUT};
 pub use partitioner::{murmur2, partition_for, MAX_PARTITIONS};
 pub use produce::{flush, producer, send, Deliveries, TrackedProducer};
 pub use transport::KafkaTransport;

@@ -16,7 +16,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a look at one topic's metadata may take: a reader waiting for
 /// a topic says soon that the broker does not answer.
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The partition count of `topic`, creating it with `partitions` if it does
 /// not exist. An existing topic keeps its own partition count.

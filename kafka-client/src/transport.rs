@@ -17,7 +17,7 @@ use topic_io::{StartAt, Tail, Transport};
 
 use crate::{
     ensure_topic, flush, partition_bounds, partition_count, probe, producer, send, KafkaConfig,
-    TrackedProducer, Unusable, LOOKUP_TIMEOUT, REQUEST_TIMEOUT,
+    TrackedProducer, Unusable, REQUEST_TIMEOUT,
 };
 
 /// The topics of the broker a configuration reaches.
@@ -166,21 +166,14 @@ impl Transport for KafkaTransport {
         let mut assignment = TopicPartitionList::new();
         let mut positions = Vec::with_capacity(starts.len());
         for (p, start) in starts.iter().enumerate() {
-            let p = p as i32;
-            let position = match *start {
-                StartAt::Offset(o) => o,
-                StartAt::Beginning | StartAt::End => {
-                    let (low, high) = consumer
-                        .fetch_watermarks(topic, p, LOOKUP_TIMEOUT)
-                        .with_context(|| format!("reading the bounds of {topic} partition {p}"))?;
-                    if *start == StartAt::Beginning {
-                        low
-                    } else {
-                        high
-                    }
-                }
+            // Where it starts, for the lag: a partition's first offset is
+            // at least 0, and a reader from the end lags by nothing yet.
+            let (offset, position) = match *start {
+                StartAt::Beginning => (Offset::Beginning, 0),
+                StartAt::End => (Offset::End, i64::MAX),
+                StartAt::Offset(o) => (Offset::Offset(o), o),
             };
-            assignment.add_partition_offset(topic, p, Offset::Offset(position))?;
+            assignment.add_partition_offset(topic, p as i32, offset)?;
             positions.push(position);
         }
         consumer.assign(&assignment)?;

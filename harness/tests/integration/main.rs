@@ -1,8 +1,9 @@
 //! The harness's integration tests, one binary: the `harness` command and
 //! `harness up` as users run them, the host against a real Kafka-protocol
-//! broker (Tansu) with SASL and TLS, the dashboard in a real browser, a real
-//! schema registry client, and the pipeline's exactness against the
-//! generator's truth. One module per subject.
+//! broker (Tansu), the dashboard in a real browser, a real schema registry
+//! client, and the pipeline's exactness against the generator's truth. One
+//! module per subject. SASL and TLS, whose checks are timed, have a binary
+//! of their own (`tests/sasl`).
 
 mod access;
 mod admin_api;
@@ -15,7 +16,6 @@ mod durable;
 mod hostile;
 mod logs_offsets;
 mod properties;
-mod sasl;
 mod schema_registry;
 mod snapshots;
 mod truth;

@@ -2,6 +2,9 @@
 //! SASL, on a free
 //! loopback port), a proxy in front of it that can cut every connection
 //! for a while, and a reader of whole topics.
+// Shared by the integration and the sasl test binaries, each of which
+// uses a part.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

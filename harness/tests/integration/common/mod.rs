@@ -1,4 +1,7 @@
 //! Helpers shared by the harness's integration tests.
+// Shared by the integration and the sasl test binaries, each of which
+// uses a part.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
