@@ -150,14 +150,7 @@ pub fn bench_swap(
         name: spec.name.clone(),
         input_topic: spec.input_topic.clone(),
         output_topics: spec.output_topics.clone(),
-        environment: spec
-            .env
-            .iter()
-            .map(|(key, value)| EnvVar {
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect(),
+        environment: EnvVar::all(&spec.env),
         compression: None,
         offset: None,
     };

@@ -11,6 +11,19 @@ pub struct EnvVar {
     pub value: String,
 }
 
+impl EnvVar {
+    /// An environment given as (key, value) pairs, as the API carries it.
+    pub fn all(pairs: &[(String, String)]) -> Vec<EnvVar> {
+        pairs
+            .iter()
+            .map(|(key, value)| EnvVar {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OffsetFormat {

@@ -85,14 +85,7 @@ impl TransformState {
                     status: s.state.name().to_string(),
                 })
                 .collect(),
-            environment: spec
-                .env
-                .iter()
-                .map(|(key, value)| EnvVar {
-                    key: key.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
+            environment: EnvVar::all(&spec.env),
             compression: admin::Compression::None,
             harness: Some(HarnessStatus {
                 version: self.version.clone(),
