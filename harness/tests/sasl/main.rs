@@ -135,6 +135,12 @@ fn mtls_and_scram_run_exact_and_bad_credentials_or_certificates_fail_fast() {
         return;
     };
     let brokers = broker.address();
+    // The broker, restarted with authentication behind stunnel, answers a
+    // client it accepts before the refusals are timed.
+    let mut accepted = secured(&brokers, &dir.join("ca.pem"), &dir);
+    accepted.extend(["-X".into(), format!("sasl.password={PASSWORD}")]);
+    kafka_client::probe(&client_config(&accepted), Duration::from_secs(60))
+        .expect("the secured broker answers a client it accepts");
 
     let mut wrong_password = secured(&brokers, &dir.join("ca.pem"), &dir);
     wrong_password.extend(["-X".into(), "sasl.password=not-the-password".into()]);
