@@ -54,74 +54,16 @@ impl Transport for KafkaTransport {
 
     /// The low watermark, and the true end (see `tail`).
     fn bounds(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
-        let tails = self.tail(topic, partitions)?;
-        let consumer = self.consumer(&format!("{topic}.bounds"), &[])?;
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        (0..partitions)
+        let (lows, tails) = self.read_to_end(topic, partitions)?;
+        Ok(lows
+            .into_iter()
             .zip(tails)
-            .map(|(p, tail)| {
-                let (low, _) = retry(deadline, || {
-                    consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                })
-                .with_context(|| format!("reading the start of {topic} partition {p}"))?;
-                Ok((low, tail.end))
-            })
-            .collect()
+            .map(|(low, t)| (low, t.end))
+            .collect())
     }
 
-    /// A broker's "latest offset" (ListOffsets) cannot always be trusted:
-    /// Tansu 0.6 answers with the base offset of the newest stored batch
-    /// plus one, not the offset after its last record. So it is only a
-    /// lower bound: read from there until the fetch responses say the
-    /// partition ends (partition EOF), which every broker reports
-    /// correctly.
     fn tail(&self, topic: &str, partitions: i32) -> Result<Vec<Tail>> {
-        let consumer = self.consumer(&format!("{topic}.tail"), &[("fetch.wait.max.ms", "10")])?;
-        let mut tails = Vec::with_capacity(partitions as usize);
-        let mut assignment = TopicPartitionList::new();
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        for p in 0..partitions {
-            let (low, high) = retry(deadline, || {
-                consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-            })
-            .with_context(|| format!("reading the end of {topic} partition {p}"))?;
-            let from = low.max(high - 1).max(0);
-            tails.push(Tail {
-                end: from,
-                last: None,
-            });
-            assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
-        }
-        consumer.assign(&assignment)?;
-        let mut open = partitions;
-        let mut at_end = vec![false; partitions as usize];
-        while open > 0 {
-            if Instant::now() > deadline {
-                bail!("timed out reading to the end of {topic}");
-            }
-            match consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(m)) => {
-                    let tail = &mut tails[m.partition() as usize];
-                    if m.offset() >= tail.end {
-                        tail.end = m.offset() + 1;
-                        tail.last = Some(m.payload().unwrap_or_default().to_vec());
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(p))) if !at_end[p as usize] => {
-                    at_end[p as usize] = true;
-                    open -= 1;
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                // The broker may be away for a moment: librdkafka reconnects.
-                Some(Err(e)) if Instant::now() < deadline => {
-                    tracing::warn!("reading {topic}: {e} (retrying)");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
-            }
-        }
-        Ok(tails)
+        Ok(self.read_to_end(topic, partitions)?.1)
     }
 
     /// From the broker's time index (ListOffsets by timestamp).
@@ -201,6 +143,65 @@ impl Transport for KafkaTransport {
 }
 
 impl KafkaTransport {
+    /// Each partition's low watermark and true end and last value.
+    ///
+    /// A broker's "latest offset" (ListOffsets) cannot always be trusted:
+    /// Tansu 0.6 answers with the base offset of the newest stored batch
+    /// plus one, not the offset after its last record. So it is only a
+    /// lower bound: read from there until the fetch responses say the
+    /// partition ends (partition EOF), which every broker reports
+    /// correctly.
+    fn read_to_end(&self, topic: &str, partitions: i32) -> Result<(Vec<i64>, Vec<Tail>)> {
+        let consumer = self.consumer(&format!("{topic}.tail"), &[("fetch.wait.max.ms", "10")])?;
+        let mut tails = Vec::with_capacity(partitions as usize);
+        let mut lows = Vec::with_capacity(partitions as usize);
+        let mut assignment = TopicPartitionList::new();
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        for p in 0..partitions {
+            let (low, high) = retry(deadline, || {
+                consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)
+            })
+            .with_context(|| format!("reading the end of {topic} partition {p}"))?;
+            lows.push(low);
+            let from = low.max(high - 1).max(0);
+            tails.push(Tail {
+                end: from,
+                last: None,
+            });
+            assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
+        }
+        consumer.assign(&assignment)?;
+        let mut open = partitions;
+        let mut at_end = vec![false; partitions as usize];
+        while open > 0 {
+            if Instant::now() > deadline {
+                bail!("timed out reading to the end of {topic}");
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    let tail = &mut tails[m.partition() as usize];
+                    if m.offset() >= tail.end {
+                        tail.end = m.offset() + 1;
+                        tail.last = Some(m.payload().unwrap_or_default().to_vec());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) if !at_end[p as usize] => {
+                    at_end[p as usize] = true;
+                    open -= 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                // The broker may be away for a moment: librdkafka reconnects.
+                Some(Err(e)) if Instant::now() < deadline => {
+                    tracing::warn!("reading {topic}: {e} (retrying)");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}")),
+            }
+        }
+        Ok((lows, tails))
+    }
+
     /// A consumer that reads what it is assigned as `group`, commits only
     /// when told, and knows where each partition ends.
     fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer> {

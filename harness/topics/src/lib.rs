@@ -286,10 +286,6 @@ impl Topics {
         self.inner.storage.disk_bytes()
     }
 
-    pub fn exists(&self, topic: &str) -> bool {
-        self.lock().topics.contains_key(topic)
-    }
-
     /// The name of every topic, in order.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.lock().topics.keys().cloned().collect();
