@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use analytics::merge::{Merger, Retention};
 use dashboard::service::{routes, Settings, Shared};
-use dashboard::source::SourceEvent;
+use dashboard::source::{At, SourceEvent};
 
 const MINUTE: i64 = 60_000;
 const START: i64 = 1_755_439_200_000;
@@ -160,8 +160,9 @@ pub fn merge_day(keys: usize, per_window: usize) -> Result<MergeReport> {
     if plain_windows != windows_kept {
         bail!("the merge kept {windows_kept} windows, the plain sum {plain_windows}");
     }
+    let rows: Vec<_> = merger.windows().cloned().collect();
     let started = Instant::now();
-    let day = dashboard::view::summary(&merger, &Default::default());
+    let day = dashboard::view::summary(&rows, &merger, &Default::default());
     let day_union = started.elapsed();
     let pane_bytes = [0, 8, 64, 1_000, 100_000]
         .into_iter()
@@ -202,18 +203,14 @@ pub struct PushReport {
 pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let shared = Shared::new(
+        let (shared, _) = Shared::new(
             Settings {
                 lateness_ms: 10_000,
-                retention: Retention {
-                    span_ms: 24 * 60 * MINUTE,
-                    max_windows: 500_000,
-                },
                 max_streams: clients + 1,
                 ..Settings::default()
             },
             "bench".into(),
-        );
+        )?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(warp::serve(routes(shared.clone())).incoming(listener).run());
@@ -234,7 +231,11 @@ pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
             sent.push(Instant::now());
             let pane = pane(i % 100, (i / 100) as i64, 0, i as i64, i as i64, None);
             tx.send(SourceEvent::Pane {
-                partition: 0,
+                at: At {
+                    topic: "results".into(),
+                    partition: 0,
+                    offset: i as i64,
+                },
                 pane: Box::new(pane),
                 version: None,
             })?;

@@ -127,6 +127,8 @@ fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
         schema_registry: RegistryChoice::Serve(any),
         thresholds: Default::default(),
         alert_webhook: None,
+        spans: history::Spans::default(),
+        hot_ms: dashboard::service::Settings::default().hot_ms,
     }
 }
 

@@ -145,6 +145,8 @@ pub fn bench_swap(
         schema_registry: RegistryChoice::Serve(SocketAddr::from(([127, 0, 0, 1], 0))),
         thresholds: Default::default(),
         alert_webhook: None,
+        spans: history::Spans::default(),
+        hot_ms: dashboard::service::Settings::default().hot_ms,
     };
     let request = DeployRequest {
         name: spec.name.clone(),

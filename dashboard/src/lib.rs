@@ -4,7 +4,9 @@
 //! output, or topics (a broker's or the embedded ones, through
 //! `topic_io`).
 
+pub mod keep;
 pub mod pacing;
+pub mod range;
 pub mod service;
 pub mod source;
 pub mod view;

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use analytics::merge::Retention;
 use analytics::time::{format_duration, parse_duration_ms};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
+use dashboard::keep::KeepArgs;
 use dashboard::pacing::AlertArgs;
 use dashboard::service::Settings;
 use dashboard::source::{FileSource, Source, TopicSource, DEAD_LETTER_TOPIC};
+use history::{History, Place};
 use http_access::{AccessArgs, Listen};
 use kafka_client::{KafkaArgs, KafkaTransport};
 
@@ -21,11 +22,15 @@ use kafka_client::{KafkaArgs, KafkaTransport};
     name = "dashboard",
     version,
     about = "The live marketing dashboard: panes from `results` merged into windows, a page, an API",
-    after_help = "Examples:\n  \
-dashboard --brokers 127.0.0.1:9092\n  \
+    after_help = "The history of every window merged is kept in SQLite, in --history-dir (else in \
+memory), in three tiers: the transform's windows (--keep-minutes), hourly and daily rollups (--keep-hours, \
+--keep-days), with the positions in the topics it was merged up to. Started again on the same folder, the \
+dashboard goes on from there, also after a kill -9; the API answers any range from the coarsest tier that \
+holds it exactly.\n\nExamples:\n  \
+dashboard --brokers 127.0.0.1:9092 --history-dir ./history\n  \
 harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
 Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to; \
-bucket=1h|1d with tz=), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
+bucket=1h|1d|1w|1mo with tz=), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
 /api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus)."
 )]
 struct Cli {
@@ -58,12 +63,16 @@ struct Serve {
     /// (the second newest event time of its latest panes) is this far past its end.
     #[arg(long, default_value_t = format_duration(Settings::default().lateness_ms))]
     lateness: String,
-    /// Windows starting this long before the newest watermark are dropped.
-    #[arg(long, default_value_t = format_duration(Settings::default().retention.span_ms))]
-    retention: String,
-    /// At most this many windows are kept; the oldest go first.
-    #[arg(long, default_value_t = Settings::default().retention.max_windows)]
-    max_windows: usize,
+    /// Keep the history in this folder (a file history.sqlite, which sqlite3 and DuckDB read);
+    /// without it, the history is kept in memory only and rebuilt from the topic at each start.
+    #[arg(long, value_name = "DIR")]
+    history_dir: Option<PathBuf>,
+    /// Delete the history in --history-dir first, saying what goes, and rebuild it from the
+    /// topic.
+    #[arg(long, requires = "history_dir")]
+    fresh: bool,
+    #[command(flatten)]
+    keep: KeepArgs,
     /// At most this many pages receive live updates at once.
     #[arg(long, default_value_t = Settings::default().max_streams)]
     max_clients: usize,
@@ -91,12 +100,23 @@ fn serve(cli: Serve) -> Result<()> {
         parse_duration_ms(v).with_context(|| format!("--{flag} `{v}`: use 10s, 5m, 24h"))
     };
     let (thresholds, alert_webhook) = cli.alerts.settings()?;
+    let history = match cli.history_dir {
+        Some(folder) => {
+            if cli.fresh {
+                match History::remove(&folder)? {
+                    Some(what) => eprintln!("--fresh: deleting {what}"),
+                    None => eprintln!("--fresh: {} holds no history yet", folder.display()),
+                }
+            }
+            Place::Folder(folder)
+        }
+        None => Place::Memory,
+    };
     let settings = Settings {
         lateness_ms: duration("lateness", &cli.lateness)?,
-        retention: Retention {
-            span_ms: duration("retention", &cli.retention)?,
-            max_windows: cli.max_windows,
-        },
+        hot_ms: cli.keep.hot_ms()?,
+        history,
+        spans: cli.keep.spans()?,
         max_streams: cli.max_clients,
         thresholds,
         alert_webhook,
@@ -141,12 +161,17 @@ fn serve(cli: Serve) -> Result<()> {
         &access,
         stop.clone(),
     )?;
-    eprintln!(
-        "dashboard on {}://{} — panes from {}",
-        access.scheme(),
-        served.address,
-        served.shared.state.read().source.source
-    );
+    {
+        let state = served.shared.state.read();
+        eprintln!(
+            "dashboard on {}://{} — panes from {}; history in {} ({})",
+            access.scheme(),
+            served.address,
+            state.source.source,
+            state.history.place(),
+            state.history.spans().describe()
+        );
+    }
     // The server ends once Ctrl-C (or SIGTERM) sets `stop`.
     let _ = runtime.block_on(served.server);
     Ok(())

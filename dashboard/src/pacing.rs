@@ -1,10 +1,13 @@
 //! Budgets, pacing and alerts, per campaign, in event time: "now" is the
-//! merge's watermark, so a back-fill paces as its own day did.
+//! merge's watermark, so a back-fill paces as its own day did. A day's
+//! spend is summed from the history, exactly, however many keys there are;
+//! the alert rules' last hour comes from the hot windows.
 
 use std::collections::BTreeMap;
 
 use analytics::time::{format_utc, parse_duration_ms};
 use analytics::Counters;
+use history::History;
 use serde::Serialize;
 
 use crate::view::{self, Bucket};
@@ -14,6 +17,10 @@ const MINUTE: i64 = 60_000;
 /// Alerts compare the last few minutes with the hour before them.
 const RECENT: i64 = 5 * MINUTE;
 const TRAILING: i64 = 60 * MINUTE;
+
+/// How far back the alert rules look from their "now": the hot windows
+/// reach at least this far, and the rules' hold beyond it.
+pub const LOOK_BACK_MS: i64 = RECENT + TRAILING;
 
 /// A campaign's day against its daily budget.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,36 +65,49 @@ fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters
 
 /// Every campaign with a daily budget, paced over the day of the merge's
 /// "now" in `tz`.
-pub fn pacing(merger: &Merger, tz: &jiff::tz::TimeZone) -> Vec<Pacing> {
+pub fn pacing(merger: &Merger, history: &History, tz: &jiff::tz::TimeZone) -> Vec<Pacing> {
     merger
         .watermark()
-        .map_or_else(Vec::new, |now| pacing_at(merger, tz, now))
+        .map_or_else(Vec::new, |now| pacing_at(history, tz, now))
 }
 
 /// Every campaign with a daily budget, paced over the day of `now` in `tz`,
-/// from where the windows held begin.
-fn pacing_at(merger: &Merger, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing> {
+/// from where the history begins.
+fn pacing_at(history: &History, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing> {
     let (day_start, day_end) = Bucket::days(tz.clone()).bounds(now);
-    let first_seen = merger.windows().next().map_or(now, |w| w.window_start);
+    let first_seen = match history.bounds() {
+        Ok(bounds) => bounds.map_or(now, |(earliest, _)| earliest),
+        Err(e) => {
+            tracing::error!("reading {}: {e:#}", history.place());
+            return Vec::new();
+        }
+    };
     let paced_from = first_seen.clamp(day_start, now);
-    let budgets: BTreeMap<&str, &Window> = merger
-        .windows()
-        .filter(|w| w.daily_budget_micros.is_some())
-        .map(|w| (&*w.campaign, w))
-        .collect();
-    let spent = per_campaign(merger, day_start, now + 1);
+    let spent = match history::cover(&[day_start, now + 1], |t| history.floor(t))
+        .map_err(|_| anyhow::anyhow!("today's minute windows are no longer kept"))
+        .and_then(|ranges| history.sums(&ranges))
+    {
+        Ok(spent) => spent,
+        Err(e) => {
+            tracing::error!("summing today's spend in {}: {e:#}", history.place());
+            return Vec::new();
+        }
+    };
     // Even pacing spends the budget at a steady rate over the day: what it
     // plans is that rate over the part of the day paced.
     let elapsed = (now - paced_from) as f64 / (day_end - day_start) as f64;
+    let budgets: BTreeMap<&str, (&history::Campaign, i64)> = history
+        .campaigns()
+        .filter_map(|(campaign, c)| Some((campaign, (c, c.daily_budget_micros?))))
+        .collect();
     budgets
         .into_iter()
-        .map(|(campaign, w)| {
-            let budget = w.daily_budget_micros.unwrap_or(0);
-            let spend = spent.get(campaign).map_or(0, |(c, _)| c.spend_micros);
+        .map(|(campaign, (c, budget))| {
+            let spend = spent.get(campaign).map_or(0, |c| c.spend_micros);
             let expected = (budget as f64 * elapsed).round() as i64;
             Pacing {
                 campaign: campaign.to_string(),
-                campaign_name: w.campaign_name.as_deref().map(str::to_string),
+                campaign_name: c.name.as_deref().map(str::to_string),
                 daily_budget_micros: budget,
                 time_zone: tz.iana_name().unwrap_or("UTC").to_string(),
                 day_start,
@@ -102,7 +122,7 @@ fn pacing_at(merger: &Merger, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing> 
                     spend
                 },
                 pacing: analytics::money::ratio(spend as f64, expected as f64),
-                in_flight: w.flight.is_none_or(|(s, e)| (s..e).contains(&now)),
+                in_flight: c.flight.is_none_or(|(s, e)| (s..e).contains(&now)),
             }
         })
         .collect()
@@ -242,19 +262,25 @@ pub struct Condition {
 /// yet, held all through the `hold_ms` before it too (looked at every
 /// minute), as Alertmanager's `for:`: a condition that comes and goes
 /// raises no alert.
-pub fn conditions(merger: &Merger, t: &Thresholds, alerts: &Alerts) -> Vec<Condition> {
+pub fn conditions(
+    merger: &Merger,
+    history: &History,
+    t: &Thresholds,
+    alerts: &Alerts,
+) -> Vec<Condition> {
     let Some(now) = merger.watermark() else {
         return Vec::new();
     };
-    let (mut held, mut new): (Vec<Condition>, Vec<Condition>) = conditions_at(merger, t, now)
-        .into_iter()
-        .partition(|c| alerts.active.contains_key(&(c.campaign.clone(), c.kind)));
+    let (mut held, mut new): (Vec<Condition>, Vec<Condition>) =
+        conditions_at(merger, history, t, now)
+            .into_iter()
+            .partition(|c| alerts.active.contains_key(&(c.campaign.clone(), c.kind)));
     let looks = (t.hold_ms + MINUTE - 1) / MINUTE;
     for i in 1..=looks {
         if new.is_empty() {
             break;
         }
-        let then = conditions_at(merger, t, now - t.hold_ms * i / looks);
+        let then = conditions_at(merger, history, t, now - t.hold_ms * i / looks);
         new.retain(|c| {
             then.iter()
                 .any(|h| h.campaign == c.campaign && h.kind == c.kind)
@@ -265,7 +291,7 @@ pub fn conditions(merger: &Merger, t: &Thresholds, alerts: &Alerts) -> Vec<Condi
 }
 
 /// The rules that hold at `now`.
-fn conditions_at(merger: &Merger, t: &Thresholds, now: i64) -> Vec<Condition> {
+fn conditions_at(merger: &Merger, history: &History, t: &Thresholds, now: i64) -> Vec<Condition> {
     let mut out = Vec::new();
     let mut fire = |campaign: &str, kind, value: f64, threshold: f64, message: String| {
         out.push(Condition {
@@ -345,7 +371,7 @@ fn conditions_at(merger: &Merger, t: &Thresholds, now: i64) -> Vec<Condition> {
             );
         }
     }
-    for p in pacing_at(merger, &t.pacing_tz, now) {
+    for p in pacing_at(history, &t.pacing_tz, now) {
         if !p.in_flight || p.now - p.paced_from < MIN_PACED || p.expected_micros == 0 {
             continue;
         }

@@ -1,8 +1,11 @@
 //! Where panes come from. The file source reads the harness's output
 //! format (and follows the file as it grows); the topic source reads the
-//! `results` topic (and the dead letters beside it) from the beginning,
-//! on a broker or the embedded topics alike (`topic_io`).
+//! `results` topic (and the dead letters beside it), on a broker or the
+//! embedded topics alike (`topic_io`). Both start where the history says
+//! the merge stopped, and report where each record was, so that the
+//! history keeps its position with what it merged.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,24 +15,53 @@ use std::time::{Duration, Instant};
 
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
+use parking_lot::Mutex;
 use record_payload::{decode_record, VERSION_HEADER};
 use serde::Serialize;
 use topic_io::{Offsets, Polled, StartAt, Transport};
+
+/// Per (topic, partition), the next offset to read.
+pub type Positions = BTreeMap<(String, i32), i64>;
+
+/// Where a record was read: the offset in a file source is the record's
+/// number among its topic and partition's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Where a source starts, and what it may let its topics drop.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// The positions the history holds; a partition without one starts at
+    /// its beginning.
+    pub from: Positions,
+    /// The positions the history has stored so far: what the source
+    /// commits to its consumer group (so that retention may drop it).
+    pub stored: Arc<Mutex<Positions>>,
+}
 
 /// What a source reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
     Pane {
-        partition: i32,
+        at: At,
         pane: Box<Pane>,
         /// The transform version that wrote it, when its host says
         /// (the harness's `harness.transform.version` header).
         version: Option<String>,
     },
     /// A record of the dead-letter topic: counted by kind, the latest shown.
-    DeadLetter(Box<DeadLetter>),
-    /// A record that is not a pane: counted and shown, not merged.
+    DeadLetter {
+        at: At,
+        dead: Box<DeadLetter>,
+    },
+    /// A record that is not a pane (`at` says where), or a source that
+    /// stopped: counted and shown, not merged.
     Unreadable {
+        at: Option<At>,
         reason: String,
     },
     Connected(bool),
@@ -43,9 +75,14 @@ pub enum SourceEvent {
 }
 
 pub trait Source: Send {
-    /// Reads until `stop` is set, sending what it reads; returns early only
-    /// on an error it cannot recover from.
-    fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()>;
+    /// Reads from `start` until `stop` is set, sending what it reads;
+    /// returns early only on an error it cannot recover from.
+    fn run(
+        self: Box<Self>,
+        start: Start,
+        out: SyncSender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<()>;
     fn describe(&self) -> String;
 }
 
@@ -58,7 +95,7 @@ const SAMPLE_CHARS: usize = 200;
 
 /// A dead-letter record: why (the pipeline's `error`, `error.kind` and
 /// `error.stage` headers), where, and the start of what it held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// A stable name to count by: `error.kind`, or for records from other
     /// writers the reason up to its first `:`.
@@ -117,14 +154,15 @@ fn sample(bytes: &[u8]) -> String {
 }
 
 /// A record of the results topic as what the source reports.
-pub fn pane_event(partition: i32, value: &[u8], version: Option<&[u8]>) -> SourceEvent {
+pub fn pane_event(at: At, value: &[u8], version: Option<&[u8]>) -> SourceEvent {
     match serde_json::from_slice::<Pane>(value) {
         Ok(pane) => SourceEvent::Pane {
-            partition,
+            at,
             pane: Box::new(pane),
             version: version.map(|v| String::from_utf8_lossy(v).into_owned()),
         },
         Err(e) => SourceEvent::Unreadable {
+            at: Some(at),
             reason: format!("not a pane: {e}"),
         },
     }
@@ -165,44 +203,84 @@ fn count_lines(path: &std::path::Path) -> Result<u64> {
     }
 }
 
+/// A file's records numbered per topic and partition, as offsets.
+#[derive(Default)]
+struct LineOffsets(BTreeMap<(String, i32), i64>);
+
+impl LineOffsets {
+    /// Where the line is, and whether `from` says it was merged already.
+    fn next(&mut self, topic: &str, partition: i32, from: &Positions) -> (At, bool) {
+        let key = (topic.to_string(), partition);
+        let offset = self.0.entry(key.clone()).or_default();
+        let at = At {
+            topic: Arc::from(topic),
+            partition,
+            offset: *offset,
+        };
+        *offset += 1;
+        let merged = from.get(&key).is_some_and(|&next| at.offset < next);
+        (at, merged)
+    }
+}
+
 impl FileSource {
-    fn event(&self, line: &str) -> Option<SourceEvent> {
+    fn event(
+        &self,
+        line: &str,
+        offsets: &mut LineOffsets,
+        from: &Positions,
+    ) -> Option<SourceEvent> {
         let line = match serde_json::from_str::<OutputLine>(line) {
             Ok(line) => line,
             Err(e) => {
                 return Some(SourceEvent::Unreadable {
+                    at: None,
                     reason: format!("not an output line: {e}"),
                 })
             }
         };
+        let ours = line.topic == self.topic || self.dlq_topic.as_ref() == Some(&line.topic);
+        if !ours {
+            return None;
+        }
+        let (at, merged) = offsets.next(&line.topic, line.partition, from);
+        if merged {
+            return None;
+        }
         let header = |name: &str| line.headers.get(name).and_then(|v| v.as_deref());
         if line.topic == self.topic {
             let value = line.value.as_deref().unwrap_or_default();
             return Some(pane_event(
-                line.partition,
+                at,
                 value.as_bytes(),
                 header(VERSION_HEADER).map(str::as_bytes),
             ));
         }
-        if self.dlq_topic.as_ref() == Some(&line.topic) {
-            let headers = line
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.as_deref().map(str::as_bytes)));
-            return Some(SourceEvent::DeadLetter(Box::new(DeadLetter::new(
-                line.partition,
-                None,
-                line.key.as_deref().map(str::as_bytes),
-                line.value.as_deref().map(str::as_bytes),
-                headers,
-            ))));
-        }
-        None
+        let headers = line
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_deref().map(str::as_bytes)));
+        let dead = DeadLetter::new(
+            line.partition,
+            None,
+            line.key.as_deref().map(str::as_bytes),
+            line.value.as_deref().map(str::as_bytes),
+            headers,
+        );
+        Some(SourceEvent::DeadLetter {
+            at,
+            dead: Box::new(dead),
+        })
     }
 }
 
 impl Source for FileSource {
-    fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
+    fn run(
+        self: Box<Self>,
+        start: Start,
+        out: SyncSender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<()> {
         if self.path.is_dir() {
             bail!(
                 "{} is a directory: give the file `harness run` wrote",
@@ -219,6 +297,7 @@ impl Source for FileSource {
         let (mut position, mut lines_read) = (0u64, 0u64);
         let mut caught_up = false;
         let mut last_lag = Instant::now();
+        let mut offsets = LineOffsets::default();
         while !stop.load(Ordering::Relaxed) {
             line.clear();
             let read = reader.read_line(&mut line)?;
@@ -238,7 +317,7 @@ impl Source for FileSource {
             lines_read += 1;
             let event = match line.trim().is_empty() {
                 true => None,
-                false => self.event(&line),
+                false => self.event(&line, &mut offsets, &start.from),
             };
             if let Some(event) = event {
                 if out.send(event).is_err() {
@@ -262,8 +341,9 @@ impl Source for FileSource {
 }
 
 /// Every partition of `topic` (and of `dlq_topic`, once it exists), from
-/// the beginning, then live, wherever the topics are; the consumer group
-/// `dashboard` commits what it has read, so that the topics may drop it.
+/// where the history stopped (else the beginning), then live, wherever the
+/// topics are; the consumer group `dashboard` commits what the history has
+/// stored, so that the topics may drop it.
 pub struct TopicSource {
     pub transport: Arc<dyn Transport>,
     pub topic: String,
@@ -273,7 +353,7 @@ pub struct TopicSource {
 /// The consumer group the dashboard reads as.
 const GROUP: &str = "dashboard";
 
-/// How often the source commits what it has read.
+/// How often the source commits what the history stored.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
 /// How often the source asks how far behind it is, which also says
@@ -286,79 +366,97 @@ const DLQ_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// One topic the source reads.
 struct SourceTopic {
+    topic: Arc<str>,
     source: Box<dyn topic_io::Source>,
     offsets: Box<dyn Offsets>,
     dead_letters: bool,
-    /// Per partition: the next offset to read, and what was committed.
-    positions: Vec<i64>,
+    /// Per partition, what was committed.
     committed: Vec<i64>,
 }
 
 impl SourceTopic {
     /// The record as what the source reports.
     fn event(&mut self, partition: i32, record: topic_io::Record) -> SourceEvent {
-        if let Some(position) = self.positions.get_mut(partition as usize) {
-            *position = record.offset + 1;
-        }
+        let at = At {
+            topic: self.topic.clone(),
+            partition,
+            offset: record.offset,
+        };
         let decoded = match decode_record(&record.payload) {
             Ok(decoded) => decoded,
             Err(e) => {
                 return SourceEvent::Unreadable {
+                    at: Some(at),
                     reason: format!("not a record: {e}"),
                 }
             }
         };
         if self.dead_letters {
             let headers = decoded.headers().iter().map(|h| (h.key(), h.value()));
-            return SourceEvent::DeadLetter(Box::new(DeadLetter::new(
+            let dead = DeadLetter::new(
                 partition,
                 Some(record.offset),
                 decoded.key(),
                 decoded.value(),
                 headers,
-            )));
+            );
+            return SourceEvent::DeadLetter {
+                at,
+                dead: Box::new(dead),
+            };
         }
         let version = decoded
             .headers()
             .iter()
             .find(|h| h.key() == VERSION_HEADER.as_bytes())
             .and_then(|h| h.value());
-        pane_event(partition, decoded.value().unwrap_or_default(), version)
+        pane_event(at, decoded.value().unwrap_or_default(), version)
     }
 
-    /// Commits the positions that moved since the last commit.
-    fn commit(&mut self) -> Result<()> {
+    /// Commits the stored positions that moved since the last commit.
+    fn commit(&mut self, stored: &Positions) -> Result<()> {
         let moved: Vec<(i32, i64)> = self
-            .positions
+            .committed
             .iter()
-            .zip(&self.committed)
             .enumerate()
-            .filter(|(_, (position, committed))| position > committed)
-            .map(|(p, (&position, _))| (p as i32, position))
+            .filter_map(|(p, &committed)| {
+                let at = *stored.get(&(self.topic.to_string(), p as i32))?;
+                (at > committed).then_some((p as i32, at))
+            })
             .collect();
         if moved.is_empty() {
             return Ok(());
         }
         self.offsets.commit(&moved, false)?;
-        self.committed.clone_from(&self.positions);
+        for (p, at) in moved {
+            self.committed[p as usize] = at;
+        }
         Ok(())
     }
 }
 
 impl TopicSource {
-    /// A source of every partition of `topic` from the beginning, or
-    /// `None` while the topic does not exist.
-    fn open(&self, topic: &str, dead_letters: bool) -> Result<Option<SourceTopic>> {
+    /// A source of every partition of `topic` from where `from` says (else
+    /// from the beginning), or `None` while the topic does not exist.
+    fn open(
+        &self,
+        topic: &str,
+        dead_letters: bool,
+        from: &Positions,
+    ) -> Result<Option<SourceTopic>> {
         let Some(partitions) = self.transport.partition_count(topic)? else {
             return Ok(None);
         };
-        let starts = vec![StartAt::Beginning; partitions as usize];
+        let held = |p: i32| from.get(&(topic.to_string(), p)).copied();
+        let starts: Vec<StartAt> = (0..partitions)
+            .map(|p| held(p).map_or(StartAt::Beginning, StartAt::Offset))
+            .collect();
         Ok(Some(SourceTopic {
+            topic: Arc::from(topic),
             source: self.transport.source(GROUP, topic, &starts)?,
             offsets: self.transport.offsets(GROUP, topic)?,
             dead_letters,
-            positions: vec![0; partitions as usize],
-            committed: vec![0; partitions as usize],
+            committed: (0..partitions).map(|p| held(p).unwrap_or(0)).collect(),
         }))
     }
 }
@@ -380,14 +478,19 @@ fn lag(topics: &[SourceTopic]) -> Option<i64> {
 }
 
 impl Source for TopicSource {
-    fn run(self: Box<Self>, out: SyncSender<SourceEvent>, stop: Arc<AtomicBool>) -> Result<()> {
+    fn run(
+        self: Box<Self>,
+        start: Start,
+        out: SyncSender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<()> {
         // The topic may not exist yet, or the broker may be away: wait.
         let mut connected = None;
         let mut topics = loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            match self.open(&self.topic, false) {
+            match self.open(&self.topic, false, &start.from) {
                 Ok(Some(results)) => break vec![results],
                 Ok(None) => {}
                 Err(_) => {
@@ -417,7 +520,7 @@ impl Source for TopicSource {
                 .filter(|_| Instant::now() >= next_dlq_check)
             {
                 next_dlq_check = Instant::now() + DLQ_CHECK_EVERY;
-                if let Ok(Some(source)) = self.open(dlq, true) {
+                if let Ok(Some(source)) = self.open(dlq, true, &start.from) {
                     topics.push(source);
                     dlq_pending = None;
                 }
@@ -451,8 +554,9 @@ impl Source for TopicSource {
             }
             if last_commit.elapsed() >= COMMIT_EVERY {
                 last_commit = Instant::now();
+                let stored = start.stored.lock().clone();
                 for topic in &mut topics {
-                    if let Err(e) = topic.commit() {
+                    if let Err(e) = topic.commit(&stored) {
                         tracing::debug!("committing what the dashboard read: {e:#}");
                     }
                 }

@@ -1,5 +1,6 @@
-//! What the API and the page see: merged windows with their ratios, the
-//! totals over a range, and the filters that choose them.
+//! What the API and the page see: windows (or rows of the history's
+//! rollups) with their ratios, the totals over a range, and the filters
+//! that choose them. Which rows a filter reads is [`crate::range`]'s call.
 
 use analytics::money::{ratio, to_units};
 use analytics::reach::ReachUnion;
@@ -12,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use analytics::merge::{Merger, Window};
 
 /// `?campaign=&channel=&from=&to=&bucket=&tz=`; `from`/`to` are window
-/// starts, in milliseconds since the epoch or as timestamps (naive = UTC);
-/// `bucket` rolls windows up (see [`Bucket`]). `/api/top` adds `by`, `n`,
+/// starts, in milliseconds since the epoch, as timestamps, or as dates
+/// (naive ones in `tz`, else UTC); `bucket` rolls windows up (see
+/// [`Bucket`]). `/api/top` adds `by`, `n`,
 /// `dimension` and `order`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Filter {
@@ -43,8 +45,8 @@ pub struct Selection {
 /// How windows roll up into buckets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bucket {
-    /// Hours or days of a time zone, as its clocks show them: a day in
-    /// which summer time starts has 23 hours.
+    /// Hours, days, weeks (from Monday) or months of a time zone, as its
+    /// clocks show them: a day in which summer time starts has 23 hours.
     Calendar {
         unit: jiff::Unit,
         tz: jiff::tz::TimeZone,
@@ -57,30 +59,38 @@ impl Bucket {
     fn parse(bucket: Option<&str>, tz: Option<&str>) -> Result<Option<Bucket>, String> {
         let Some(bucket) = bucket else {
             return match tz {
-                Some(tz) => Err(format!("`tz={tz}` needs a `bucket` (1h or 1d)")),
+                Some(tz) => Err(format!("`tz={tz}` needs a `bucket` (1h, 1d, 1w or 1mo)")),
                 None => Ok(None),
             };
         };
-        let ms = analytics::time::parse_duration_ms(bucket)
-            .filter(|&ms| ms > 0 && ms <= 86_400_000)
-            .ok_or_else(|| {
-                format!("`bucket` must be a span from 1s to 1d such as 1h or 1d, not `{bucket}`")
-            })?;
-        let unit = match ms {
-            3_600_000 => jiff::Unit::Hour,
-            86_400_000 => jiff::Unit::Day,
-            _ if tz.is_some() => {
-                return Err(format!(
-                    "`tz` goes with `bucket=1h` or `bucket=1d`, not `{bucket}`"
-                ))
+        let unit = match bucket {
+            "1w" => jiff::Unit::Week,
+            "1mo" => jiff::Unit::Month,
+            _ => {
+                let ms = analytics::time::parse_duration_ms(bucket)
+                    .filter(|&ms| ms > 0 && ms <= 86_400_000)
+                    .ok_or_else(|| {
+                        format!(
+                            "`bucket` must be 1w, 1mo or a span from 1s to 1d such as 1h or 1d, \
+                             not `{bucket}`"
+                        )
+                    })?;
+                match ms {
+                    3_600_000 => jiff::Unit::Hour,
+                    86_400_000 => jiff::Unit::Day,
+                    _ if tz.is_some() => {
+                        return Err(format!(
+                            "`tz` goes with `bucket=1h`, `1d`, `1w` or `1mo`, not `{bucket}`"
+                        ))
+                    }
+                    _ => return Ok(Some(Bucket::Fixed(ms))),
+                }
             }
-            _ => return Ok(Some(Bucket::Fixed(ms))),
         };
-        let tz = match tz {
-            None => jiff::tz::TimeZone::UTC,
-            Some(name) => zone(name).map_err(|e| format!("`tz={name}` {e}"))?,
-        };
-        Ok(Some(Bucket::Calendar { unit, tz }))
+        Ok(Some(Bucket::Calendar {
+            unit,
+            tz: parse_zone(tz)?,
+        }))
     }
 
     /// The days of a time zone.
@@ -101,16 +111,37 @@ impl Bucket {
             Bucket::Calendar { unit, tz } => {
                 let calendar = || -> Result<(i64, i64), jiff::Error> {
                     let at = jiff::Timestamp::from_millisecond(ms)?.to_zoned(tz.clone());
-                    let (start, end) = if *unit == jiff::Unit::Day {
-                        (at.start_of_day()?, at.tomorrow()?.start_of_day()?)
-                    } else {
-                        let start = at.round(
-                            jiff::ZonedRound::new()
-                                .smallest(jiff::Unit::Hour)
-                                .mode(jiff::RoundMode::Trunc),
-                        )?;
-                        let end = start.checked_add(jiff::Span::new().hours(1))?;
-                        (start, end)
+                    let (start, end) = match unit {
+                        jiff::Unit::Hour => {
+                            let start = at.round(
+                                jiff::ZonedRound::new()
+                                    .smallest(jiff::Unit::Hour)
+                                    .mode(jiff::RoundMode::Trunc),
+                            )?;
+                            let end = start.checked_add(jiff::Span::new().hours(1))?;
+                            (start, end)
+                        }
+                        jiff::Unit::Week => {
+                            let back = at.weekday().to_monday_zero_offset();
+                            let monday = at.checked_sub(jiff::Span::new().days(back))?;
+                            let start = monday.start_of_day()?;
+                            (
+                                start.clone(),
+                                start
+                                    .checked_add(jiff::Span::new().weeks(1))?
+                                    .start_of_day()?,
+                            )
+                        }
+                        jiff::Unit::Month => {
+                            let start = at.first_of_month()?.start_of_day()?;
+                            (
+                                start.clone(),
+                                start
+                                    .checked_add(jiff::Span::new().months(1))?
+                                    .start_of_day()?,
+                            )
+                        }
+                        _ => (at.start_of_day()?, at.tomorrow()?.start_of_day()?),
                     };
                     Ok((
                         start.timestamp().as_millisecond(),
@@ -122,6 +153,14 @@ impl Bucket {
                 calendar().unwrap_or((ms, ms))
             }
         }
+    }
+}
+
+/// `tz=`: UTC when not given.
+fn parse_zone(tz: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
+    match tz {
+        None => Ok(jiff::tz::TimeZone::UTC),
+        Some(name) => zone(name).map_err(|e| format!("`tz={name}` {e}")),
     }
 }
 
@@ -256,6 +295,8 @@ impl Top {
 
 impl Filter {
     pub fn parse(&self) -> Result<Selection, String> {
+        let name = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let tz = parse_zone(name(&self.tz).as_deref())?;
         let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, String> {
             match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(None),
@@ -263,31 +304,42 @@ impl Filter {
                     .parse::<i64>()
                     .ok()
                     .or_else(|| parse_timestamp_ms(v))
+                    .or_else(|| day_start(v, &tz))
                     .map(Some)
                     .ok_or_else(|| {
-                        format!("`{name}` must be milliseconds since the epoch or a timestamp, not `{v}`")
+                        format!(
+                            "`{name}` must be milliseconds since the epoch, a timestamp or a \
+                             date (2025-08-17), not `{v}`"
+                        )
                     }),
             }
         };
-        let name = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        Ok(Selection {
+        let selection = Selection {
             campaign: name(&self.campaign),
             channel: name(&self.channel),
             from_ms: time("from", &self.from)?,
             to_ms: time("to", &self.to)?,
             bucket: Bucket::parse(name(&self.bucket).as_deref(), name(&self.tz).as_deref())?,
             top: Top::parse(self)?,
-        })
+        };
+        if let (Some(from), Some(to)) = (selection.from_ms, selection.to_ms) {
+            if from > to {
+                return Err(format!(
+                    "`from` ({}) is after `to` ({})",
+                    format_utc(from),
+                    format_utc(to)
+                ));
+            }
+        }
+        Ok(selection)
     }
 }
 
-impl Selection {
-    pub fn matches(&self, w: &Window) -> bool {
-        self.campaign.as_deref().is_none_or(|c| c == &*w.campaign)
-            && self.channel.as_deref().is_none_or(|c| c == &*w.channel)
-            && self.from_ms.is_none_or(|f| w.window_start >= f)
-            && self.to_ms.is_none_or(|t| w.window_start <= t)
-    }
+/// A date's first instant in `tz`: `2025-08-17`.
+fn day_start(date: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let date: jiff::civil::Date = date.parse().ok()?;
+    let start = date.to_zoned(tz.clone()).ok()?.start_of_day().ok()?;
+    Some(start.timestamp().as_millisecond())
 }
 
 /// Counters with the ratios the seed reports, and reach; ratios with a
@@ -359,7 +411,7 @@ pub struct Rollup {
 
 impl Rollup {
     pub fn add(&mut self, w: &Window) {
-        self.windows += 1;
+        self.windows += w.windows as usize;
         self.counters.add(&w.counters);
         w.reach.add_to(&mut self.reach);
         self.from = Some(self.from.map_or(w.window_start, |f| f.min(w.window_start)));
@@ -472,40 +524,36 @@ impl Group {
     }
 }
 
-/// The selected windows in order, by their key within each bucket.
+/// The rows in order, each with its bucket's bounds.
 fn bucketed<'a>(
-    merger: &'a Merger,
-    selection: &'a Selection,
+    rows: &'a [Window],
     bucket: &'a Bucket,
 ) -> impl Iterator<Item = ((i64, i64), &'a Window)> + 'a {
     let mut last = (i64::MIN, i64::MIN);
-    merger
-        .windows()
-        .filter(|w| selection.matches(w))
-        .map(move |w| {
-            // Windows come in order of start: most share the last bucket.
-            if !(last.0..last.1).contains(&w.window_start) {
-                last = bucket.bounds(w.window_start);
-            }
-            (last, w)
-        })
+    rows.iter().map(move |w| {
+        // Rows come in order of start: most share the last bucket.
+        if !(last.0..last.1).contains(&w.window_start) {
+            last = bucket.bounds(w.window_start);
+        }
+        (last, w)
+    })
 }
 
-pub fn windows(merger: &Merger, selection: &Selection) -> Vec<WindowView> {
+/// `/api/windows`: the windows read, or with a bucket, each key's rows
+/// rolled up per bucket.
+pub fn windows(rows: &[Window], merger: &Merger, selection: &Selection) -> Vec<WindowView> {
     let Some(bucket) = &selection.bucket else {
-        return merger
-            .windows()
-            .filter(|w| selection.matches(w))
-            .map(|w| WindowView::new(merger, w))
-            .collect();
+        return rows.iter().map(|w| WindowView::new(merger, w)).collect();
     };
-    let mut rows: BTreeMap<(i64, i64, &str, &str), Group> = BTreeMap::new();
-    for ((start, end), w) in bucketed(merger, selection, bucket) {
-        rows.entry((start, end, &w.campaign, &w.channel))
+    let mut groups: BTreeMap<(i64, i64, &str, &str), Group> = BTreeMap::new();
+    for ((start, end), w) in bucketed(rows, bucket) {
+        groups
+            .entry((start, end, &w.campaign, &w.channel))
             .or_default()
             .add(merger, w);
     }
-    rows.into_iter()
+    groups
+        .into_iter()
         .map(|((start, end, campaign, channel), g)| {
             let totals = g.all.totals();
             WindowView {
@@ -527,17 +575,18 @@ pub fn windows(merger: &Merger, selection: &Selection) -> Vec<WindowView> {
         .collect()
 }
 
-pub fn summary(merger: &Merger, selection: &Selection) -> Summary {
+/// `/api/summary`: the rows read, totalled, and per bucket.
+pub fn summary(rows: &[Window], _: &Merger, selection: &Selection) -> Summary {
     let mut all = Rollup::default();
-    for w in merger.windows().filter(|w| selection.matches(w)) {
+    for w in rows {
         all.add(w);
     }
     let buckets = selection.bucket.as_ref().map(|bucket| {
-        let mut rows: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
-        for (bounds, w) in bucketed(merger, selection, bucket) {
-            rows.entry(bounds).or_default().add(w);
+        let mut sums: BTreeMap<(i64, i64), Rollup> = BTreeMap::new();
+        for (bounds, w) in bucketed(rows, bucket) {
+            sums.entry(bounds).or_default().add(w);
         }
-        rows.into_iter()
+        sums.into_iter()
             .map(|((start, end), r)| BucketTotals {
                 window: format_utc(start),
                 window_start: start,
@@ -575,10 +624,14 @@ pub struct TopRow {
 /// `/api/top?by=ROAS&n=5&dimension=campaign`: the first `n` campaigns (or
 /// channels) by a metric over the selected windows, largest first; ties
 /// by name.
-pub fn top(merger: &Merger, selection: &Selection) -> Vec<TopRow> {
+pub fn top<'a>(
+    rows: impl IntoIterator<Item = &'a Window>,
+    merger: &Merger,
+    selection: &Selection,
+) -> Vec<TopRow> {
     let t = &selection.top;
     let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
-    for w in merger.windows().filter(|w| selection.matches(w)) {
+    for w in rows {
         let name = match t.dimension {
             Dimension::Campaign => &w.campaign,
             Dimension::Channel => &w.channel,

@@ -187,7 +187,15 @@ fn buckets_roll_windows_up_by_hour_and_day_in_any_zone() {
     );
 
     for (query, message) in [
-        ("bucket=2d", "`bucket` must be a span from 1s to 1d"),
+        (
+            "bucket=2d",
+            "`bucket` must be 1w, 1mo or a span from 1s to 1d",
+        ),
+        (
+            "from=2025-08-18&to=2025-08-17",
+            "`from` (2025-08-18T00:00:00Z) is after `to` (2025-08-17T00:00:00Z)",
+        ),
+        ("bucket=1m&from=0", "more than 100000 buckets"),
         ("bucket=1d&tz=Mars/Olympus", "is not a time zone"),
         ("tz=Europe/Paris", "needs a `bucket`"),
         ("bucket=5m&tz=UTC", "`tz` goes with"),

@@ -190,7 +190,7 @@ fn ready_and_lag_tell_how_much_is_merged() {
         text.push('\n');
     }
     std::fs::write(&path, text).unwrap();
-    let service = Service::spawn(&path, &["--max-windows", "1000000", "--retention", "1000d"]);
+    let service = Service::spawn(&path, &[]);
     let metric = |body: &str, name: &str| -> Option<u64> {
         body.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::source::DeadLetter;
 
@@ -13,7 +13,7 @@ const DEAD_LETTER_SAMPLES: usize = 5;
 const DEAD_LETTER_KINDS: usize = 64;
 
 /// The dead-letter topic as the page shows it: counts by kind, the latest.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeadLetters {
     pub total: u64,
     pub by_reason: BTreeMap<String, u64>,

@@ -1,22 +1,32 @@
-//! The merge thread: applies what the source reads to the windows, checks
-//! the alerts, and pushes each change to every connected page.
+//! The merge thread: applies what the source reads to the hot windows,
+//! writes them to the history with the positions they were read up to,
+//! checks the alerts, and pushes each change to every connected page.
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use analytics::merge::{Added, WindowKey};
+use analytics::merge::{Added, Window, WindowKey};
+use analytics::Pane;
+use history::Checkpoint;
+use parking_lot::RwLockWriteGuard;
 use serde::Serialize;
 
-use super::{Shared, SourceState, State};
+use super::{KeptSource, Shared, SourceState, State, MERGE_STATE, SOURCE_STATE};
 use crate::pacing;
-use crate::source::SourceEvent;
+use crate::source::{At, SourceEvent};
 use crate::view::WindowView;
 
-/// Alerts are checked at most this often while a backlog is merged, and
-/// whenever the merge has caught up.
-const ALERT_CHECK: Duration = Duration::from_secs(1);
+/// The history is written, and the alerts checked, whenever the merge has
+/// caught up, and at least this often while a backlog is merged.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a checkpoint that failed (a full disk) waits to try again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How `last_error` says that the history cannot be written, until it can.
+const HISTORY_WAITS: &str = "the history cannot be written (waiting)";
 
 /// What a page receives on every change: the windows that changed, and the
 /// source's state.
@@ -26,13 +36,109 @@ struct Update<'a> {
     source: &'a SourceState,
 }
 
+impl State {
+    /// Counts a pane into its hot window, first restoring the window from
+    /// the history when it is no longer hot (a late pane).
+    fn add(&mut self, partition: i32, pane: &Pane) -> Added {
+        if self.merger.is_cold(pane) {
+            let key: WindowKey = (
+                pane.window_start,
+                Arc::from(pane.campaign.as_str()),
+                Arc::from(pane.channel.as_str()),
+            );
+            let window = match self.history.window(&key) {
+                Ok(Some(window)) => window,
+                Ok(None) => {
+                    Window::new(key.1, key.2, pane.window_start, pane.window_end, Vec::new())
+                }
+                Err(e) => {
+                    tracing::error!("reading a window of {}: {e:#}", self.history.place());
+                    return Added::Expired;
+                }
+            };
+            self.merger.restore(window);
+        }
+        let added = self.merger.add(partition, pane);
+        if let Added::Counted { key, .. } = &added {
+            let first = self.merger.get(key).is_some_and(|w| w.panes == 1);
+            self.history.count(pane, key.clone(), first);
+        }
+        added
+    }
+
+    fn read(&mut self, at: &At) {
+        self.positions
+            .insert((at.topic.to_string(), at.partition), at.offset + 1);
+        self.unsaved = true;
+    }
+
+    /// Writes what was merged since the last checkpoint, with the
+    /// positions and the state; then the windows no longer hot go.
+    fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let kept = KeptSource {
+            unreadable: self.source.unreadable,
+            version: self.source.version.clone(),
+            pane_formats: self.source.pane_formats.clone(),
+            dlq: self.source.dlq.clone(),
+        };
+        let merger = &self.merger;
+        self.history.checkpoint(
+            |key| merger.get(key),
+            Checkpoint {
+                positions: &self.positions,
+                state: vec![
+                    (MERGE_STATE, serde_json::to_string(&merger.state())?),
+                    (SOURCE_STATE, serde_json::to_string(&kept)?),
+                ],
+                newest: merger.watermark(),
+            },
+        )?;
+        self.unsaved = false;
+        self.merger.expire();
+        Ok(())
+    }
+}
+
 impl Shared {
+    /// Checkpoints until it succeeds, letting the API read between tries:
+    /// a full disk makes the merge wait, and nothing read is lost.
+    fn checkpoint<'a>(
+        &'a self,
+        mut state: RwLockWriteGuard<'a, State>,
+    ) -> RwLockWriteGuard<'a, State> {
+        loop {
+            match state.checkpoint() {
+                Ok(()) => {
+                    *self.stored.lock() = state.positions.clone();
+                    let waited = state.source.last_error.as_deref();
+                    if waited.is_some_and(|e| e.starts_with(HISTORY_WAITS)) {
+                        state.source.last_error = None;
+                    }
+                    return state;
+                }
+                Err(e) => {
+                    let why = format!("{HISTORY_WAITS}: {e:#}");
+                    tracing::warn!("{why}");
+                    state.source.last_error = Some(why);
+                    drop(state);
+                    std::thread::sleep(RETRY);
+                    state = self.state.write();
+                }
+            }
+        }
+    }
+
     /// Checks the alert rules at the merge's "now" and posts what changed.
     fn check_alerts(&self, state: &mut State) {
         let Some(now) = state.merger.watermark() else {
             return;
         };
-        let holding = pacing::conditions(&state.merger, &self.settings.thresholds, &state.alerts);
+        let holding = pacing::conditions(
+            &state.merger,
+            &state.history,
+            &self.settings.thresholds,
+            &state.alerts,
+        );
         for event in state.alerts.update(now, holding) {
             tracing::info!(
                 campaign = %event.alert.campaign,
@@ -53,7 +159,8 @@ impl Shared {
         let Ok(mut event) = events.recv() else {
             return;
         };
-        let mut checked = std::time::Instant::now();
+        let mut checkpointed = Instant::now();
+        let mut alerts_due = false;
         loop {
             let mut changed: BTreeSet<WindowKey> = BTreeSet::new();
             let mut source_changed = false;
@@ -65,14 +172,11 @@ impl Shared {
                     break;
                 };
                 match event {
-                    SourceEvent::Pane {
-                        partition,
-                        pane,
-                        version,
-                    } => {
-                        if let Added::Counted { key, .. } = state.merger.add(partition, &pane) {
+                    SourceEvent::Pane { at, pane, version } => {
+                        if let Added::Counted { key, .. } = state.add(at.partition, &pane) {
                             changed.insert(key);
                         }
+                        state.read(&at);
                         if version.is_some() && state.source.version != version {
                             state.source.version = version;
                             source_changed = true;
@@ -81,15 +185,19 @@ impl Shared {
                         source_changed |= *read == 0;
                         *read += 1;
                     }
-                    SourceEvent::DeadLetter(dead) => {
+                    SourceEvent::DeadLetter { at, dead } => {
                         state.source.dlq.add(*dead);
+                        state.read(&at);
                         source_changed = true;
                     }
                     SourceEvent::CaughtUp => {
                         source_changed |= !state.source.ready;
                         state.source.ready = true;
                     }
-                    SourceEvent::Unreadable { reason } => {
+                    SourceEvent::Unreadable { at, reason } => {
+                        if let Some(at) = at {
+                            state.read(&at);
+                        }
                         state.source.unreadable += 1;
                         state.source.last_error = Some(reason);
                         source_changed = true;
@@ -113,11 +221,8 @@ impl Shared {
                 }
                 pending = events.try_recv().ok();
             }
-            if !changed.is_empty() && (pending.is_none() || checked.elapsed() >= ALERT_CHECK) {
-                checked = std::time::Instant::now();
-                self.check_alerts(&mut state);
-            }
-            if !changed.is_empty() || source_changed {
+            alerts_due |= !changed.is_empty();
+            let update = (!changed.is_empty() || source_changed).then(|| {
                 let windows = changed
                     .iter()
                     .filter_map(|k| state.merger.get(k))
@@ -130,11 +235,24 @@ impl Shared {
                 let json: Arc<str> = serde_json::to_string(&update)
                     .expect("views serialize")
                     .into();
-                drop(state);
+                json
+            });
+            // The API answers from the history, and the alerts sum today
+            // there: it is written before either looks, and before the
+            // page hears of the change.
+            if pending.is_none() || checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                checkpointed = Instant::now();
+                if state.unsaved {
+                    state = self.checkpoint(state);
+                }
+                if std::mem::take(&mut alerts_due) {
+                    self.check_alerts(&mut state);
+                }
+            }
+            drop(state);
+            if let Some(json) = update {
                 // No page connected is fine.
                 let _ = self.updates.send(json);
-            } else {
-                drop(state);
             }
             // An event taken but not applied in this run starts the next.
             event = match pending {

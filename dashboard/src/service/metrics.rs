@@ -125,7 +125,11 @@ impl Shared {
                 },
                 ..Selection::default()
             };
-            view::top(&state.merger, &selection)
+            let hot = state
+                .merger
+                .windows()
+                .filter(|w| w.window_start >= now - 3_600_000);
+            view::top(hot, &state.merger, &selection)
         });
         let figures: [(&str, &str, Figure<view::Totals>); 6] = [
             ("impressions", "Impressions", |t| t.impressions as f64),
@@ -149,7 +153,11 @@ impl Shared {
                 family,
             );
         }
-        let pacing = pacing::pacing(&state.merger, &self.settings.thresholds.pacing_tz);
+        let pacing = pacing::pacing(
+            &state.merger,
+            &state.history,
+            &self.settings.thresholds.pacing_tz,
+        );
         let paced: [(&str, &str, Figure<pacing::Pacing>); 3] = [
             (
                 "daily_budget",

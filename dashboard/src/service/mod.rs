@@ -1,6 +1,7 @@
-//! The running dashboard: a thread merges what the source reads and
-//! pushes each change to every connected page; Warp serves the page, the
-//! API, server-sent updates, health and metrics.
+//! The running dashboard: a thread merges what the source reads into the
+//! hot windows and the history, and pushes each change to every connected
+//! page; Warp serves the page, the API, server-sent updates, health and
+//! metrics.
 
 mod dead_letters;
 mod merging;
@@ -18,16 +19,23 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::pacing::{Alerts, Thresholds};
-use crate::source::{Source, SourceEvent};
+use crate::source::{Positions, Source, SourceEvent, Start};
 use crate::webhook::Webhook;
-use analytics::merge::{Merger, Retention};
+use analytics::merge::{MergeState, Merger, Retention};
+use anyhow::Context;
 pub use dead_letters::DeadLetters;
+use history::{History, Place, Spans};
 pub use routes::routes;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub lateness_ms: i64,
-    pub retention: Retention,
+    /// How far behind the newest event time windows stay in memory (the
+    /// hot set); at least what the alerts look back over.
+    pub hot_ms: i64,
+    /// Where the history is kept, and how long each tier keeps its rows.
+    pub history: Place,
+    pub spans: Spans,
     /// Most pages (server-sent streams) at once.
     pub max_streams: usize,
     pub thresholds: Thresholds,
@@ -36,15 +44,14 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The transform's default lateness, a day of windows, at most 500,000
-    /// of them, and 1,000 live pages.
+    /// The transform's default lateness, 3 hours of hot windows, a history
+    /// in memory with the default spans, and 1,000 live pages.
     fn default() -> Settings {
         Settings {
             lateness_ms: analytics::config::DEFAULT_LATENESS_MS,
-            retention: Retention {
-                span_ms: 24 * 3_600_000,
-                max_windows: 500_000,
-            },
+            hot_ms: 3 * 3_600_000,
+            history: Place::Memory,
+            spans: Spans::default(),
             max_streams: 1000,
             thresholds: Thresholds::default(),
             alert_webhook: None,
@@ -87,7 +94,7 @@ pub fn serve(
         .as_deref()
         .map(Webhook::start)
         .transpose()?;
-    let shared = Shared::new(settings, source.describe());
+    let (shared, start) = Shared::new(settings, source.describe())?;
     if let Some(webhook) = webhook {
         shared.post_alerts_to(webhook);
     }
@@ -98,7 +105,7 @@ pub fn serve(
         warp::service(routes(shared.clone())),
         shutdown::until_set(stop.clone()),
     )?;
-    start(shared.clone(), source, stop);
+    run(shared.clone(), source, start, stop);
     Ok(Served {
         shared,
         address,
@@ -129,14 +136,38 @@ pub struct SourceState {
     pub dlq: DeadLetters,
 }
 
+/// What of the [`SourceState`] the history keeps: the dead-letter topic
+/// is read once, as `results` is.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct KeptSource {
+    unreadable: u64,
+    version: Option<String>,
+    pane_formats: BTreeMap<u32, u64>,
+    dlq: DeadLetters,
+}
+
+/// The names the history keeps the merge's and the source's state under.
+const MERGE_STATE: &str = "merge";
+const SOURCE_STATE: &str = "source";
+
 pub struct State {
+    /// The hot windows: what the alerts and the live page look at, and the
+    /// marks that keep re-emitted panes out.
     pub merger: Merger,
+    /// Every window merged, to the last checkpoint.
+    pub history: History,
+    /// Where the merge is in each topic.
+    pub positions: Positions,
+    /// Whether records were read since the last checkpoint.
+    unsaved: bool,
     pub source: SourceState,
     pub alerts: Alerts,
 }
 
 pub struct Shared {
     pub state: RwLock<State>,
+    /// The positions of the last checkpoint, which the source commits.
+    stored: Arc<parking_lot::Mutex<Positions>>,
     updates: broadcast::Sender<Arc<str>>,
     streams: AtomicUsize,
     settings: Settings,
@@ -144,22 +175,63 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(settings: Settings, source: String) -> Arc<Shared> {
+    /// The dashboard's state as its history left it: the hot windows, the
+    /// merge's watermarks, the source's counts; and where the source starts.
+    pub fn new(settings: Settings, source: String) -> anyhow::Result<(Arc<Shared>, Start)> {
+        let (history, resumed) = History::open(&settings.history, settings.spans)?;
+        let state = |name: &str| resumed.state.get(name).map(String::as_str);
+        let merge: MergeState = match state(MERGE_STATE) {
+            Some(json) => serde_json::from_str(json)
+                .with_context(|| format!("reading the merge's state in {}", history.place()))?,
+            None => MergeState::default(),
+        };
+        let kept: KeptSource = match state(SOURCE_STATE) {
+            Some(json) => serde_json::from_str(json)
+                .with_context(|| format!("reading the source's state in {}", history.place()))?,
+            None => KeptSource::default(),
+        };
+        let hot_ms = settings
+            .hot_ms
+            .max(crate::pacing::LOOK_BACK_MS + settings.thresholds.hold_ms);
+        let retention = Retention {
+            span_ms: hot_ms,
+            max_windows: usize::MAX,
+        };
+        let mut merger = Merger::resumed(settings.lateness_ms, retention, merge);
+        let horizon = merger
+            .watermark()
+            .map_or(i64::MIN, |w| w.saturating_sub(hot_ms));
+        for window in history.hot(horizon)? {
+            merger.restore(window);
+        }
+        let start = Start {
+            from: resumed.positions.clone(),
+            stored: Arc::new(parking_lot::Mutex::new(resumed.positions.clone())),
+        };
         let (updates, _) = broadcast::channel(1024);
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
             state: RwLock::new(State {
-                merger: Merger::new(settings.lateness_ms, settings.retention),
+                merger,
+                history,
+                positions: resumed.positions,
+                unsaved: false,
                 source: SourceState {
                     source,
+                    unreadable: kept.unreadable,
+                    version: kept.version,
+                    pane_formats: kept.pane_formats,
+                    dlq: kept.dlq,
                     ..SourceState::default()
                 },
                 alerts: Alerts::default(),
             }),
+            stored: start.stored.clone(),
             updates,
             streams: AtomicUsize::new(0),
             settings,
             webhook: OnceLock::new(),
-        })
+        });
+        Ok((shared, start))
     }
 
     /// Where alerts' starts and ends are posted; set once, before merging.
@@ -182,18 +254,19 @@ impl Shared {
     }
 }
 
-/// Runs `source` and the merge on threads of their own. A source that
-/// fails for good (a missing file) shows as disconnected, with its error,
-/// in the page and the metrics; the Kafka source rides out broker outages
-/// itself.
-pub fn start(shared: Arc<Shared>, source: Box<dyn Source>, stop: Arc<AtomicBool>) {
+/// Runs `source` from `start` and the merge on threads of their own. A
+/// source that fails for good (a missing file) shows as disconnected, with
+/// its error, in the page and the metrics; the Kafka source rides out
+/// broker outages itself.
+pub fn run(shared: Arc<Shared>, source: Box<dyn Source>, start: Start, stop: Arc<AtomicBool>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(10_000);
     let merging = shared.clone();
     std::thread::spawn(move || merging.merge_from(rx));
     std::thread::spawn(move || {
-        if let Err(e) = source.run(tx.clone(), stop) {
+        if let Err(e) = source.run(start, tx.clone(), stop) {
             let _ = tx.send(SourceEvent::Connected(false));
             let _ = tx.send(SourceEvent::Unreadable {
+                at: None,
                 reason: format!("{e:#}"),
             });
             tracing::error!("source stopped: {e:#}");
@@ -209,7 +282,7 @@ mod tests {
     /// the one taken as a run ends included.
     #[test]
     fn a_backlog_is_merged_whole() {
-        let shared = Shared::new(Settings::default(), "test".into());
+        let (shared, _) = Shared::new(Settings::default(), "test".into()).unwrap();
         let panes = 25_001u64;
         let (send, backlog) = std::sync::mpsc::sync_channel(panes as usize);
         for i in 0..panes {
@@ -218,11 +291,22 @@ mod tests {
                 r#"{{"campaign":"c{i}","channel":"email","window":"","window_start":{ms},"window_end":{},"impressions":1,"clicks":0,"conversions":0,"spend":0.0,"spend_micros":0,"CPC":0.0,"CPA":0.0,"CTR":0.0,"CVR":0.0,"first_offset":{i},"last_offset":{i},"records":1,"max_event_ts_ms":{ms},"late_records":0}}"#,
                 ms + 60_000
             );
-            send.send(crate::source::pane_event(0, pane.as_bytes(), None))
+            let at = crate::source::At {
+                topic: "results".into(),
+                partition: 0,
+                offset: i as i64,
+            };
+            send.send(crate::source::pane_event(at, pane.as_bytes(), None))
                 .unwrap();
         }
         drop(send);
         shared.merge_from(backlog);
-        assert_eq!(shared.state.read().merger.stats.panes, panes);
+        let state = shared.state.read();
+        assert_eq!(state.merger.stats.panes, panes);
+        assert_eq!(state.positions[&("results".to_string(), 0)], panes as i64);
+        assert_eq!(
+            shared.stored.lock()[&("results".to_string(), 0)],
+            panes as i64
+        );
     }
 }

@@ -14,9 +14,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::Shared;
-use crate::pacing;
 use crate::view::{self, Filter as Query, Selection};
-use analytics::merge::Merger;
+use crate::{pacing, range};
+use analytics::merge::{Merger, Window};
 
 /// Counts a live stream while it lasts.
 struct StreamGuard(Arc<Shared>);
@@ -65,12 +65,18 @@ fn bad_request(message: String) -> warp::reply::Response {
     .into_response()
 }
 
+/// What answers a filter: the rows read for it, the hot windows (which
+/// say what is final), and the filter.
+type Answer<T> = fn(&[Window], &Merger, &Selection) -> T;
+
 /// `GET /api/<name>?campaign=&channel=&from=&to=&…`, answered by `answer`
-/// over the merged windows; a bad filter is a 400 that says why.
+/// over the rows of the history that the filter reads (with `listing`,
+/// the windows themselves); a bad filter is a 400 that says why.
 fn filtered<T: Serialize>(
     name: &'static str,
     shared: Arc<Shared>,
-    answer: fn(&Merger, &Selection) -> T,
+    listing: bool,
+    answer: Answer<T>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
     warp::path("api")
         .and(warp::path(name))
@@ -78,12 +84,20 @@ fn filtered<T: Serialize>(
         .and(warp::get())
         .and(warp::query::<Query>())
         .and(with_shared(shared))
-        .map(move |q: Query, shared: Arc<Shared>| match q.parse() {
-            Ok(selection) => {
-                let state = shared.state.read();
-                warp::reply::json(&answer(&state.merger, &selection)).into_response()
+        .map(move |q: Query, shared: Arc<Shared>| {
+            let state = shared.state.read();
+            let listing = listing && q.bucket.as_deref().is_none_or(str::is_empty);
+            let rows = q.parse().and_then(|selection| {
+                let window_ms = state.merger.window_size().unwrap_or(60_000);
+                let rows = range::rows(&state.history, &selection, window_ms, listing)?;
+                Ok((rows, selection))
+            });
+            match rows {
+                Ok((rows, selection)) => {
+                    warp::reply::json(&answer(&rows, &state.merger, &selection)).into_response()
+                }
+                Err(e) => bad_request(e),
             }
-            Err(e) => bad_request(e),
         })
 }
 
@@ -105,16 +119,18 @@ pub fn routes(
                     None => Err(warp::reject::not_found()),
                 }
             });
-    let windows = filtered("windows", shared.clone(), view::windows);
-    let summary = filtered("summary", shared.clone(), view::summary);
-    let top = filtered("top", shared.clone(), view::top);
+    let windows = filtered("windows", shared.clone(), true, view::windows);
+    let summary = filtered("summary", shared.clone(), false, view::summary);
+    let top = filtered("top", shared.clone(), false, |rows, merger, selection| {
+        view::top(rows, merger, selection)
+    });
     let pacing = warp::path!("api" / "pacing")
         .and(warp::get())
         .and(with_shared(shared.clone()))
         .map(|shared: Arc<Shared>| {
             let state = shared.state.read();
             let tz = &shared.settings.thresholds.pacing_tz;
-            warp::reply::json(&pacing::pacing(&state.merger, tz))
+            warp::reply::json(&pacing::pacing(&state.merger, &state.history, tz))
         });
     let alerts = warp::path!("api" / "alerts")
         .and(warp::get())

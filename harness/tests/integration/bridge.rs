@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use analytics::merge::Retention;
 use broker::{Broker, Consumed, TopicReader};
+use dashboard::range;
 use dashboard::service::{Settings, Shared};
 use dashboard::source::TopicSource;
 use dashboard::view::{self, Selection};
@@ -278,18 +278,15 @@ struct Dashboard {
 
 impl Dashboard {
     fn start(brokers: &str) -> Dashboard {
-        let shared = Shared::new(
+        let (shared, start) = Shared::new(
             Settings {
                 lateness_ms: 10_000,
-                retention: Retention {
-                    span_ms: i64::MAX / 4,
-                    max_windows: usize::MAX,
-                },
                 max_streams: 1,
                 ..Settings::default()
             },
             "results".into(),
-        );
+        )
+        .expect("a dashboard with its history in memory");
         let stop = Arc::new(AtomicBool::new(false));
         let source = TopicSource {
             transport: Arc::new(KafkaTransport {
@@ -298,7 +295,7 @@ impl Dashboard {
             topic: "results".into(),
             dlq_topic: Some("logs.dlq".into()),
         };
-        dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
+        dashboard::service::run(shared.clone(), Box::new(source), start, stop.clone());
         Dashboard { shared, stop }
     }
 
@@ -313,9 +310,11 @@ impl Dashboard {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let state = self.shared.state.read();
-            let counted: u64 = state.merger.windows().map(|w| w.records).sum();
+            let everything = Selection::default();
+            let rows = range::rows(&state.history, &everything, 60_000, true).unwrap();
+            let counted: u64 = rows.iter().map(|w| w.records).sum();
             if counted >= valid {
-                let windows = view::windows(&state.merger, &Selection::default());
+                let windows = view::windows(&rows, &state.merger, &everything);
                 let got: BTreeMap<(String, String, i64), Totals> = windows
                     .iter()
                     .map(|w| {

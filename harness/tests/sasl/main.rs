@@ -105,14 +105,15 @@ fn client_config(args: &[String]) -> KafkaConfig {
 /// it cannot read, as `/api/status` shows it.
 fn dashboard_refusal(args: &[String]) -> String {
     let kafka = client_config(args);
-    let shared = dashboard::service::Shared::new(Default::default(), "results".into());
+    let (shared, start) =
+        dashboard::service::Shared::new(Default::default(), "results".into()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let source = dashboard::source::TopicSource {
         transport: Arc::new(KafkaTransport { kafka }),
         topic: "results".into(),
         dlq_topic: None,
     };
-    dashboard::service::start(shared.clone(), Box::new(source), stop.clone());
+    dashboard::service::run(shared.clone(), Box::new(source), start, stop.clone());
     let why = test_kit::wait_for("the refusal", Duration::from_secs(30), || {
         let state = shared.state.read();
         assert!(!state.source.connected);

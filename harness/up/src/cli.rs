@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use admin::DEFAULT_ADMIN;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dashboard::keep::KeepArgs;
 use dashboard::pacing::AlertArgs;
 use generator::StreamArgs;
 use hosting::cli::args::{
@@ -35,7 +36,8 @@ registry up serves on --schema-registry-listen (Confluent's REST API, as Redpand
 --schema-registry names.\n\nThe topics, the transforms' committed positions and the generator's place in its \
 stream are kept in a data folder (--data-dir; by default a per-user one, printed at start). Started again on \
 it, everything goes on where it stopped, also after a kill -9: each transform from its exact position, the \
-dashboard with its history, a --count/--seed generator with the next event of the same stream. --fresh \
+dashboard from the history it keeps there (every window merged, in tiers: --keep-minutes, --keep-hours, \
+--keep-days), a --count/--seed generator with the next event of the same stream. --fresh \
 starts over; --in-memory keeps nothing. With --brokers, the same pipeline runs on a Kafka-protocol broker's \
 topics instead (the code of `harness bridge`, the generator's and the dashboard's broker clients), and any \
 client's events in logs reach the dashboard. On disk, records go after --retention-time or beyond \
@@ -113,6 +115,9 @@ pub struct UpArgs {
     /// The dashboard's alerts: rules and where their changes are posted.
     #[command(flatten)]
     alerts: AlertArgs,
+    /// How long the dashboard's history (kept in the data folder) keeps each tier.
+    #[command(flatten)]
+    keep: KeepArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -127,6 +132,7 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
         access.check_listen(&registry::listen(args.schema_registry_listen))?;
     }
     let (thresholds, alert_webhook) = args.alerts.settings()?;
+    let (spans, hot_ms) = (args.keep.spans()?, args.keep.hot_ms()?);
     let host = args.limits.host()?;
     let (module, default_name) = extensions.module(&args.wasm)?;
     let transform = host.load(&module).with_context(|| args.wasm.clone())?;
@@ -196,6 +202,8 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
             truth: args.truth,
             thresholds,
             alert_webhook,
+            spans,
+            hot_ms,
             schema_registry: match args.schema_registry {
                 Some(client) => RegistryChoice::Use(client),
                 None => RegistryChoice::Serve(args.schema_registry_listen),

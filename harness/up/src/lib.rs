@@ -92,6 +92,9 @@ pub struct UpOptions {
     /// The dashboard's alert rules, and where their changes are posted.
     pub thresholds: dashboard::pacing::Thresholds,
     pub alert_webhook: Option<String>,
+    /// How long the dashboard's history keeps each tier, and its hot set.
+    pub spans: history::Spans,
+    pub hot_ms: i64,
 }
 
 /// Where `up` keeps its topics.
@@ -115,6 +118,16 @@ impl std::fmt::Display for Storage {
 }
 
 impl Storage {
+    /// Where the dashboard keeps its history: in the data folder, or (in
+    /// memory, and on a broker, where nothing else is kept either) for
+    /// this run only.
+    fn history(&self) -> history::Place {
+        match self {
+            Storage::Folder(dir) => history::Place::Folder(dir.join("history")),
+            Storage::Memory | Storage::Brokers(_) => history::Place::Memory,
+        }
+    }
+
     /// The topics, and what is kept beside them.
     fn open(&self, retention: &Retention) -> Result<Box<dyn Kept>> {
         Ok(match self {

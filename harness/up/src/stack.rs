@@ -288,6 +288,9 @@ fn start_dashboard(
     };
     let settings = Settings {
         lateness_ms: config.lateness_ms,
+        hot_ms: options.hot_ms,
+        history: options.storage.history(),
+        spans: options.spans,
         thresholds: options.thresholds.clone(),
         alert_webhook: options.alert_webhook.clone(),
         ..Settings::default()

@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::reach::{Reach, ReachUnion};
 use crate::{Counters, Pane};
 
@@ -23,7 +25,8 @@ pub enum Added {
     Counted { late: bool, key: WindowKey },
     /// Already counted: a re-emitted pane.
     Duplicate,
-    /// Older than the retention: not kept.
+    /// Older than the retention and not held: not kept. A consumer with a
+    /// history restores the window ([`Merger::restore`]) and adds it again.
     Expired,
 }
 
@@ -44,17 +47,61 @@ pub struct Window {
     pub records: u64,
     /// Panes with late records: corrections to the window.
     pub late_panes: u64,
+    /// The transform's windows it holds: 1, or a history's rollup's count.
+    pub windows: u64,
     pub campaign_name: Option<Arc<str>>,
     pub target_cpa_micros: Option<i64>,
     pub daily_budget_micros: Option<i64>,
     pub flight: Option<(i64, i64)>,
     /// The results partition of its panes, and the last input offset
-    /// counted from it.
+    /// counted from it: the pane-identity marks.
     counted: Vec<(i32, i64)>,
 }
 
+impl Window {
+    /// An empty window of a key, with the marks it keeps.
+    pub fn new(
+        campaign: Arc<str>,
+        channel: Arc<str>,
+        window_start: i64,
+        window_end: i64,
+        marks: Vec<(i32, i64)>,
+    ) -> Window {
+        Window {
+            campaign,
+            channel,
+            window_start,
+            window_end,
+            counters: Counters::default(),
+            reach: WindowReach::default(),
+            panes: 0,
+            records: 0,
+            late_panes: 0,
+            windows: 1,
+            campaign_name: None,
+            target_cpa_micros: None,
+            daily_budget_micros: None,
+            flight: None,
+            counted: marks,
+        }
+    }
+
+    /// Per results partition, the last input offset counted.
+    pub fn marks(&self) -> &[(i32, i64)] {
+        &self.counted
+    }
+
+    pub fn key(&self) -> WindowKey {
+        (
+            self.window_start,
+            self.campaign.clone(),
+            self.channel.clone(),
+        )
+    }
+}
+
 /// Counters for `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeStats {
     pub panes: u64,
     pub duplicates: u64,
@@ -85,6 +132,18 @@ pub enum WindowReach {
     /// Boxed: a packed window is then two words.
     Open(Box<ReachUnion>),
     Packed(Box<[u8]>),
+}
+
+impl WindowReach {
+    /// DataSketches' compact bytes of the union; `None` for a window no
+    /// pane with a sketch reached.
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            WindowReach::Open(union) if union.is_empty() => None,
+            WindowReach::Open(union) => Some(union.to_reach().to_bytes()),
+            WindowReach::Packed(bytes) => Some(bytes.to_vec()),
+        }
+    }
 }
 
 impl Default for WindowReach {
@@ -150,10 +209,18 @@ const WATERMARK_PANES: usize = 16;
 /// decades ahead — can finalize the partition's windows or push the
 /// history out of the retention. A stream that truly moves on moves it
 /// with its next pane.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Watermark {
     recent: VecDeque<i64>,
     value: Option<i64>,
+}
+
+/// What a merge knows beside its windows, kept with a history so that a
+/// restart goes on with the same finality, horizon and counts.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct MergeState {
+    watermarks: BTreeMap<i32, Watermark>,
+    pub stats: MergeStats,
 }
 
 impl Watermark {
@@ -189,6 +256,9 @@ pub struct Merger {
     newest: i64,
     /// Windows starting before this have packed sketches.
     packed_until: i64,
+    /// Whether `add` drops what falls out of the retention itself, or
+    /// leaves that to [`Merger::expire`] (a consumer that first stores it).
+    expires_on_add: bool,
     pub stats: MergeStats,
 }
 
@@ -202,13 +272,61 @@ impl Merger {
             names: HashSet::new(),
             newest: i64::MIN,
             packed_until: i64::MIN,
+            expires_on_add: true,
             stats: MergeStats::default(),
         }
     }
 
+    /// A merge whose windows stay until [`Merger::expire`] is called, going
+    /// on from `state`: a consumer that stores windows before they go.
+    pub fn resumed(lateness_ms: i64, retention: Retention, state: MergeState) -> Merger {
+        let mut merger = Merger::new(lateness_ms, retention);
+        merger.expires_on_add = false;
+        merger.newest = state
+            .watermarks
+            .values()
+            .filter_map(|w| w.value)
+            .max()
+            .unwrap_or(i64::MIN);
+        merger.watermarks = state.watermarks.into_iter().collect();
+        merger.stats = state.stats;
+        merger
+    }
+
+    /// What [`Merger::resumed`] goes on from.
+    pub fn state(&self) -> MergeState {
+        MergeState {
+            watermarks: self
+                .watermarks
+                .iter()
+                .map(|(&p, w)| (p, w.clone()))
+                .collect(),
+            stats: self.stats,
+        }
+    }
+
+    /// Holds a window again (one a history kept), so that its panes to
+    /// come are merged into it and its marks keep re-emitted ones out.
+    pub fn restore(&mut self, mut window: Window) {
+        window.campaign = intern(&mut self.names, &window.campaign);
+        window.channel = intern(&mut self.names, &window.channel);
+        self.windows.insert(window.key(), window);
+    }
+
+    /// Whether a pane's window is neither held nor within the retention:
+    /// a consumer with a history restores it before adding the pane.
+    pub fn is_cold(&self, pane: &Pane) -> bool {
+        pane.window_start < self.horizon()
+            && !self.windows.contains_key(&(
+                pane.window_start,
+                Arc::from(pane.campaign.as_str()),
+                Arc::from(pane.channel.as_str()),
+            ))
+    }
+
     pub fn add(&mut self, partition: i32, pane: &Pane) -> Added {
         self.stats.panes += 1;
-        if pane.window_start < self.horizon() {
+        if self.expires_on_add && pane.window_start < self.horizon() || self.is_cold(pane) {
             self.stats.expired += 1;
             self.stats.records += pane.records;
             return Added::Expired;
@@ -223,25 +341,15 @@ impl Merger {
         // (panes of one batch arrive one by one, so a watermark moved by
         // one of them would make its siblings look late).
         let late = pane.late_records > 0;
-        let window = self
-            .windows
-            .entry(key.clone())
-            .or_insert_with_key(|key| Window {
-                campaign: key.1.clone(),
-                channel: key.2.clone(),
-                window_start: pane.window_start,
-                window_end: pane.window_end,
-                counters: Counters::default(),
-                reach: WindowReach::default(),
-                panes: 0,
-                records: 0,
-                late_panes: 0,
-                campaign_name: None,
-                target_cpa_micros: None,
-                daily_budget_micros: None,
-                flight: None,
-                counted: Vec::new(),
-            });
+        let window = self.windows.entry(key.clone()).or_insert_with_key(|key| {
+            Window::new(
+                key.1.clone(),
+                key.2.clone(),
+                pane.window_start,
+                pane.window_end,
+                Vec::new(),
+            )
+        });
         let counted = match window.counted.iter_mut().find(|(p, _)| *p == partition) {
             Some((_, last)) => last,
             None => {
@@ -285,7 +393,9 @@ impl Merger {
         let newer = watermark.is_some_and(|w| w > self.newest);
         if newer || self.windows.len() > self.retention.max_windows {
             self.newest = self.newest.max(watermark.unwrap_or(i64::MIN));
-            self.expire();
+            if self.expires_on_add {
+                self.expire();
+            }
             self.pack();
         }
         Added::Counted { late, key }
@@ -304,11 +414,28 @@ impl Merger {
             .is_some_and(|w| w.saturating_sub(self.lateness_ms) >= window_end)
     }
 
+    /// A window of no known partition (a rollup of a history) is final
+    /// once every partition's watermark has passed it.
     pub fn window_is_final(&self, window: &Window) -> bool {
+        if window.counted.is_empty() {
+            return !self.watermarks.is_empty()
+                && self
+                    .watermarks
+                    .keys()
+                    .all(|&p| self.is_final(p, window.window_end));
+        }
         window
             .counted
             .iter()
             .all(|&(p, _)| self.is_final(p, window.window_end))
+    }
+
+    /// The windows' size, as the newest window held says.
+    pub fn window_size(&self) -> Option<i64> {
+        self.windows
+            .values()
+            .next_back()
+            .map(|w| w.window_end - w.window_start)
     }
 
     /// The newest watermark: the merge's event-time "now", once a
@@ -338,7 +465,8 @@ impl Merger {
         self.newest.saturating_sub(self.retention.span_ms)
     }
 
-    fn expire(&mut self) {
+    /// Drops the windows out of the retention.
+    pub fn expire(&mut self) {
         let horizon = self.horizon();
         while let Some(entry) = self.windows.first_entry() {
             if entry.key().0 >= horizon {

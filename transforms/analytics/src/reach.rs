@@ -154,6 +154,11 @@ impl ReachUnion {
         self.0.estimate().round() as u64
     }
 
+    /// Whether no sketch was added.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn to_reach(&self) -> Reach {
         Reach(self.0.to_sketch(HllType::Hll4))
     }

@@ -1,0 +1,662 @@
+//! The store: one SQLite file, its tables, checkpoints and reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use analytics::merge::{Window, WindowKey, WindowReach};
+use analytics::reach::Reach;
+use analytics::{Counters, Pane};
+use anyhow::{bail, Context, Result};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::pending::Pending;
+use crate::tiers::{Range, Spans, Tier, DAY_MS};
+
+/// The layout this version reads and writes (SQLite's `user_version`).
+pub const FORMAT: i64 = 1;
+
+/// Marks the file as a history (SQLite's `application_id`): "MPH1".
+const APPLICATION_ID: i64 = 0x4d50_4831;
+
+/// The file in a history folder.
+const FILE: &str = "history.sqlite";
+
+/// Rows dropped from a tier past its span only once no pane has reached
+/// them for this long (in event time): a re-emitted pane still finds the
+/// marks that keep it out.
+const GRACE_MS: i64 = DAY_MS;
+
+/// How often (in event time) tiers drop what is past their span.
+const PRUNE_EVERY_MS: i64 = 3_600_000;
+
+const COUNTERS: &str = "impressions, clicks, conversions, spend_micros, revenue_micros, \
+     late_records, panes, records, late_panes, reach_sketch, windows";
+
+/// Where the history is kept.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// In this folder, for the next run.
+    Folder(PathBuf),
+    /// In memory: nothing outlives the process.
+    Memory,
+}
+
+/// What a history holds beside its windows, for the consumer to go on.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Per (topic, partition), the next offset to read.
+    pub positions: BTreeMap<(String, i32), i64>,
+    /// The consumer's own state, by name, as it gave it.
+    pub state: BTreeMap<String, String>,
+}
+
+/// What a checkpoint writes beside the windows.
+pub struct Checkpoint<'a> {
+    pub positions: &'a BTreeMap<(String, i32), i64>,
+    pub state: Vec<(&'static str, String)>,
+    /// The newest event time merged: how far back each tier reaches.
+    pub newest: Option<i64>,
+}
+
+/// A campaign's settings, as its newest pane said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Campaign {
+    pub name: Option<Arc<str>>,
+    pub target_cpa_micros: Option<i64>,
+    pub daily_budget_micros: Option<i64>,
+    /// Start and end, in milliseconds.
+    pub flight: Option<(i64, i64)>,
+}
+
+impl Campaign {
+    fn of(w: &Window) -> Campaign {
+        Campaign {
+            name: w.campaign_name.clone(),
+            target_cpa_micros: w.target_cpa_micros,
+            daily_budget_micros: w.daily_budget_micros,
+            flight: w.flight,
+        }
+    }
+
+    fn apply(&self, w: &mut Window) {
+        w.campaign_name = self.name.clone();
+        w.target_cpa_micros = self.target_cpa_micros;
+        w.daily_budget_micros = self.daily_budget_micros;
+        w.flight = self.flight;
+    }
+}
+
+pub struct History {
+    /// One connection: the merge writes, the API reads between its runs.
+    conn: Mutex<Connection>,
+    place: String,
+    spans: Spans,
+    newest: Option<i64>,
+    campaigns: HashMap<Arc<str>, Campaign>,
+    pending: Pending,
+    pruned_at: i64,
+    /// Held open: keeps a second dashboard out of the folder.
+    _lock: Option<File>,
+}
+
+/// Refuses a folder another process holds.
+fn lock(folder: &Path) -> Result<File> {
+    let path = folder.join("LOCK");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "another dashboard is using the history in {}: stop it, or give this one another \
+             history folder",
+            folder.display()
+        ),
+        Err(TryLockError::Error(e)) => Err(e).context(format!("locking {}", path.display())),
+    }
+}
+
+/// Creates the tables of an empty file, or checks a file's layout.
+fn prepare(conn: &Connection, place: &str) -> Result<()> {
+    let rebuild = "Move it aside or delete it: the dashboard then rebuilds the history from \
+                   `results` (and `logs.dlq`), as far back as they still hold";
+    let read = |conn: &Connection| -> rusqlite::Result<(i64, i64, i64)> {
+        let id = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        Ok((id, version, tables))
+    };
+    let (id, version, tables) =
+        read(conn).with_context(|| format!("{place} is damaged or is not a history. {rebuild}"))?;
+    if tables > 0 && id != APPLICATION_ID {
+        bail!("{place} holds another SQLite database, not a dashboard's history. {rebuild}");
+    }
+    if tables > 0 && version != FORMAT {
+        bail!(
+            "{place} holds a history in format {version}; this dashboard reads format {FORMAT}. \
+             Run the dashboard that wrote it, or: {rebuild}"
+        );
+    }
+    if tables > 0 {
+        return Ok(());
+    }
+    let mut ddl = format!(
+        "PRAGMA application_id = {APPLICATION_ID};
+         PRAGMA user_version = {FORMAT};
+         CREATE TABLE positions (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+             next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+         CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE campaigns (campaign TEXT PRIMARY KEY, campaign_name TEXT,
+             target_cpa_micros INTEGER, daily_budget_micros INTEGER,
+             flight_start_ms INTEGER, flight_end_ms INTEGER);"
+    );
+    for tier in Tier::ALL {
+        let marks = match tier {
+            Tier::Minute => "marks TEXT NOT NULL, touched INTEGER NOT NULL,",
+            _ => "",
+        };
+        ddl.push_str(&format!(
+            "CREATE TABLE {} (window_start INTEGER NOT NULL, campaign TEXT NOT NULL,
+                 channel TEXT NOT NULL, window_end INTEGER NOT NULL,
+                 impressions INTEGER NOT NULL, clicks INTEGER NOT NULL,
+                 conversions INTEGER NOT NULL, spend_micros INTEGER NOT NULL,
+                 revenue_micros INTEGER NOT NULL, late_records INTEGER NOT NULL,
+                 panes INTEGER NOT NULL, records INTEGER NOT NULL, late_panes INTEGER NOT NULL,
+                 reach_sketch BLOB, windows INTEGER NOT NULL, {marks}
+                 PRIMARY KEY (window_start, campaign, channel)) WITHOUT ROWID;",
+            tier.table()
+        ));
+    }
+    conn.execute_batch(&format!("BEGIN; {ddl} COMMIT;"))
+        .with_context(|| format!("creating the history in {place}"))
+}
+
+/// `0:41 2:17`: each results partition's last offset counted.
+fn marks_text(marks: &[(i32, i64)]) -> String {
+    let parts: Vec<String> = marks.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    parts.join(" ")
+}
+
+fn parse_marks(text: &str) -> Vec<(i32, i64)> {
+    text.split_whitespace()
+        .filter_map(|m| {
+            let (p, o) = m.split_once(':')?;
+            Some((p.parse().ok()?, o.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sql_err(e: rusqlite::Error) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+/// A row of a tier as a window; `marks` for the minute tier.
+fn row(r: &rusqlite::Row, minute: bool) -> rusqlite::Result<Window> {
+    let campaign: String = r.get(1)?;
+    let channel: String = r.get(2)?;
+    let marks = if minute {
+        parse_marks(&r.get::<_, String>(15)?)
+    } else {
+        Vec::new()
+    };
+    let mut w = Window::new(
+        Arc::from(campaign),
+        Arc::from(channel),
+        r.get(0)?,
+        r.get(3)?,
+        marks,
+    );
+    w.counters = Counters {
+        impressions: r.get(4)?,
+        clicks: r.get(5)?,
+        conversions: r.get(6)?,
+        spend_micros: r.get(7)?,
+        revenue_micros: r.get(8)?,
+        late_records: r.get(9)?,
+    };
+    w.panes = r.get(10)?;
+    w.records = r.get(11)?;
+    w.late_panes = r.get(12)?;
+    if let Some(bytes) = r.get::<_, Option<Vec<u8>>>(13)? {
+        w.reach = WindowReach::Packed(bytes.into_boxed_slice());
+    }
+    w.windows = r.get(14)?;
+    Ok(w)
+}
+
+impl History {
+    /// Opens the history kept at `place`, or starts one; refuses one of
+    /// another format, or damaged, saying how to rebuild it.
+    pub fn open(place: &Place, spans: Spans) -> Result<(History, Resumed)> {
+        let (conn, name, lock) = match place {
+            Place::Memory => (
+                Connection::open_in_memory().map_err(sql_err)?,
+                "memory".to_string(),
+                None,
+            ),
+            Place::Folder(folder) => {
+                std::fs::create_dir_all(folder)
+                    .with_context(|| format!("creating the history folder {}", folder.display()))?;
+                let lock = lock(folder)?;
+                let file = folder.join(FILE);
+                let conn = Connection::open(&file)
+                    .with_context(|| format!("opening the history {}", file.display()))?;
+                let wal = conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                    .and_then(|_| conn.execute_batch("PRAGMA synchronous = NORMAL"));
+                if let Err(e) = wal {
+                    bail!(
+                        "the history {} is damaged or is not a history ({e}). Move it aside or \
+                         delete it: the dashboard then rebuilds the history from `results`, as \
+                         far back as it still holds",
+                        file.display()
+                    );
+                }
+                (conn, format!("the history {}", file.display()), Some(lock))
+            }
+        };
+        prepare(&conn, &name)?;
+        let resumed = Resumed {
+            positions: conn
+                .prepare("SELECT topic, partition, next_offset FROM positions")?
+                .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?,
+            state: conn
+                .prepare("SELECT name, value FROM state")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        let campaigns = conn
+            .prepare(
+                "SELECT campaign, campaign_name, target_cpa_micros, daily_budget_micros, \
+                 flight_start_ms, flight_end_ms FROM campaigns",
+            )?
+            .query_map([], |r| {
+                let flight = match (r.get(4)?, r.get(5)?) {
+                    (Some(s), Some(e)) => Some((s, e)),
+                    _ => None,
+                };
+                Ok((
+                    Arc::from(r.get::<_, String>(0)?),
+                    Campaign {
+                        name: r.get::<_, Option<String>>(1)?.map(Arc::from),
+                        target_cpa_micros: r.get(2)?,
+                        daily_budget_micros: r.get(3)?,
+                        flight,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let newest = resumed
+            .state
+            .get(NEWEST)
+            .and_then(|v| v.parse::<i64>().ok());
+        Ok((
+            History {
+                conn: Mutex::new(conn),
+                place: name,
+                spans,
+                newest,
+                campaigns,
+                pending: Pending::default(),
+                pruned_at: newest.unwrap_or(i64::MIN),
+                _lock: lock,
+            },
+            resumed,
+        ))
+    }
+
+    /// Deletes the history kept in `folder` (for `--fresh`), once no
+    /// dashboard holds it; says what went, or `None` if there was none.
+    pub fn remove(folder: &Path) -> Result<Option<String>> {
+        let file = folder.join(FILE);
+        if !file.exists() {
+            return Ok(None);
+        }
+        let _lock = lock(folder)?;
+        let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
+        for suffix in ["", "-wal", "-shm"] {
+            let path = folder.join(format!("{FILE}{suffix}"));
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).context(format!("deleting {}", path.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(format!("{} ({} MiB)", file.display(), bytes >> 20)))
+    }
+
+    /// Where it is, for messages: "memory" or "the history FILE".
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    pub fn spans(&self) -> &Spans {
+        &self.spans
+    }
+
+    /// A pane the merge counted into the window `key` (`first` if it is the
+    /// window's first): written with the next checkpoint.
+    pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool) {
+        self.pending.count(pane, key, first);
+    }
+
+    /// Writes, in one transaction, the windows changed since the last
+    /// checkpoint (found by `window`), what their hours and days gained,
+    /// the positions they were merged up to and the consumer's state. On
+    /// an error (a full disk) nothing is written and everything stays
+    /// pending for the next try.
+    pub fn checkpoint<'w>(
+        &mut self,
+        window: impl Fn(&WindowKey) -> Option<&'w Window>,
+        at: Checkpoint<'_>,
+    ) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let mut campaigns: Vec<(Arc<str>, Campaign)> = Vec::new();
+        {
+            let mut put = tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO minute (window_start, campaign, channel, window_end, \
+                 {COUNTERS}, marks, touched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                 ?11, ?12, ?13, ?14, 1, ?15, ?16)"
+            ))?;
+            let touched = at.newest.unwrap_or(i64::MIN);
+            for key in &self.pending.windows {
+                let Some(w) = window(key) else { continue };
+                let c = &w.counters;
+                put.execute(params![
+                    w.window_start,
+                    &*w.campaign,
+                    &*w.channel,
+                    w.window_end,
+                    c.impressions,
+                    c.clicks,
+                    c.conversions,
+                    c.spend_micros,
+                    c.revenue_micros,
+                    c.late_records,
+                    w.panes,
+                    w.records,
+                    w.late_panes,
+                    w.reach.to_bytes(),
+                    marks_text(w.marks()),
+                    touched,
+                ])?;
+                let campaign = Campaign::of(w);
+                if self.campaigns.get(&w.campaign) != Some(&campaign) {
+                    campaigns.retain(|(name, _)| *name != w.campaign);
+                    campaigns.push((w.campaign.clone(), campaign));
+                }
+            }
+            for ((tier, start, campaign, channel), gain) in &self.pending.gains {
+                let table = tier.table();
+                let old: Option<Option<Vec<u8>>> = tx
+                    .prepare_cached(&format!(
+                        "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND \
+                         campaign = ?2 AND channel = ?3"
+                    ))?
+                    .query_row(params![start, &**campaign, &**channel], |r| r.get(0))
+                    .optional()?;
+                let reach = match (&gain.reach, old.flatten()) {
+                    (None, old) => old,
+                    (Some(new), old) => {
+                        let mut union = new.clone();
+                        if let Some(old) = old.and_then(|b| Reach::from_bytes(&b).ok()) {
+                            union.add(&old);
+                        }
+                        Some(union.to_reach().to_bytes())
+                    }
+                };
+                let c = &gain.counters;
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {table} (window_start, campaign, channel, window_end, \
+                     {COUNTERS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                     ?13, ?14, ?15) ON CONFLICT (window_start, campaign, channel) DO UPDATE SET \
+                     impressions = impressions + excluded.impressions, \
+                     clicks = clicks + excluded.clicks, \
+                     conversions = conversions + excluded.conversions, \
+                     spend_micros = spend_micros + excluded.spend_micros, \
+                     revenue_micros = revenue_micros + excluded.revenue_micros, \
+                     late_records = late_records + excluded.late_records, \
+                     panes = panes + excluded.panes, records = records + excluded.records, \
+                     late_panes = late_panes + excluded.late_panes, \
+                     windows = windows + excluded.windows, reach_sketch = excluded.reach_sketch"
+                ))?
+                .execute(params![
+                    start,
+                    &**campaign,
+                    &**channel,
+                    gain.window_end,
+                    c.impressions,
+                    c.clicks,
+                    c.conversions,
+                    c.spend_micros,
+                    c.revenue_micros,
+                    c.late_records,
+                    gain.panes,
+                    gain.records,
+                    gain.late_panes,
+                    reach,
+                    gain.windows,
+                ])?;
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO campaigns (campaign, campaign_name, target_cpa_micros, \
+                 daily_budget_micros, flight_start_ms, flight_end_ms) VALUES (?1, ?2, ?3, ?4, \
+                 ?5, ?6)",
+            )?;
+            for (name, c) in &campaigns {
+                put.execute(params![
+                    &**name,
+                    c.name.as_deref(),
+                    c.target_cpa_micros,
+                    c.daily_budget_micros,
+                    c.flight.map(|f| f.0),
+                    c.flight.map(|f| f.1),
+                ])?;
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO positions (topic, partition, next_offset) VALUES (?1, ?2, ?3)",
+            )?;
+            for ((topic, partition), next) in at.positions {
+                put.execute(params![topic, partition, next])?;
+            }
+            let mut put =
+                tx.prepare_cached("INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)")?;
+            for (name, value) in &at.state {
+                put.execute(params![name, value])?;
+            }
+            if let Some(newest) = at.newest {
+                put.execute(params![NEWEST, newest.to_string()])?;
+            }
+        }
+        let prune = at
+            .newest
+            .filter(|&n| n >= self.pruned_at.saturating_add(PRUNE_EVERY_MS));
+        if let Some(newest) = prune {
+            for tier in Tier::ALL {
+                let floor = self.spans.floor(tier, Some(newest));
+                if floor == i64::MIN {
+                    continue;
+                }
+                let touched = match tier {
+                    Tier::Minute => " AND touched < ?2",
+                    _ => " AND ?2 = ?2",
+                };
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {} WHERE window_start < ?1{touched}",
+                        tier.table()
+                    ),
+                    params![floor, newest.saturating_sub(GRACE_MS)],
+                )?;
+            }
+        }
+        tx.commit()?;
+        drop(conn);
+        if let Some(newest) = prune {
+            self.pruned_at = newest;
+        }
+        self.newest = at.newest.or(self.newest);
+        self.campaigns.extend(campaigns);
+        self.pending = Pending::default();
+        Ok(())
+    }
+
+    /// The minute windows starting at `from` or later: what a restarted
+    /// merge holds again.
+    pub fn hot(&self, from: i64) -> Result<Vec<Window>> {
+        self.read(
+            &[Range {
+                tier: Tier::Minute,
+                from,
+                to: i64::MAX,
+            }],
+            None,
+            None,
+            usize::MAX,
+        )
+    }
+
+    /// A window of the minute tier, with its marks.
+    pub fn window(&self, key: &WindowKey) -> Result<Option<Window>> {
+        let conn = self.conn.lock();
+        let mut w = conn
+            .prepare_cached(&format!(
+                "SELECT window_start, campaign, channel, window_end, {COUNTERS}, marks FROM \
+                 minute WHERE window_start = ?1 AND campaign = ?2 AND channel = ?3"
+            ))?
+            .query_row(params![key.0, &*key.1, &*key.2], |r| row(r, true))
+            .optional()?;
+        if let Some(w) = &mut w {
+            self.with_campaign(w);
+        }
+        Ok(w)
+    }
+
+    fn with_campaign(&self, w: &mut Window) {
+        if let Some(c) = self.campaigns.get(&w.campaign) {
+            c.apply(w);
+        }
+    }
+
+    /// The rows of `ranges`, of one campaign or channel if given, in order
+    /// of start, campaign and channel within each range; at most `limit`
+    /// and one more (the caller says the range is too wide).
+    pub fn read(
+        &self,
+        ranges: &[Range],
+        campaign: Option<&str>,
+        channel: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Window>> {
+        let conn = self.conn.lock();
+        let mut out = Vec::new();
+        for range in ranges {
+            let minute = range.tier == Tier::Minute;
+            let marks = if minute { ", marks" } else { "" };
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT window_start, campaign, channel, window_end, {COUNTERS}{marks} FROM {} \
+                 WHERE window_start >= ?1 AND window_start < ?2 AND (?3 IS NULL OR campaign = ?3) \
+                 AND (?4 IS NULL OR channel = ?4) ORDER BY window_start, campaign, channel",
+                range.tier.table()
+            ))?;
+            let rows = query.query_map(params![range.from, range.to, campaign, channel], |r| {
+                row(r, minute)
+            })?;
+            for w in rows {
+                let mut w = w?;
+                self.with_campaign(&mut w);
+                out.push(w);
+                if out.len() > limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every campaign's settings, as its newest pane said.
+    pub fn campaigns(&self) -> impl Iterator<Item = (&str, &Campaign)> {
+        self.campaigns.iter().map(|(name, c)| (&**name, c))
+    }
+
+    /// The counters of `ranges` summed per campaign, in SQLite: for totals
+    /// that need neither reach nor the rows.
+    pub fn sums(&self, ranges: &[Range]) -> Result<BTreeMap<String, Counters>> {
+        let conn = self.conn.lock();
+        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        for range in ranges {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT campaign, sum(impressions), sum(clicks), sum(conversions), \
+                 sum(spend_micros), sum(revenue_micros), sum(late_records) FROM {} \
+                 WHERE window_start >= ?1 AND window_start < ?2 GROUP BY campaign",
+                range.tier.table()
+            ))?;
+            let rows = query.query_map(params![range.from, range.to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Counters {
+                        impressions: r.get(1)?,
+                        clicks: r.get(2)?,
+                        conversions: r.get(3)?,
+                        spend_micros: r.get(4)?,
+                        revenue_micros: r.get(5)?,
+                        late_records: r.get(6)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (campaign, counters) = row?;
+                out.entry(campaign).or_default().add(&counters);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where a tier is whole from.
+    pub fn floor(&self, tier: Tier) -> i64 {
+        self.spans.floor(tier, self.newest)
+    }
+
+    /// The earliest and latest window start held, if any: each from the
+    /// finest tier that holds it (a rollup starts at its hour or day).
+    pub fn bounds(&self) -> Result<Option<(i64, i64)>> {
+        let conn = self.conn.lock();
+        let mut bounds: Option<(i64, i64)> = None;
+        for tier in Tier::ALL {
+            let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+                &format!(
+                    "SELECT min(window_start), max(window_start) FROM {}",
+                    tier.table()
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (Some(lo), Some(hi)) = (lo, hi) else {
+                continue;
+            };
+            bounds = Some(match bounds {
+                None => (lo, hi),
+                // A coarser tier's row is earlier only if it reaches
+                // before the finer tier's first one.
+                Some((first, last)) if lo < tier.start_of(first) => (lo, last.max(hi)),
+                Some((first, last)) => (first, last.max(hi)),
+            });
+        }
+        Ok(bounds)
+    }
+}
+
+/// The state entry that keeps the newest event time checkpointed.
+const NEWEST: &str = "history.newest";
+
+#[cfg(test)]
+mod tests;
