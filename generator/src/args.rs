@@ -30,6 +30,10 @@ pub struct StreamArgs {
     /// default: the wall clock.
     #[arg(long)]
     pub start: Option<String>,
+    /// With --start: events a second of simulated event time at the daily peak (the seed's
+    /// 15); lower spreads the same number of events over more days.
+    #[arg(long, default_value_t = 15.0, value_name = "EVENTS")]
+    pub simulated_rate: f64,
     /// Share of malformed events, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub invalid_ratio: f64,
@@ -115,7 +119,14 @@ impl StreamArgs {
             }
             _ => bail!("--revenue takes MIN,MAX in currency units, such as 10,200"),
         };
+        if !(0.001..=1000.0).contains(&self.simulated_rate) {
+            bail!(
+                "--simulated-rate must be from 0.001 to 1000 events a second, not {}",
+                self.simulated_rate
+            );
+        }
         Ok(Profile {
+            simulated_step_ms: (2000.0 / self.simulated_rate).round().max(1.0) as u64,
             campaigns: self.campaigns.clone(),
             channels: self.channels.clone(),
             weights: [self.weights[0], self.weights[1], self.weights[2]],
@@ -131,8 +142,14 @@ impl StreamArgs {
     /// generate the same events (the same times too with --start), whatever
     /// their rate, count or duration.
     pub fn identity(&self) -> String {
+        // The seed's pace is left out: streams kept before the option came
+        // keep their identity.
+        let pace = match self.simulated_rate {
+            15.0 => String::new(),
+            r => format!(" simulated_rate={r}"),
+        };
         format!(
-            "seed={} start={:?} invalid_ratio={} campaigns={:?} channels={:?} weights={:?} users={} revenue={:?} format={:?}",
+            "seed={} start={:?} invalid_ratio={} campaigns={:?} channels={:?} weights={:?} users={} revenue={:?} format={:?}{pace}",
             self.seed,
             self.start,
             self.invalid_ratio,

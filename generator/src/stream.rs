@@ -23,6 +23,9 @@ pub struct Profile {
     pub users: u64,
     /// Share of malformed events, 0 to 1.
     pub invalid_ratio: f64,
+    /// A simulated clock advances a random 0 to this less one ms per event
+    /// at the daily peak: 133, about 15 events a second, as the seed.
+    pub simulated_step_ms: u64,
 }
 
 impl Default for Profile {
@@ -40,11 +43,16 @@ impl Default for Profile {
             revenue_micros: (10_000_000, 200_000_000),
             users: 20_000,
             invalid_ratio: 0.0,
+            simulated_step_ms: SEED_STEP_MS,
         }
     }
 }
 
 pub const KINDS: [&str; 3] = ["impression", "click", "conversion"];
+
+/// The seed's pace in simulated time: a step of 0-132 ms, about 15 events a
+/// second.
+pub const SEED_STEP_MS: u64 = 133;
 
 /// Where event time comes from.
 #[derive(Debug, Clone, Copy)]
@@ -52,9 +60,10 @@ pub enum Clock {
     /// Now, for live streams.
     Wall,
     /// From a start time, advancing a random 0–132 ms per event (about 15
-    /// events a simulated second, as the seed) at the daily peak, and up
-    /// to 4 times as long at night (see [`daily_shape`]), whatever the real
-    /// rate: the stream is then the same byte for byte at any rate.
+    /// events a simulated second, as the seed; see
+    /// [`Profile::simulated_step_ms`]) at the daily peak, and up to 4 times
+    /// as long at night (see [`daily_shape`]), whatever the real rate: the
+    /// stream is then the same byte for byte at any rate.
     Simulated { next_ms: i64 },
 }
 
@@ -140,7 +149,8 @@ impl Stream {
                 .map_or(0, |d| d.as_millis() as i64),
             Clock::Simulated { next_ms } => {
                 let now = *next_ms;
-                *next_ms += (self.rng.below(133) as f64 / daily_shape(now)) as i64;
+                let step = self.rng.below(self.profile.simulated_step_ms);
+                *next_ms += (step as f64 / daily_shape(now)) as i64;
                 now
             }
         }

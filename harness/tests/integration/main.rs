@@ -13,6 +13,7 @@ mod cases;
 mod cli;
 mod common;
 mod durable;
+mod history;
 mod hostile;
 mod logs_offsets;
 mod properties;
