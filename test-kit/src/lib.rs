@@ -38,7 +38,13 @@ fn agent() -> ureq::Agent {
 fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Option<Response> {
     let mut response = result.ok()?;
     let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().ok()?;
+    // Past ureq's 10 MB default: a month of windows by day is larger.
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .ok()?;
     Some(Response { status, body })
 }
 
