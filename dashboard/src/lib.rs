@@ -4,6 +4,7 @@
 //! output, or topics (a broker's or the embedded ones, through
 //! `topic_io`).
 
+pub mod export;
 pub mod keep;
 pub mod pacing;
 pub mod range;

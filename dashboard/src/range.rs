@@ -122,3 +122,179 @@ fn cuts(selection: &Selection, from: i64, to: i64) -> Result<Vec<i64>, String> {
     cuts.push(to);
     Ok(cuts)
 }
+
+/// A named range, as Meta's Marketing API (`date_preset`) and Ads
+/// Manager name them, in days of the filter's `tz`; "today" is the day of
+/// the merge's "now" (its newest event time), so a back-fill's days read
+/// as the days they were. `last_7d` and `last_30d` end with yesterday, as
+/// Ads Manager's "Last 7 days".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Today,
+    Yesterday,
+    Last7d,
+    Last30d,
+    ThisMonth,
+    LastMonth,
+    Maximum,
+}
+
+const PRESETS: [(&str, Preset); 7] = [
+    ("today", Preset::Today),
+    ("yesterday", Preset::Yesterday),
+    ("last_7d", Preset::Last7d),
+    ("last_30d", Preset::Last30d),
+    ("this_month", Preset::ThisMonth),
+    ("last_month", Preset::LastMonth),
+    ("maximum", Preset::Maximum),
+];
+
+impl Preset {
+    pub fn parse(name: &str) -> Result<Preset, String> {
+        PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, p)| p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                format!("`date_preset={name}`: use one of {}", names.join(", "))
+            })
+    }
+
+    /// `[from, to)` at `now` in `tz`; `None` for everything.
+    fn bounds(self, now: i64, tz: &jiff::tz::TimeZone) -> Option<(i64, i64)> {
+        let at = jiff::Timestamp::from_millisecond(now)
+            .ok()?
+            .to_zoned(tz.clone());
+        let today = at.start_of_day().ok()?;
+        let ms = |z: &jiff::Zoned| z.timestamp().as_millisecond();
+        let days_back = |n: i64| -> Option<jiff::Zoned> {
+            today
+                .checked_sub(jiff::Span::new().days(n))
+                .ok()?
+                .start_of_day()
+                .ok()
+        };
+        let month = at.first_of_month().ok()?.start_of_day().ok()?;
+        Some(match self {
+            Preset::Today => (ms(&today), now + 1),
+            Preset::Yesterday => (ms(&days_back(1)?), ms(&today)),
+            Preset::Last7d => (ms(&days_back(7)?), ms(&today)),
+            Preset::Last30d => (ms(&days_back(30)?), ms(&today)),
+            Preset::ThisMonth => (ms(&month), now + 1),
+            Preset::LastMonth => {
+                let last = month.checked_sub(jiff::Span::new().months(1)).ok()?;
+                (ms(&last.start_of_day().ok()?), ms(&month))
+            }
+            Preset::Maximum => return None,
+        })
+    }
+}
+
+/// The selection with its preset turned into `from`/`to` at `now`.
+pub fn resolve(selection: &Selection, now: i64) -> Selection {
+    let mut resolved = selection.clone();
+    let tz = selection.tz.clone().unwrap_or(jiff::tz::TimeZone::UTC);
+    if let Some((from, to)) = selection.preset.and_then(|p| p.bounds(now, &tz)) {
+        resolved.from_ms = Some(from);
+        resolved.to_ms = Some(to - 1);
+    }
+    resolved
+}
+
+/// The period of the same length just before a resolved selection's, or
+/// `None` when it is open-ended.
+pub fn previous(selection: &Selection, window_ms: i64) -> Option<Selection> {
+    let (from, to) = (selection.from_ms?, selection.to_ms?);
+    let end = window_start(to, window_ms) + window_ms;
+    let mut previous = selection.clone();
+    previous.from_ms = Some(from - (end - from));
+    previous.to_ms = Some(from - 1);
+    Some(previous)
+}
+
+/// Each figure's change from `before` to `now`, as a share (0.1 = +10%);
+/// `null` where `before` is 0.
+pub fn change(now: &serde_json::Value, before: &serde_json::Value) -> serde_json::Value {
+    const FIGURES: [&str; 15] = [
+        "impressions",
+        "clicks",
+        "conversions",
+        "spend",
+        "revenue",
+        "CPC",
+        "CPA",
+        "CTR",
+        "CVR",
+        "CPM",
+        "ROAS",
+        "AOV",
+        "reach",
+        "frequency",
+        "late_records",
+    ];
+    let figures = FIGURES.iter().filter_map(|&f| {
+        let (a, b) = (now[f].as_f64()?, before[f].as_f64()?);
+        Some((f.to_string(), (b != 0.0).then(|| (a - b) / b).into()))
+    });
+    serde_json::Value::Object(figures.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JUNE_15_NOON: i64 = 1_749_988_800_000;
+    const DAY: i64 = DAY_MS;
+
+    fn bounds(preset: &str, tz: &str) -> Option<(i64, i64)> {
+        let tz = jiff::tz::TimeZone::get(tz).unwrap();
+        Preset::parse(preset).unwrap().bounds(JUNE_15_NOON, &tz)
+    }
+
+    #[test]
+    fn presets_are_days_of_the_zone_before_now() {
+        let midnight = JUNE_15_NOON - DAY / 2;
+        assert_eq!(bounds("today", "UTC"), Some((midnight, JUNE_15_NOON + 1)));
+        assert_eq!(bounds("yesterday", "UTC"), Some((midnight - DAY, midnight)));
+        assert_eq!(
+            bounds("last_7d", "UTC"),
+            Some((midnight - 7 * DAY, midnight))
+        );
+        assert_eq!(
+            bounds("last_30d", "UTC"),
+            Some((midnight - 30 * DAY, midnight))
+        );
+        let june = midnight - 14 * DAY;
+        assert_eq!(bounds("this_month", "UTC"), Some((june, JUNE_15_NOON + 1)));
+        assert_eq!(bounds("last_month", "UTC"), Some((june - 31 * DAY, june)));
+        assert_eq!(bounds("maximum", "UTC"), None);
+        // New York's June 15th began at 04:00 UTC.
+        let ny = midnight + 4 * 3_600_000;
+        assert_eq!(
+            bounds("yesterday", "America/New_York"),
+            Some((ny - DAY, ny))
+        );
+        assert!(Preset::parse("last_week").unwrap_err().contains("last_7d"));
+    }
+
+    #[test]
+    fn the_previous_period_has_the_same_length_just_before() {
+        let selection = Selection {
+            from_ms: Some(10 * DAY),
+            to_ms: Some(17 * DAY - 1),
+            ..Selection::default()
+        };
+        let previous = previous(&selection, 60_000).unwrap();
+        assert_eq!(
+            (previous.from_ms, previous.to_ms),
+            (Some(3 * DAY), Some(10 * DAY - 1))
+        );
+        let now = serde_json::json!({"impressions": 150, "CTR": 0.0, "spend": 5.0});
+        let before = serde_json::json!({"impressions": 100, "CTR": 0.0, "spend": 10.0});
+        assert_eq!(
+            change(&now, &before),
+            serde_json::json!({"impressions": 0.5, "CTR": null, "spend": -0.5})
+        );
+    }
+}

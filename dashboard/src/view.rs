@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::range::Preset;
 use analytics::merge::{Merger, Window};
 
 /// `?campaign=&channel=&from=&to=&bucket=&tz=`; `from`/`to` are window
@@ -29,6 +30,14 @@ pub struct Filter {
     pub n: Option<String>,
     pub dimension: Option<String>,
     pub order: Option<String>,
+    /// A named range, as Meta's Marketing API names them: `today`,
+    /// `last_7d`, … (see [`Preset`]).
+    pub date_preset: Option<String>,
+    /// `previous`: `/api/summary` adds the period of the same length just
+    /// before, and each figure's change.
+    pub compare: Option<String>,
+    /// `/api/export`: `csv` or `parquet`.
+    pub format: Option<String>,
 }
 
 /// A parsed [`Filter`].
@@ -40,6 +49,10 @@ pub struct Selection {
     pub to_ms: Option<i64>,
     pub bucket: Option<Bucket>,
     pub top: Top,
+    /// Resolved into `from_ms`/`to_ms` at the merge's "now", in `tz`.
+    pub preset: Option<Preset>,
+    pub tz: Option<jiff::tz::TimeZone>,
+    pub compare: bool,
 }
 
 /// How windows roll up into buckets.
@@ -57,11 +70,9 @@ pub enum Bucket {
 
 impl Bucket {
     fn parse(bucket: Option<&str>, tz: Option<&str>) -> Result<Option<Bucket>, String> {
+        // Without a bucket, `tz` says whose days dates and named ranges are.
         let Some(bucket) = bucket else {
-            return match tz {
-                Some(tz) => Err(format!("`tz={tz}` needs a `bucket` (1h, 1d, 1w or 1mo)")),
-                None => Ok(None),
-            };
+            return Ok(None);
         };
         let unit = match bucket {
             "1w" => jiff::Unit::Week,
@@ -78,11 +89,7 @@ impl Bucket {
                 match ms {
                     3_600_000 => jiff::Unit::Hour,
                     86_400_000 => jiff::Unit::Day,
-                    _ if tz.is_some() => {
-                        return Err(format!(
-                            "`tz` goes with `bucket=1h`, `1d`, `1w` or `1mo`, not `{bucket}`"
-                        ))
-                    }
+                    // Aligned to the epoch, whatever `tz` says.
                     _ => return Ok(Some(Bucket::Fixed(ms))),
                 }
             }
@@ -297,6 +304,7 @@ impl Filter {
     pub fn parse(&self) -> Result<Selection, String> {
         let name = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         let tz = parse_zone(name(&self.tz).as_deref())?;
+        // A date is its whole day: `from` its first instant, `to` its last.
         let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, String> {
             match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(None),
@@ -304,7 +312,9 @@ impl Filter {
                     .parse::<i64>()
                     .ok()
                     .or_else(|| parse_timestamp_ms(v))
-                    .or_else(|| day_start(v, &tz))
+                    .or_else(|| {
+                        day_bounds(v, &tz).map(|(s, e)| if name == "to" { e - 1 } else { s })
+                    })
                     .map(Some)
                     .ok_or_else(|| {
                         format!(
@@ -321,7 +331,21 @@ impl Filter {
             to_ms: time("to", &self.to)?,
             bucket: Bucket::parse(name(&self.bucket).as_deref(), name(&self.tz).as_deref())?,
             top: Top::parse(self)?,
+            preset: name(&self.date_preset)
+                .as_deref()
+                .map(Preset::parse)
+                .transpose()?,
+            tz: Some(tz),
+            compare: match name(&self.compare).as_deref() {
+                None => false,
+                Some("previous") => true,
+                Some(c) => return Err(format!("`compare` is `previous`, not `{c}`")),
+            },
         };
+        if selection.preset.is_some() && (selection.from_ms.is_some() || selection.to_ms.is_some())
+        {
+            return Err("give `date_preset` or `from`/`to`, not both".into());
+        }
         if let (Some(from), Some(to)) = (selection.from_ms, selection.to_ms) {
             if from > to {
                 return Err(format!(
@@ -335,11 +359,15 @@ impl Filter {
     }
 }
 
-/// A date's first instant in `tz`: `2025-08-17`.
-fn day_start(date: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+/// A date's day in `tz`, `[start, end)`: `2025-08-17`.
+fn day_bounds(date: &str, tz: &jiff::tz::TimeZone) -> Option<(i64, i64)> {
     let date: jiff::civil::Date = date.parse().ok()?;
     let start = date.to_zoned(tz.clone()).ok()?.start_of_day().ok()?;
-    Some(start.timestamp().as_millisecond())
+    let end = start.tomorrow().ok()?.start_of_day().ok()?;
+    Some((
+        start.timestamp().as_millisecond(),
+        end.timestamp().as_millisecond(),
+    ))
 }
 
 /// Counters with the ratios the seed reports, and reach; ratios with a
@@ -542,8 +570,28 @@ fn bucketed<'a>(
 /// `/api/windows`: the windows read, or with a bucket, each key's rows
 /// rolled up per bucket.
 pub fn windows(rows: &[Window], merger: &Merger, selection: &Selection) -> Vec<WindowView> {
+    table(rows, merger, selection, false)
+        .into_iter()
+        .map(|(view, _)| view)
+        .collect()
+}
+
+/// The rows of [`windows`], each with its reach sketch in DataSketches'
+/// serialization when `sketches` asks for it (for exports).
+pub fn table(
+    rows: &[Window],
+    merger: &Merger,
+    selection: &Selection,
+    sketches: bool,
+) -> Vec<(WindowView, Option<Vec<u8>>)> {
     let Some(bucket) = &selection.bucket else {
-        return rows.iter().map(|w| WindowView::new(merger, w)).collect();
+        return rows
+            .iter()
+            .map(|w| {
+                let sketch = sketches.then(|| w.reach.to_bytes()).flatten();
+                (WindowView::new(merger, w), sketch)
+            })
+            .collect();
     };
     let mut groups: BTreeMap<(i64, i64, &str, &str), Group> = BTreeMap::new();
     for ((start, end), w) in bucketed(rows, bucket) {
@@ -556,7 +604,9 @@ pub fn windows(rows: &[Window], merger: &Merger, selection: &Selection) -> Vec<W
         .into_iter()
         .map(|((start, end, campaign, channel), g)| {
             let totals = g.all.totals();
-            WindowView {
+            let sketch =
+                (sketches && !g.all.reach.is_empty()).then(|| g.all.reach.to_reach().to_bytes());
+            let view = WindowView {
                 campaign: campaign.to_string(),
                 channel: channel.to_string(),
                 window: format_utc(start),
@@ -570,7 +620,8 @@ pub fn windows(rows: &[Window], merger: &Merger, selection: &Selection) -> Vec<W
                 over_target: over_target(&g.all.counters, g.target_cpa_micros),
                 campaign_name: g.campaign_name,
                 target_cpa_micros: g.target_cpa_micros,
-            }
+            };
+            (view, sketch)
         })
         .collect()
 }

@@ -1,23 +1,27 @@
-// The dashboard page: loads the merged windows once, then applies the
-// windows each server-sent update carries. Every figure is computed from
-// integer counters (spend in micro-units); data-driven text is only ever set
-// with textContent, never parsed as HTML.
+// The dashboard page. Every figure of the selected range (totals, the
+// change from the period before, charts, breakdowns) is the server's answer
+// from its history; the live windows of the last hour come by server-sent
+// updates, which also tell the page to ask again. Every figure is computed
+// from integer counters (spend in micro-units); data-driven text is only
+// ever set with textContent, never parsed as HTML.
 "use strict";
 
-const windows = new Map(); // "start|campaign|channel" -> window view
+const windows = new Map(); // "start|campaign|channel" -> a live window
 let source = { connected: false, lag: null };
 const fmtLag = (lag) => (lag === null || lag === undefined ? "…" : fmtInt(lag));
 let live = false;
 let renderQueued = false;
-// Reach is a union of sketches, which only the server can take: the page
-// asks it for the reach of what it shows, at most once a second.
-let unions = { query: null, range: null, latest: null, campaigns: new Map(), channels: new Map(), buckets: [] };
+// The server's answers for the selection `answers.query`.
+let answers = { query: null, summary: null, latest: null, campaigns: [], channels: [] };
 let pacing = [];
 let alerts = [];
-let unionsWanted = null;
-let unionsBusy = false;
-let unionsAsked = 0;
-let unionsTook = 0;
+let wanted = null;
+let busy = false;
+let asked = 0;
+let took = 0;
+// Counts the server's updates: each one asks for the figures again.
+let updates = 0;
+const answerKey = (s, latest) => JSON.stringify([s, latest, updates, chartBucket(s)]);
 
 const $ = (id) => document.getElementById(id);
 const key = (w) => `${w.window_start}|${w.campaign}|${w.channel}`;
@@ -27,11 +31,13 @@ function keep(w) {
   const old = windows.get(key(w));
   if (!old || old.panes <= w.panes) windows.set(key(w), w);
 }
+const HOUR = 3600000;
 const fmtInt = (n) => Number(n).toLocaleString("en-US");
 const fmtMoney = (micros) => (micros / 1e6).toLocaleString("en-US", { style: "currency", currency: "USD" });
 const fmtRatio = (r) => r.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const fmtPct = (r) => (r * 100).toLocaleString("en-US", { maximumFractionDigits: 2 }) + "%";
 const fmtTime = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+const fmtDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 function emptyTotals() {
   return { impressions: 0, clicks: 0, conversions: 0, spend_micros: 0, revenue_micros: 0, late_records: 0, windows: 0 };
@@ -50,22 +56,23 @@ function add(t, w) {
 const ratio = (a, b) => (b === 0 ? 0 : a / b);
 const fmtReach = (u) => (u ? fmtInt(u.reach) : "…");
 const fmtFrequency = (t, u) => (u ? fmtRatio(ratio(t.impressions, u.reach)) : "…");
+// Each card: its id, label, value, and the field of the server's `change`.
 function kpis(t, union) {
   return [
-    ["impressions", "Impressions", fmtInt(t.impressions)],
-    ["clicks", "Clicks", fmtInt(t.clicks)],
-    ["conversions", "Conversions", fmtInt(t.conversions)],
-    ["spend", "Spend", fmtMoney(t.spend_micros)],
-    ["cpc", "CPC", fmtRatio(ratio(t.spend_micros / 1e6, t.clicks))],
-    ["cpa", "CPA", fmtRatio(ratio(t.spend_micros / 1e6, t.conversions))],
-    ["ctr", "CTR", fmtPct(ratio(t.clicks, t.impressions))],
-    ["cvr", "CVR", fmtPct(ratio(t.conversions, t.clicks))],
-    ["cpm", "CPM", fmtRatio(ratio(t.spend_micros / 1e3, t.impressions))],
-    ["revenue", "Revenue", fmtMoney(t.revenue_micros)],
-    ["roas", "ROAS", fmtRatio(ratio(t.revenue_micros, t.spend_micros))],
-    ["aov", "AOV", fmtRatio(ratio(t.revenue_micros / 1e6, t.conversions))],
-    ["reach", "Reach", fmtReach(union)],
-    ["frequency", "Frequency", fmtFrequency(t, union)],
+    ["impressions", "Impressions", fmtInt(t.impressions), "impressions"],
+    ["clicks", "Clicks", fmtInt(t.clicks), "clicks"],
+    ["conversions", "Conversions", fmtInt(t.conversions), "conversions"],
+    ["spend", "Spend", fmtMoney(t.spend_micros), "spend"],
+    ["cpc", "CPC", fmtRatio(ratio(t.spend_micros / 1e6, t.clicks)), "CPC"],
+    ["cpa", "CPA", fmtRatio(ratio(t.spend_micros / 1e6, t.conversions)), "CPA"],
+    ["ctr", "CTR", fmtPct(ratio(t.clicks, t.impressions)), "CTR"],
+    ["cvr", "CVR", fmtPct(ratio(t.conversions, t.clicks)), "CVR"],
+    ["cpm", "CPM", fmtRatio(ratio(t.spend_micros / 1e3, t.impressions)), "CPM"],
+    ["revenue", "Revenue", fmtMoney(t.revenue_micros), "revenue"],
+    ["roas", "ROAS", fmtRatio(ratio(t.revenue_micros, t.spend_micros)), "ROAS"],
+    ["aov", "AOV", fmtRatio(ratio(t.revenue_micros / 1e6, t.conversions)), "AOV"],
+    ["reach", "Reach", fmtReach(union), "reach"],
+    ["frequency", "Frequency", fmtFrequency(t, union), "frequency"],
   ];
 }
 
@@ -76,63 +83,96 @@ function el(tag, text, cls) {
   return e;
 }
 
-function renderCards(container, prefix, totals, union) {
+// A change from the period before, as Ads Manager shows it: +12.5%.
+function fmtChange(share) {
+  if (share === null || share === undefined) return "–";
+  const sign = share > 0 ? "+" : "";
+  return `${sign}${(share * 100).toLocaleString("en-US", { maximumFractionDigits: 1 })}%`;
+}
+
+function renderCards(container, prefix, totals, union, change) {
   container.replaceChildren(
-    ...kpis(totals, union).map(([id, label, value]) => {
+    ...kpis(totals, union).map(([id, label, value, field]) => {
       const card = el("div", undefined, "card");
       card.append(el("div", label, "label"));
       const v = el("div", value, "value");
       v.id = `${prefix}-${id}`;
       card.append(v);
+      if (change) {
+        const share = change[field];
+        const c = el("div", fmtChange(share), share > 0 ? "change up" : share < 0 ? "change down" : "change");
+        c.id = `${prefix}-${id}-change`;
+        card.append(c);
+      }
       return card;
     })
   );
 }
 
 function selection() {
-  const time = (id) => {
-    const v = $(id).value;
-    return v ? Date.parse(v + ":00Z") : null;
-  };
+  const preset = $("range-preset").value;
+  $("custom-range").hidden = preset !== "custom";
   return {
     campaign: $("filter-campaign").value,
     channel: $("filter-channel").value,
-    from: time("filter-from"),
-    to: time("filter-to"),
+    preset: preset === "custom" ? null : preset,
+    from: preset === "custom" && $("filter-from").value ? $("filter-from").value : null,
+    to: preset === "custom" && $("filter-to").value ? $("filter-to").value : null,
   };
 }
+
+// The time zone the account's days are in (the dashboard's --pacing-tz).
+const zone = () => source.time_zone || "UTC";
+
+// Buckets of the charts: hours for a day or a week, days for a month; for
+// all history or a custom range, by the span of the last answer.
+function chartBucket(s) {
+  if (["today", "yesterday", "last_7d"].includes(s.preset)) return "1h";
+  if (["last_30d", "this_month", "last_month"].includes(s.preset)) return "1d";
+  const last = answers.summary;
+  const span = last && last.from !== null ? last.to - last.from : Infinity;
+  return span <= 6 * HOUR ? "1m" : span <= 14 * 24 * HOUR ? "1h" : "1d";
+}
+const bucketName = { "1m": "minute", "1h": "hour", "1d": "day" };
 
 // The selection as the API's query string.
 function query(s, extra) {
   const q = new URLSearchParams(extra);
   if (s.campaign) q.set("campaign", s.campaign);
   if (s.channel) q.set("channel", s.channel);
-  if (s.from !== null) q.set("from", s.from);
-  if (s.to !== null) q.set("to", s.to);
+  if (s.preset) q.set("date_preset", s.preset);
+  if (s.from) q.set("from", s.from);
+  if (s.to) q.set("to", s.to);
+  q.set("tz", zone());
   return q;
 }
 
-// Fetches the unions for the selection `s` and the latest window start.
-async function refreshUnions() {
-  if (unionsBusy || unionsWanted === null) return;
-  // Over a day of many keys a union takes the server a while: ask less often then.
-  const wait = unionsAsked + Math.max(1000, 5 * unionsTook) - Date.now();
+// Asks the server for the selection's figures: at most once a second, and
+// less often when answers take long (a month of many keys).
+async function refresh() {
+  if (busy || wanted === null) return;
+  const wait = asked + Math.max(1000, 5 * took) - Date.now();
   if (wait > 0) {
-    unionsBusy = true;
-    setTimeout(() => { unionsBusy = false; refreshUnions(); }, wait);
+    busy = true;
+    setTimeout(() => { busy = false; refresh(); }, wait);
     return;
   }
-  unionsAsked = Date.now();
-  const wanted = unionsWanted;
-  unionsWanted = null;
-  unionsBusy = true;
+  asked = Date.now();
+  const want = wanted;
+  wanted = null;
+  busy = true;
   try {
-    const get = async (q) => (await fetch(`/api/${q}`)).json();
-    const s = wanted.selection;
-    const latest = wanted.latest === null ? null
-      : await get(`summary?${query({ ...s, from: wanted.latest, to: wanted.latest })}`);
-    const [range, campaigns, channels, paced, active] = await Promise.all([
-      get(`summary?${query(s, { bucket: "1m" })}`),
+    const get = async (q) => {
+      const response = await fetch(`/api/${q}`);
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error || response.statusText);
+      return body;
+    };
+    const s = want.selection;
+    const latest = want.latest === null ? null
+      : await get(`summary?${new URLSearchParams({ from: want.latest, to: want.latest, ...(s.campaign ? { campaign: s.campaign } : {}), ...(s.channel ? { channel: s.channel } : {}) })}`);
+    const [summary, campaigns, channels, paced, active] = await Promise.all([
+      get(`summary?${query(s, { bucket: chartBucket(s), compare: "previous" })}`),
       get(`top?${query(s, { dimension: "campaign", n: 10000 })}`),
       get(`top?${query(s, { dimension: "channel", n: 10000 })}`),
       get("pacing"),
@@ -140,31 +180,28 @@ async function refreshUnions() {
     ]);
     pacing = paced;
     alerts = active;
-    unions = {
-      query: wanted.key, range, latest, buckets: range.buckets || [],
-      campaigns: new Map(campaigns.map((r) => [r.campaign, r])),
-      channels: new Map(channels.map((r) => [r.channel, r])),
-    };
-    unionsTook = Date.now() - unionsAsked;
+    answers = { query: want.key, summary, latest, campaigns, channels, error: null };
+    took = Date.now() - asked;
     queueRender();
   } catch (e) {
-    unionsWanted = unionsWanted || wanted;
+    answers = { ...answers, error: String(e.message || e) };
+    wanted = wanted || want;
+    queueRender();
   } finally {
-    unionsBusy = false;
-    refreshUnions();
+    busy = false;
+    refresh();
   }
 }
 
-function wantUnions(s, latest) {
-  unionsWanted = { selection: s, latest, key: JSON.stringify([s, latest]) };
-  refreshUnions();
+function want(s, latest) {
+  const key = answerKey(s, latest);
+  if (answers.query === key || (wanted && wanted.key === key)) return;
+  wanted = { selection: s, latest, key };
+  refresh();
 }
 
 function matches(w, s) {
-  return (!s.campaign || w.campaign === s.campaign)
-    && (!s.channel || w.channel === s.channel)
-    && (s.from === null || w.window_start >= s.from)
-    && (s.to === null || w.window_start <= s.to);
+  return (!s.campaign || w.campaign === s.campaign) && (!s.channel || w.channel === s.channel);
 }
 
 function fillSelect(select, names) {
@@ -180,21 +217,6 @@ function fillSelect(select, names) {
   select.value = current;
 }
 
-function groupBy(list, field) {
-  const groups = new Map();
-  for (const w of list) {
-    let g = groups.get(w[field]);
-    if (!g) {
-      g = { name: w[field], totals: emptyTotals(), target: null, label: null };
-      groups.set(w[field], g);
-    }
-    add(g.totals, w);
-    if (w.target_cpa_micros !== null && w.target_cpa_micros !== undefined) g.target = w.target_cpa_micros;
-    if (w.campaign_name) g.label = w.campaign_name;
-  }
-  return [...groups.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
-}
-
 function row(cells) {
   const tr = document.createElement("tr");
   for (const c of cells) tr.append(c instanceof Node ? c : el("td", c));
@@ -203,67 +225,60 @@ function row(cells) {
 
 function render() {
   renderQueued = false;
-  const all = [...windows.values()];
-  fillSelect($("filter-campaign"), [...new Set(all.map((w) => w.campaign))].sort());
-  fillSelect($("filter-channel"), [...new Set(all.map((w) => w.channel))].sort());
+  // Live windows older than an hour before the newest are the history's.
+  const newest = Math.max(0, ...[...windows.values()].map((w) => w.window_start));
+  for (const [k, w] of windows) if (w.window_start < newest - HOUR) windows.delete(k);
+  const hot = [...windows.values()];
+  fillSelect($("filter-campaign"), [...new Set([...hot.map((w) => w.campaign), ...answers.campaigns.map((r) => r.campaign)])].sort());
+  fillSelect($("filter-channel"), [...new Set([...hot.map((w) => w.channel), ...answers.channels.map((r) => r.channel)])].sort());
   const s = selection();
-  const chosen = all.filter((w) => matches(w, s)).sort((a, b) => a.window_start - b.window_start);
-
+  const chosen = hot.filter((w) => matches(w, s)).sort((a, b) => a.window_start - b.window_start);
   const latestStart = chosen.length ? chosen[chosen.length - 1].window_start : null;
-  const fresh = unions.query === JSON.stringify([s, latestStart]);
-  const range = chosen.reduce(add, emptyTotals());
-  // Reach shown with counters it was not taken with would mislead: "…" until it is.
-  const same = (u, t) => u && u.impressions === t.impressions ? u : null;
-  renderCards($("kpi-range"), "kpi-range", range, fresh || same(unions.range, range) ? unions.range : null);
-  $("range-windows").textContent = chosen.length
-    ? `${fmtInt(chosen.length)} windows, ${fmtTime(chosen[0].window_start)} – ${fmtTime(chosen[chosen.length - 1].window_end)} UTC`
-    : "no windows yet";
+  want(s, latestStart);
+  for (const [id, format] of [["export-csv", "csv"], ["export-parquet", "parquet"]]) {
+    $(id).href = `/api/export?${query(s, { bucket: chartBucket(s), format })}`;
+  }
+
+  const summary = answers.summary;
+  const fresh = answers.query === answerKey(s, latestStart);
+  if (summary) {
+    renderCards($("kpi-range"), "kpi-range", summary, summary, summary.change);
+    const period = summary.period || {};
+    const shown = period.from !== null && period.from !== undefined
+      ? `${fmtDay(period.from)} – ${fmtDay(period.to)}` : summary.windows ? `${fmtTime(summary.from)} – ${fmtTime(summary.to)}` : "no windows yet";
+    $("range-windows").textContent = `${fmtInt(summary.windows)} windows, ${shown} (${zone()})${fresh ? "" : " …"}`;
+    const before = summary.previous && summary.previous.period;
+    $("range-compared").textContent = answers.error ? answers.error
+      : before ? `changes compared with ${fmtDay(before.from)} – ${fmtDay(before.to)}` : "";
+  }
 
   const latest = chosen.filter((w) => w.window_start === latestStart);
   const latestTotals = latest.reduce(add, emptyTotals());
-  renderCards($("kpi-latest"), "kpi-latest", latestTotals, same(unions.latest, latestTotals));
-  if (!fresh || !same(unions.range, range)) wantUnions(s, latestStart);
+  const same = (u, t) => u && u.impressions === t.impressions ? u : null;
+  renderCards($("kpi-latest"), "kpi-latest", latestTotals, same(answers.latest, latestTotals));
   $("latest-label").textContent = latestStart === null ? "" : `${fmtTime(latestStart)} UTC${latest.every((w) => w.final) ? ", final" : ", open"}`;
 
-  const perMinute = new Map();
-  for (const w of chosen) add(perMinute.get(w.window_start) || perMinute.set(w.window_start, emptyTotals()).get(w.window_start), w);
-  const xs = [...perMinute.keys()];
-  const data = [
-    xs.map((x) => x / 1000),
-    xs.map((x) => perMinute.get(x).impressions),
-    xs.map((x) => perMinute.get(x).clicks),
-    xs.map((x) => perMinute.get(x).conversions),
-    xs.map((x) => perMinute.get(x).spend_micros / 1e6),
-  ];
-  draw("chart", data);
-  const buckets = unions.buckets;
-  draw("reach-chart", [
-    buckets.map((b) => b.window_start / 1000),
-    buckets.map((b) => b.reach),
-    buckets.map((b) => b.frequency),
-    buckets.map((b) => b.revenue),
-    buckets.map((b) => b.ROAS),
-  ]);
+  const buckets = (summary && summary.buckets) || [];
+  $("chart-bucket").textContent = `(by ${bucketName[chartBucket(s)]}, ${zone()})`;
+  const xs = buckets.map((b) => b.window_start / 1000);
+  draw("chart", [xs, buckets.map((b) => b.impressions), buckets.map((b) => b.clicks),
+    buckets.map((b) => b.conversions), buckets.map((b) => b.spend)]);
+  draw("reach-chart", [xs, buckets.map((b) => b.reach), buckets.map((b) => b.frequency),
+    buckets.map((b) => b.revenue), buckets.map((b) => b.ROAS)]);
 
-  const campaigns = $("by-campaign").tBodies[0];
-  campaigns.replaceChildren(...groupBy(chosen, "campaign").map((g) => {
-    const t = g.totals;
-    const cpa = ratio(t.spend_micros / 1e6, t.conversions);
+  $("by-campaign").tBodies[0].replaceChildren(...answers.campaigns.map((r) => {
     // Exact in micro-units, like the server's flag.
-    const over = g.target !== null && t.conversions > 0 && t.spend_micros > g.target * t.conversions;
-    const cpaCell = el("td", fmtRatio(cpa), over ? "over" : undefined);
+    const target = r.target_cpa_micros === null || r.target_cpa_micros === undefined ? null : r.target_cpa_micros;
+    const over = target !== null && r.conversions > 0 && r.spend_micros > target * r.conversions;
+    const cpaCell = el("td", fmtRatio(r.CPA), over ? "over" : undefined);
     if (over) cpaCell.append(el("span", "over target", "tag late"));
-    return row([g.label ? `${g.label} (${g.name})` : g.name, fmtInt(t.impressions), fmtReach(same(unions.campaigns.get(g.name), t)), fmtInt(t.clicks),
-      fmtInt(t.conversions), fmtMoney(t.spend_micros), fmtMoney(t.revenue_micros), fmtRatio(ratio(t.revenue_micros, t.spend_micros)),
-      cpaCell, g.target === null ? "–" : fmtRatio(g.target / 1e6)]);
+    return row([r.campaign_name ? `${r.campaign_name} (${r.campaign})` : r.campaign, fmtInt(r.impressions), fmtInt(r.reach),
+      fmtInt(r.clicks), fmtInt(r.conversions), fmtMoney(r.spend_micros), fmtMoney(r.revenue_micros), fmtRatio(r.ROAS),
+      cpaCell, target === null ? "–" : fmtRatio(target / 1e6)]);
   }));
-  const channels = $("by-channel").tBodies[0];
-  channels.replaceChildren(...groupBy(chosen, "channel").map((g) => {
-    const t = g.totals;
-    return row([g.name, fmtInt(t.impressions), fmtReach(same(unions.channels.get(g.name), t)), fmtInt(t.clicks), fmtInt(t.conversions),
-      fmtMoney(t.spend_micros), fmtMoney(t.revenue_micros), fmtRatio(ratio(t.revenue_micros, t.spend_micros)),
-      fmtRatio(ratio(t.spend_micros / 1e6, t.clicks)), fmtPct(ratio(t.clicks, t.impressions))]);
-  }));
+  $("by-channel").tBodies[0].replaceChildren(...answers.channels.map((r) => row([r.channel, fmtInt(r.impressions),
+    fmtInt(r.reach), fmtInt(r.clicks), fmtInt(r.conversions), fmtMoney(r.spend_micros), fmtMoney(r.revenue_micros),
+    fmtRatio(r.ROAS), fmtRatio(r.CPC), fmtPct(r.CTR)])));
 
   renderPacing();
 
@@ -375,8 +390,10 @@ function queueRender() {
   }
 }
 
+// The live windows: the last hour before the merge's "now".
 async function loadAll() {
-  const response = await fetch("/api/windows");
+  const from = source.now === null || source.now === undefined ? "" : `?from=${source.now - HOUR}`;
+  const response = await fetch(`/api/windows${from}`);
   // Answers to a logged-in page say so (its cookie is out of scripts' reach).
   $("logout").hidden = !response.headers.get("x-pipeline-session");
   const list = await response.json();
@@ -396,6 +413,7 @@ function connect() {
     const update = JSON.parse(e.data);
     for (const w of update.windows) keep(w);
     source = update.source;
+    updates += 1;
     queueRender();
   });
   events.addEventListener("resync", loadAll);
@@ -405,14 +423,9 @@ function connect() {
   };
 }
 
-for (const id of ["filter-campaign", "filter-channel", "filter-from", "filter-to"]) {
+for (const id of ["range-preset", "filter-campaign", "filter-channel", "filter-from", "filter-to"]) {
   $(id).addEventListener("change", queueRender);
 }
-$("filter-reset").addEventListener("click", () => {
-  $("filter-from").value = "";
-  $("filter-to").value = "";
-  queueRender();
-});
 window.addEventListener("resize", () => {
   for (const [id, chart] of Object.entries(charts)) chart.setSize({ width: chartWidth(id), height: CHARTS[id].height });
 });

@@ -193,12 +193,10 @@ fn buckets_roll_windows_up_by_hour_and_day_in_any_zone() {
         ),
         (
             "from=2025-08-18&to=2025-08-17",
-            "`from` (2025-08-18T00:00:00Z) is after `to` (2025-08-17T00:00:00Z)",
+            "`from` (2025-08-18T00:00:00Z) is after `to` (2025-08-17T23:59:59Z)",
         ),
         ("bucket=1m&from=0", "more than 100000 buckets"),
         ("bucket=1d&tz=Mars/Olympus", "is not a time zone"),
-        ("tz=Europe/Paris", "needs a `bucket`"),
-        ("bucket=5m&tz=UTC", "`tz` goes with"),
     ] {
         let (status, body) = service.get(&format!("/api/windows?{query}"));
         assert_eq!(status, 400, "{query}: {body}");

@@ -442,3 +442,76 @@ async fn the_page_shows_reach_revenue_and_pacing() {
     eprintln!("screenshot: {}", shot.display());
     browser.close().await;
 }
+
+/// Four days of panes of one campaign at noon, 100 to 400 impressions, and
+/// 1 more an hour later on each of two hours of the last day (the
+/// watermark, the merge's "now", is then that day's 13:00).
+fn four_days() -> PathBuf {
+    const FIRST_DAY: i64 = 1_755_129_600_000; // 2025-08-14
+    let pane = |start: i64, impressions: u64, offset: i64| {
+        let pane = serde_json::json!({
+            "campaign": "c", "channel": "email", "window": "", "window_start": start,
+            "window_end": start + 60_000, "impressions": impressions, "clicks": 1,
+            "conversions": 0, "spend": 0.5, "spend_micros": 500_000, "CPC": 0.5, "CPA": 0.0,
+            "CTR": 0.0, "CVR": 0.0, "first_offset": offset, "last_offset": offset,
+            "records": impressions + 1, "max_event_ts_ms": start + 1_000, "late_records": 0
+        });
+        serde_json::json!({"topic": "results", "partition": 0, "value": pane.to_string()})
+    };
+    let (day, hour) = (86_400_000, 3_600_000);
+    let mut lines: Vec<serde_json::Value> = (0..4)
+        .map(|d| pane(FIRST_DAY + d * day + 12 * hour, (d as u64 + 1) * 100, d))
+        .collect();
+    lines.push(pane(FIRST_DAY + 3 * day + 13 * hour, 1, 4));
+    lines.push(pane(FIRST_DAY + 3 * day + 14 * hour, 1, 5));
+    let path = tmp().join("browser-days.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_range_picker_compares_with_the_period_before() {
+    let Some(browser) = Browser::start("ranges").await else {
+        return;
+    };
+    let service = Service::start(&four_days(), 6);
+    let client = &browser.client;
+    client.goto(&service.url("/")).await.unwrap();
+    // All history by default.
+    wait_text(client, "kpi-range-impressions", &int(1002)).await;
+    let preset = client.find(Locator::Id("range-preset")).await.unwrap();
+    preset.select_by_value("yesterday").await.unwrap();
+    wait_text(client, "kpi-range-impressions", &int(300)).await;
+    // Against the day before's 200, as Ads Manager shows a change.
+    wait_text(client, "kpi-range-impressions-change", "+50%").await;
+    assert_eq!(text_of(client, "kpi-range-spend-change").await, "0%");
+    let compared = text_of(client, "range-compared").await;
+    assert!(compared.contains("2025-08-15"), "{compared}");
+    let csv = client
+        .find(Locator::Id("export-csv"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        csv.contains("date_preset=yesterday") && csv.contains("format=csv"),
+        "{csv}"
+    );
+
+    // A custom range of two whole days.
+    preset.select_by_value("custom").await.unwrap();
+    for (id, date) in [("filter-from", "08/15/2025"), ("filter-to", "08/16/2025")] {
+        client
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(date)
+            .await
+            .unwrap();
+    }
+    wait_text(client, "kpi-range-impressions", &int(500)).await;
+    browser.close().await;
+}

@@ -62,6 +62,23 @@ pub fn try_get_with(url: &str, headers: &[(&str, &str)]) -> Option<Response> {
     answer(request.call())
 }
 
+/// `GET url`, which must answer: the status and the body as bytes (a
+/// file to download).
+pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
+    let mut response = agent()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (status, body)
+}
+
 /// `GET url`, which must answer.
 pub fn get(url: &str) -> Response {
     try_get(url).unwrap_or_else(|| panic!("GET {url}: no answer"))

@@ -360,7 +360,7 @@ impl History {
     ) -> Result<()> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let mut campaigns: Vec<(Arc<str>, Campaign)> = Vec::new();
+        let mut campaigns: HashMap<Arc<str>, Campaign> = HashMap::new();
         {
             let mut put = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO minute (window_start, campaign, channel, window_end, \
@@ -391,8 +391,7 @@ impl History {
                 ])?;
                 let campaign = Campaign::of(w);
                 if self.campaigns.get(&w.campaign) != Some(&campaign) {
-                    campaigns.retain(|(name, _)| *name != w.campaign);
-                    campaigns.push((w.campaign.clone(), campaign));
+                    campaigns.insert(w.campaign.clone(), campaign);
                 }
             }
             for ((tier, start, campaign, channel), gain) in &self.pending.gains {

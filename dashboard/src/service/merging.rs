@@ -222,6 +222,9 @@ impl Shared {
                 pending = events.try_recv().ok();
             }
             alerts_due |= !changed.is_empty();
+            let now = state.merger.watermark();
+            source_changed |= state.source.now != now;
+            state.source.now = now;
             let update = (!changed.is_empty() || source_changed).then(|| {
                 let windows = changed
                     .iter()

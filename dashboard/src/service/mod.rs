@@ -134,6 +134,10 @@ pub struct SourceState {
     /// Panes read, by their format: shows a format's rollout.
     pub pane_formats: BTreeMap<u32, u64>,
     pub dlq: DeadLetters,
+    /// The merge's "now": its newest event time, which named ranges end at.
+    pub now: Option<i64>,
+    /// The time zone of the account's days (`--pacing-tz`).
+    pub time_zone: String,
 }
 
 /// What of the [`SourceState`] the history keeps: the dead-letter topic
@@ -209,6 +213,7 @@ impl Shared {
             stored: Arc::new(parking_lot::Mutex::new(resumed.positions.clone())),
         };
         let (updates, _) = broadcast::channel(1024);
+        let now = merger.watermark();
         let shared = Arc::new(Shared {
             state: RwLock::new(State {
                 merger,
@@ -221,6 +226,13 @@ impl Shared {
                     version: kept.version,
                     pane_formats: kept.pane_formats,
                     dlq: kept.dlq,
+                    now,
+                    time_zone: settings
+                        .thresholds
+                        .pacing_tz
+                        .iana_name()
+                        .unwrap_or("UTC")
+                        .to_string(),
                     ..SourceState::default()
                 },
                 alerts: Alerts::default(),

@@ -13,7 +13,8 @@ use tokio_stream::wrappers::BroadcastStream;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::Shared;
+use super::{Shared, State};
+use crate::export::{self, Format};
 use crate::view::{self, Filter as Query, Selection};
 use crate::{pacing, range};
 use analytics::merge::{Merger, Window};
@@ -69,9 +70,31 @@ fn bad_request(message: String) -> warp::reply::Response {
 /// say what is final), and the filter.
 type Answer<T> = fn(&[Window], &Merger, &Selection) -> T;
 
-/// `GET /api/<name>?campaign=&channel=&from=&to=&…`, answered by `answer`
-/// over the rows of the history that the filter reads (with `listing`,
-/// the windows themselves); a bad filter is a 400 that says why.
+/// The merge's "now", which named ranges end at: its newest event time,
+/// or the clock before anything is merged.
+fn now(merger: &Merger) -> i64 {
+    merger.watermark().unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
+/// The filter of a query, its named range resolved, and the rows it reads
+/// (with `listing`, the windows themselves).
+fn read(q: &Query, state: &State, listing: bool) -> Result<(Selection, Vec<Window>, i64), String> {
+    let selection = range::resolve(&q.parse()?, now(&state.merger));
+    let window_ms = state.merger.window_size().unwrap_or(60_000);
+    let rows = range::rows(&state.history, &selection, window_ms, listing)?;
+    Ok((selection, rows, window_ms))
+}
+
+/// `GET /api/<name>?campaign=&channel=&from=&to=&date_preset=&…`, answered
+/// by `answer` over the rows of the history that the filter reads (with
+/// `listing`, the windows themselves, unless a bucket rolls them up); a
+/// bad filter is a 400 that says why. `/api/summary` also says the period
+/// asked for and, with `compare=previous`, the period before it and each
+/// figure's change.
 fn filtered<T: Serialize>(
     name: &'static str,
     shared: Arc<Shared>,
@@ -87,15 +110,35 @@ fn filtered<T: Serialize>(
         .map(move |q: Query, shared: Arc<Shared>| {
             let state = shared.state.read();
             let listing = listing && q.bucket.as_deref().is_none_or(str::is_empty);
-            let rows = q.parse().and_then(|selection| {
-                let window_ms = state.merger.window_size().unwrap_or(60_000);
-                let rows = range::rows(&state.history, &selection, window_ms, listing)?;
-                Ok((rows, selection))
-            });
-            match rows {
-                Ok((rows, selection)) => {
-                    warp::reply::json(&answer(&rows, &state.merger, &selection)).into_response()
+            let answered = read(&q, &state, listing).and_then(|(selection, rows, window_ms)| {
+                let mut json =
+                    serde_json::to_value(answer(&rows, &state.merger, &selection)).expect("views serialize");
+                if name != "summary" {
+                    if selection.compare {
+                        return Err("`compare` goes with /api/summary".into());
+                    }
+                    return Ok(json);
                 }
+                json["period"] = serde_json::json!({ "from": selection.from_ms, "to": selection.to_ms });
+                if selection.compare {
+                    let before = match range::previous(&selection, window_ms) {
+                        Some(previous) => {
+                            let rows = range::rows(&state.history, &previous, window_ms, false)?;
+                            let mut before = serde_json::to_value(answer(&rows, &state.merger, &previous))
+                                .expect("views serialize");
+                            before["period"] =
+                                serde_json::json!({ "from": previous.from_ms, "to": previous.to_ms });
+                            before
+                        }
+                        None => serde_json::Value::Null,
+                    };
+                    json["change"] = range::change(&json, &before);
+                    json["previous"] = before;
+                }
+                Ok(json)
+            });
+            match answered {
+                Ok(json) => warp::reply::json(&json).into_response(),
                 Err(e) => bad_request(e),
             }
         })
@@ -124,6 +167,39 @@ pub fn routes(
     let top = filtered("top", shared.clone(), false, |rows, merger, selection| {
         view::top(rows, merger, selection)
     });
+    let export = warp::path!("api" / "export")
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(with_shared(shared.clone()))
+        .map(|q: Query, shared: Arc<Shared>| {
+            let state = shared.state.read();
+            let listing = q.bucket.as_deref().is_none_or(str::is_empty);
+            let format = match Format::parse(q.format.as_deref().filter(|f| !f.is_empty())) {
+                Ok(format) => format,
+                Err(e) => return bad_request(e),
+            };
+            let (selection, rows, _) = match read(&q, &state, listing) {
+                Ok(read) => read,
+                Err(e) => return bad_request(e),
+            };
+            let table = view::table(&rows, &state.merger, &selection, true);
+            drop(state);
+            match export::write(format, &table) {
+                Ok(bytes) => warp::http::Response::builder()
+                    .header("content-type", format.content_type())
+                    .header(
+                        "content-disposition",
+                        format!("attachment; filename=\"windows.{}\"", format.extension()),
+                    )
+                    .body(bytes.into())
+                    .expect("a valid response"),
+                Err(e) => warp::reply::with_status(
+                    format!("writing the export: {e:#}"),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                )
+                .into_response(),
+            }
+        });
     let pacing = warp::path!("api" / "pacing")
         .and(warp::get())
         .and(with_shared(shared.clone()))
@@ -199,6 +275,7 @@ pub fn routes(
         .or(windows)
         .or(summary)
         .or(top)
+        .or(export)
         .or(pacing)
         .or(alerts)
         .or(status)

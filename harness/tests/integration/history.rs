@@ -165,6 +165,8 @@ fn months_of_history_survive_kill_9_and_retention_exactly() {
         "{}",
         response.body
     );
+    // Retention runs every 5 s: twice, before the stop.
+    std::thread::sleep(Duration::from_secs(11));
     up.interrupt();
 
     // Retention has emptied `results` (2 s after each record, once read):
