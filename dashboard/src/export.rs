@@ -45,8 +45,14 @@ impl Format {
     }
 }
 
+/// A column: its name, and its value in a row.
+type Column<T> = (&'static str, fn(&WindowView) -> T);
+
+/// A text column: its name, and its value in a row.
+type Text = (&'static str, for<'a> fn(&'a WindowView) -> Option<&'a str>);
+
 /// A row's text columns.
-const TEXT: [(&str, fn(&WindowView) -> Option<&str>); 4] = [
+const TEXT: [Text; 4] = [
     ("window", |r| Some(&r.window)),
     ("campaign", |r| Some(&r.campaign)),
     ("channel", |r| Some(&r.channel)),
@@ -54,7 +60,7 @@ const TEXT: [(&str, fn(&WindowView) -> Option<&str>); 4] = [
 ];
 
 /// A row's integer columns.
-const INTEGERS: [(&str, fn(&WindowView) -> i64); 10] = [
+const INTEGERS: [Column<i64>; 10] = [
     ("window_start_ms", |r| r.window_start),
     ("window_end_ms", |r| r.window_end),
     ("impressions", |r| r.totals.impressions as i64),
@@ -68,7 +74,7 @@ const INTEGERS: [(&str, fn(&WindowView) -> i64); 10] = [
 ];
 
 /// A row's ratio columns: floats, at the edge, as the API gives them.
-const RATIOS: [(&str, fn(&WindowView) -> f64); 10] = [
+const RATIOS: [Column<f64>; 10] = [
     ("spend", |r| r.totals.spend),
     ("revenue", |r| r.totals.revenue),
     ("CPC", |r| r.totals.cpc),
