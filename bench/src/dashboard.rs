@@ -15,8 +15,8 @@ use analytics::merge::{Merger, Retention};
 use dashboard::service::{routes, Settings, Shared};
 use dashboard::source::{At, SourceEvent};
 
-const MINUTE: i64 = 60_000;
-const START: i64 = 1_755_439_200_000;
+pub const MINUTE: i64 = 60_000;
+pub const START: i64 = 1_755_439_200_000;
 
 /// Users a pane's impressions come from: a day's audience of 200,000,
 /// drawn with a skew (the generator's), so that windows share users.
@@ -50,7 +50,14 @@ pub fn minute_of_panes(offsets: &mut [i64], window: i64, per_window: usize) -> V
 
 const IMPRESSIONS: u64 = 8;
 
-fn pane(key: usize, window: i64, round: i64, first: i64, last: i64, reach: Option<Reach>) -> Pane {
+pub fn pane(
+    key: usize,
+    window: i64,
+    round: i64,
+    first: i64,
+    last: i64,
+    reach: Option<Reach>,
+) -> Pane {
     let start = START + window * MINUTE;
     Pane {
         format: 3,

@@ -4,12 +4,13 @@
 //! swaps, `harness test`, `harness up` on disk against in memory, and the
 //! dashboard's merge. One call per bench:
 //!
-//!     cargo run --release -p bench -- <pipeline|broker|swap|test|up|dashboard>
+//!     cargo run --release -p bench -- <pipeline|broker|swap|test|up|dashboard|history>
 
 mod broker;
 mod cases;
 mod dashboard;
 mod end_to_end;
+mod history;
 mod pipeline;
 mod swap;
 
@@ -54,6 +55,8 @@ enum Command {
     Up(BenchUpArgs),
     /// The dashboard's merge (panes/s, against a plain sum), the memory of a day of windows, and push latency to pages.
     Dashboard(BenchDashboardArgs),
+    /// The dashboard with its history on disk against today's in-memory merge: ingest, memory, queries over a month, restart, bytes per row.
+    History(BenchHistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,9 @@ fn main() -> ExitCode {
         Command::Test(args) => test_bench(args),
         Command::Up(args) => up_bench(args),
         Command::Dashboard(args) => dashboard::run(&args.clients, args.samples),
+        Command::History(args) => {
+            history::bench(args.keys, args.days, args.per_window).map(|r| print!("{r}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +99,19 @@ struct BenchDashboardArgs {
     /// Panes pushed per measurement, one every 20 ms.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+}
+
+#[derive(Args)]
+struct BenchHistoryArgs {
+    /// Campaign × channel keys, each with a window every hour.
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    /// Days of event time.
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// Panes of each window (one per input batch that touched it).
+    #[arg(long, default_value_t = 1)]
+    per_window: usize,
 }
 
 #[derive(Args)]

@@ -220,3 +220,57 @@ fn a_second_dashboard_is_kept_out_of_the_folder() {
         .to_string();
     assert!(err.contains("another dashboard"), "{err}");
 }
+
+#[test]
+fn a_full_disk_keeps_everything_pending_until_there_is_room() {
+    let (mut history, _) = History::open(&Place::Memory, Spans::default()).unwrap();
+    let mut merger = Merger::resumed(0, ALL, MergeState::default());
+    merge_all(
+        &mut history,
+        &mut merger,
+        &[pane("a", 0, (0, 0), 1, &["u"])],
+        1,
+    );
+    // SQLite's own "database or disk is full", as on a full disk.
+    let pages: i64 = history
+        .conn
+        .lock()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    history
+        .conn
+        .lock()
+        .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+        .unwrap();
+    let panes: Vec<Pane> = (1..2000)
+        .map(|i| pane(&format!("k{i}"), i * 60_000, (i, i), 1, &["u"]))
+        .collect();
+    for p in &panes {
+        if let Added::Counted { key, .. } = merger.add(0, p) {
+            history.count(p, key, true);
+        }
+    }
+    let positions = BTreeMap::from([(("results".to_string(), 0), 2000)]);
+    let at = |merger: &Merger| Checkpoint {
+        positions: &positions,
+        state: vec![],
+        newest: merger.watermark(),
+    };
+    let err = history
+        .checkpoint(|k| merger.get(k), at(&merger))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("full"), "{err:#}");
+    history
+        .conn
+        .lock()
+        .execute_batch("PRAGMA max_page_count = 1073741823")
+        .unwrap();
+    history.checkpoint(|k| merger.get(k), at(&merger)).unwrap();
+    assert_eq!(all(&history, Tier::Minute).len(), 2000);
+    let total: u64 = all(&history, Tier::Day)
+        .iter()
+        .map(|w| w.counters.impressions)
+        .sum();
+    assert_eq!(total, 2000);
+    drop(history);
+}
