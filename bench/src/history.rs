@@ -25,6 +25,9 @@ use crate::dashboard::{pane, resident_bytes, MINUTE, START};
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
+/// The first midnight after the panes' epoch, where the span starts.
+const FIRST_DAY: i64 = START + DAY - START.rem_euclid(DAY);
+
 /// Distinct sketches the panes draw from: building one per pane would
 /// make the bench measure the hash of user ids.
 const SKETCHES: usize = 1024;
@@ -63,7 +66,7 @@ fn hour_of_panes(
     let mut out = Vec::with_capacity(keys * per_window);
     for round in 0..per_window {
         for (key, offset) in offsets.iter_mut().enumerate() {
-            let window = hour * 60 + (key % 60) as i64;
+            let window = (FIRST_DAY - START) / MINUTE + hour * 60 + (key % 60) as i64;
             let first = *offset;
             *offset += 10;
             let reach = sketches[(first as usize / 10) % SKETCHES].clone();
@@ -120,8 +123,8 @@ fn p99(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 /// The whole span, by day, as the page asks for it.
 fn whole_span(days: i64, bucket: Option<Bucket>) -> Selection {
     Selection {
-        from_ms: Some(START),
-        to_ms: Some(START + days * DAY - 1),
+        from_ms: Some(FIRST_DAY),
+        to_ms: Some(FIRST_DAY + days * DAY - 1),
         bucket,
         ..Selection::default()
     }
