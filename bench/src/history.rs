@@ -152,7 +152,8 @@ pub fn bench(keys: usize, days: i64, per_window: usize) -> Result<HistoryReport>
 
     let read = |selection: &Selection| -> Result<Vec<analytics::merge::Window>> {
         let state = shared.state.read();
-        range::rows(&state.history, selection, MINUTE, false).map_err(anyhow::Error::msg)
+        range::rows(&state.history, selection, MINUTE, range::Read::Totals)
+            .map_err(anyhow::Error::msg)
     };
     let by_day = whole_span(days, Some(Bucket::days(jiff::tz::TimeZone::UTC)));
     let summary_p99 = p99(|| {
@@ -164,9 +165,9 @@ pub fn bench(keys: usize, days: i64, per_window: usize) -> Result<HistoryReport>
     })?;
     let span = whole_span(days, None);
     let top_p99 = p99(|| {
-        let rows = read(&span)?;
         let state = shared.state.read();
-        anyhow::ensure!(view::top(&rows, &state.merger, &span).len() == 10);
+        let top = range::top(&state.history, &span, MINUTE).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(top.len() == 10);
         Ok(())
     })?;
     drop(shared);
@@ -175,7 +176,8 @@ pub fn bench(keys: usize, days: i64, per_window: usize) -> Result<HistoryReport>
     let (shared, _) = Shared::new(settings(folder.path()), "bench".into())?;
     let rows = {
         let state = shared.state.read();
-        range::rows(&state.history, &span, MINUTE, false).map_err(anyhow::Error::msg)?
+        range::rows(&state.history, &span, MINUTE, range::Read::Totals)
+            .map_err(anyhow::Error::msg)?
     };
     let restart = started.elapsed();
     let state = shared.state.read();

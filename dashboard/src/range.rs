@@ -3,11 +3,15 @@
 //! that holds it whole (`history::cover`). A filter no tier can answer
 //! exactly, or one that would read too much, is refused with the reason.
 
-use analytics::merge::Window;
-use analytics::time::{format_duration, format_utc, window_start};
-use history::{History, Range, Tier, DAY_MS};
+use std::collections::HashMap;
 
-use crate::view::Selection;
+use analytics::merge::Window;
+use analytics::reach::ReachUnion;
+use analytics::time::{format_duration, format_utc, window_start};
+use analytics::Counters;
+use history::{History, Key, Range, Tier, DAY_MS};
+
+use crate::view::{self, Dimension, Selection, TopRow, Totals};
 
 /// Most windows `/api/windows` lists without a bucket.
 pub const MAX_LISTED: usize = 100_000;
@@ -18,18 +22,72 @@ pub const MAX_ROWS: usize = 2_000_000;
 /// Most buckets one answer has.
 pub const MAX_BUCKETS: usize = 100_000;
 
-/// The rows that answer `selection`: with `listing` (`/api/windows`
-/// without a bucket), the windows themselves; else rows of any tier, none
-/// crossing a bucket's bounds. `window_ms` is the transform's window size.
+/// Which rows an answer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The transform's windows themselves (`/api/windows` without a
+    /// bucket).
+    Windows,
+    /// Rows of any tier, each key's.
+    Keys,
+    /// Rows of any tier summed over every key, where no campaign or
+    /// channel is chosen (else each key's).
+    Totals,
+}
+
+/// The rows that answer `selection`: the windows, or rows of any tier,
+/// none crossing a bucket's bounds. `window_ms` is the transform's window
+/// size.
 pub fn rows(
     history: &History,
     selection: &Selection,
     window_ms: i64,
-    listing: bool,
+    read: Read,
 ) -> Result<Vec<Window>, String> {
-    let Some((earliest, latest)) = history.bounds().map_err(|e| format!("{e:#}"))? else {
+    let Some((ranges, limit)) = ranges(history, selection, window_ms, read)? else {
         return Ok(Vec::new());
     };
+    let keyed = selection.campaign.is_some() || selection.channel.is_some();
+    let rows = match read {
+        Read::Totals if !keyed => history.totals(&ranges, limit),
+        _ => history.read(
+            &ranges,
+            selection.campaign.as_deref(),
+            selection.channel.as_deref(),
+            limit,
+        ),
+    }
+    .map_err(|e| format!("{e:#}"))?;
+    if rows.len() > limit {
+        let what = if read == Read::Windows {
+            "windows"
+        } else {
+            "rows"
+        };
+        return Err(format!(
+            "more than {limit} {what}: narrow `from`/`to`, choose a campaign or a channel{}",
+            if read == Read::Windows {
+                ", or give a bucket"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(rows)
+}
+
+/// The tier ranges that answer `selection`, and how many rows they may
+/// give; `None` when the history is empty or the range is.
+fn ranges(
+    history: &History,
+    selection: &Selection,
+    window_ms: i64,
+    read: Read,
+) -> Result<Option<(Vec<Range>, usize)>, String> {
+    let Some((earliest, latest)) = history.bounds().map_err(|e| format!("{e:#}"))? else {
+        return Ok(None);
+    };
+    let listing = read == Read::Windows;
     let whole = |ms: i64, size: i64| window_start(ms, size);
     let minute_floor = history.floor(Tier::Minute);
     // Window starts in [from, to): `to` is the last window's start, kept.
@@ -43,9 +101,9 @@ pub fn rows(
         None => whole(latest, DAY_MS).saturating_add(DAY_MS),
     };
     if from >= to {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let (ranges, limit) = if listing {
+    if listing {
         if from < minute_floor {
             return Err(format!(
                 "minute windows before {} are no longer kept ({}): ask for a later `from`, or \
@@ -59,43 +117,87 @@ pub fn rows(
             from,
             to,
         };
-        (vec![range], MAX_LISTED)
-    } else {
-        let cuts = cuts(selection, from, to)?;
-        let ranges = history::cover(&cuts, |tier| history.floor(tier)).map_err(|_| {
-            format!(
-                "this range needs minute windows before {}, which are no longer kept ({}): give \
-                 `from` and `to` on whole hours{}",
-                format_utc(minute_floor),
-                history.spans().describe(),
-                if selection.bucket.is_some() {
-                    ", and buckets of whole hours (a `tz` whose offset is whole hours)"
-                } else {
-                    ""
-                }
-            )
-        })?;
-        (ranges, MAX_ROWS)
-    };
-    let rows = history
-        .read(
-            &ranges,
-            selection.campaign.as_deref(),
-            selection.channel.as_deref(),
-            limit,
-        )
-        .map_err(|e| format!("{e:#}"))?;
-    if rows.len() > limit {
-        return Err(format!(
-            "more than {limit} {} from {} to {}: narrow `from`/`to`, choose a campaign or a \
-             channel{}",
-            if listing { "windows" } else { "rows" },
-            format_utc(from),
-            format_utc(to),
-            if listing { ", or give a bucket" } else { "" }
-        ));
+        return Ok(Some((vec![range], MAX_LISTED)));
     }
-    Ok(rows)
+    let cuts = cuts(selection, from, to)?;
+    let ranges = history::cover(&cuts, |tier| history.floor(tier)).map_err(|_| {
+        format!(
+            "this range needs minute windows before {}, which are no longer kept ({}): give \
+             `from` and `to` on whole hours{}",
+            format_utc(minute_floor),
+            history.spans().describe(),
+            if selection.bucket.is_some() {
+                ", and buckets of whole hours (a `tz` whose offset is whole hours)"
+            } else {
+                ""
+            }
+        )
+    })?;
+    Ok(Some((ranges, MAX_ROWS)))
+}
+
+/// `/api/top`: the campaigns or channels summed in SQLite, ranked, and
+/// reach (a union of sketches) taken for the rows kept, or for every row
+/// when reach ranks them.
+pub fn top(
+    history: &History,
+    selection: &Selection,
+    window_ms: i64,
+) -> Result<Vec<TopRow>, String> {
+    let Some((ranges, limit)) = ranges(history, selection, window_ms, Read::Keys)? else {
+        return Ok(Vec::new());
+    };
+    let t = &selection.top;
+    let (campaign, channel) = (selection.campaign.as_deref(), selection.channel.as_deref());
+    let by_campaign = t.dimension == Dimension::Campaign;
+    let key = if by_campaign {
+        Key::Campaign
+    } else {
+        Key::Channel
+    };
+    let sums = history
+        .sums_by(&ranges, key, campaign, channel)
+        .map_err(|e| format!("{e:#}"))?;
+    let settings: HashMap<&str, &history::Campaign> = history.campaigns().collect();
+    let mut rows: Vec<(TopRow, Counters)> = sums
+        .into_iter()
+        .map(|(name, (counters, windows))| {
+            let settings = settings.get(name.as_str()).filter(|_| by_campaign);
+            let row = TopRow {
+                campaign: by_campaign.then(|| name.clone()),
+                channel: (!by_campaign).then(|| name.clone()),
+                campaign_name: settings.and_then(|c| c.name.as_deref().map(str::to_string)),
+                target_cpa_micros: settings.and_then(|c| c.target_cpa_micros),
+                windows: windows as usize,
+                totals: Totals::new(&counters, 0),
+            };
+            (row, counters)
+        })
+        .collect();
+    // Each row's reach: the union of its rows' sketches.
+    let reach = |row: &mut (TopRow, Counters)| -> Result<(), String> {
+        let (c, ch) = match by_campaign {
+            true => (row.0.campaign.as_deref(), channel),
+            false => (campaign, row.0.channel.as_deref()),
+        };
+        let keyed = history
+            .read(&ranges, c, ch, limit)
+            .map_err(|e| format!("{e:#}"))?;
+        let mut union = ReachUnion::default();
+        for w in &keyed {
+            w.reach.add_to(&mut union);
+        }
+        row.0.totals = Totals::new(&row.1, union.estimate());
+        Ok(())
+    };
+    if t.by.needs_reach() {
+        rows.iter_mut().try_for_each(reach)?;
+        view::rank(&mut rows, t, |r| &r.0.totals);
+    } else {
+        view::rank(&mut rows, t, |r| &r.0.totals);
+        rows.iter_mut().try_for_each(reach)?;
+    }
+    Ok(rows.into_iter().map(|(row, _)| row).collect())
 }
 
 /// `[from, to)` cut at every bound of the selection's buckets.

@@ -703,9 +703,16 @@ pub fn top<'a>(
             }
         })
         .collect();
-    // A stable sort keeps the names' order among ties.
+    rank(&mut rows, t, |r| &r.totals);
+    rows
+}
+
+/// Sorts rows by the metric of their totals, largest first (unless
+/// `ascending`), and keeps the first `n`; a stable sort keeps the names'
+/// order among ties.
+pub fn rank<T>(rows: &mut Vec<T>, t: &Top, totals: impl Fn(&T) -> &Totals) {
     rows.sort_by(|a, b| {
-        let (x, y) = (t.by.of(&a.totals), t.by.of(&b.totals));
+        let (x, y) = (t.by.of(totals(a)), t.by.of(totals(b)));
         if t.ascending {
             x.total_cmp(&y)
         } else {
@@ -713,5 +720,11 @@ pub fn top<'a>(
         }
     });
     rows.truncate(t.n);
-    rows
+}
+
+impl Metric {
+    /// Whether ranking by it needs every row's reach.
+    pub fn needs_reach(self) -> bool {
+        matches!(self, Metric::Reach | Metric::Frequency)
+    }
 }

@@ -14,5 +14,5 @@ mod pending;
 mod store;
 pub mod tiers;
 
-pub use store::{Campaign, Checkpoint, History, Place, Resumed, FORMAT};
+pub use store::{Campaign, Checkpoint, History, Key, Place, Resumed, FORMAT};
 pub use tiers::{cover, Range, Spans, Tier, DAY_MS, HOUR_MS};

@@ -28,31 +28,42 @@ pub struct Gain {
 pub struct Pending {
     /// The minute windows changed: written whole.
     pub windows: HashSet<WindowKey>,
-    /// Per (tier, row start, campaign, channel).
-    pub gains: HashMap<(Tier, i64, Arc<str>, Arc<str>), Gain>,
+    /// A tier's rows, and its totals over every key (`*`).
+    pub gains: HashMap<Row, Gain>,
 }
+
+/// A rollup row: its table, start, campaign and channel.
+pub type Row = (&'static str, i64, Arc<str>, Arc<str>);
+
+/// The key of the rows of totals.
+pub const ALL: &str = "*";
 
 impl Pending {
     /// A pane the merge counted into the window `key`; `first` if it is
     /// the window's first.
     pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool) {
+        let all: Arc<str> = Arc::from(ALL);
         for tier in [Tier::Hour, Tier::Day] {
             let start = tier.start_of(pane.window_start);
-            let gain = self
-                .gains
-                .entry((tier, start, key.1.clone(), key.2.clone()))
-                .or_default();
-            gain.window_end = start + tier.grain().expect("rollups have a grain");
-            gain.counters.add(&pane.counters());
-            if let Some(sketch) = &pane.reach_sketch {
-                gain.reach
-                    .get_or_insert_with(ReachUnion::default)
-                    .add(sketch);
+            let totals = tier.totals_table().expect("rollups have totals");
+            for (table, campaign, channel) in [(tier.table(), &key.1, &key.2), (totals, &all, &all)]
+            {
+                let gain = self
+                    .gains
+                    .entry((table, start, campaign.clone(), channel.clone()))
+                    .or_default();
+                gain.window_end = start + tier.grain().expect("rollups have a grain");
+                gain.counters.add(&pane.counters());
+                if let Some(sketch) = &pane.reach_sketch {
+                    gain.reach
+                        .get_or_insert_with(ReachUnion::default)
+                        .add(sketch);
+                }
+                gain.panes += 1;
+                gain.records += pane.records;
+                gain.late_panes += u64::from(pane.late_records > 0);
+                gain.windows += u64::from(first);
             }
-            gain.panes += 1;
-            gain.records += pane.records;
-            gain.late_panes += u64::from(pane.late_records > 0);
-            gain.windows += u64::from(first);
         }
         self.windows.insert(key);
     }

@@ -35,6 +35,13 @@ const PRUNE_EVERY_MS: i64 = 3_600_000;
 const COUNTERS: &str = "impressions, clicks, conversions, spend_micros, revenue_micros, \
      late_records, panes, records, late_panes, reach_sketch, windows";
 
+/// What sums are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Campaign,
+    Channel,
+}
+
 /// Where the history is kept.
 #[derive(Debug, Clone)]
 pub enum Place {
@@ -156,21 +163,28 @@ fn prepare(conn: &Connection, place: &str) -> Result<()> {
              target_cpa_micros INTEGER, daily_budget_micros INTEGER,
              flight_start_ms INTEGER, flight_end_ms INTEGER);"
     );
-    for tier in Tier::ALL {
-        let marks = match tier {
-            Tier::Minute => "marks TEXT NOT NULL, touched INTEGER NOT NULL,",
-            _ => "",
+    let tables = Tier::ALL
+        .iter()
+        .map(|t| (t.table(), *t == Tier::Minute))
+        .chain(
+            Tier::ALL
+                .iter()
+                .filter_map(|t| Some((t.totals_table()?, false))),
+        );
+    for (table, minute) in tables {
+        let marks = match minute {
+            true => "marks TEXT NOT NULL, touched INTEGER NOT NULL,",
+            false => "",
         };
         ddl.push_str(&format!(
-            "CREATE TABLE {} (window_start INTEGER NOT NULL, campaign TEXT NOT NULL,
+            "CREATE TABLE {table} (window_start INTEGER NOT NULL, campaign TEXT NOT NULL,
                  channel TEXT NOT NULL, window_end INTEGER NOT NULL,
                  impressions INTEGER NOT NULL, clicks INTEGER NOT NULL,
                  conversions INTEGER NOT NULL, spend_micros INTEGER NOT NULL,
                  revenue_micros INTEGER NOT NULL, late_records INTEGER NOT NULL,
                  panes INTEGER NOT NULL, records INTEGER NOT NULL, late_panes INTEGER NOT NULL,
                  reach_sketch BLOB, windows INTEGER NOT NULL, {marks}
-                 PRIMARY KEY (window_start, campaign, channel)) WITHOUT ROWID;",
-            tier.table()
+                 PRIMARY KEY (window_start, campaign, channel)) WITHOUT ROWID;"
         ));
     }
     conn.execute_batch(&format!("BEGIN; {ddl} COMMIT;"))
@@ -249,7 +263,12 @@ impl History {
                     .with_context(|| format!("opening the history {}", file.display()))?;
                 let wal = conn
                     .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-                    .and_then(|_| conn.execute_batch("PRAGMA synchronous = NORMAL"));
+                    // A page cache of 32 MiB: the hot rows' pages stay in it.
+                    .and_then(|_| {
+                        conn.execute_batch(
+                            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
+                        )
+                    });
                 if let Err(e) = wal {
                     bail!(
                         "the history {} is damaged or is not a history ({e}). Move it aside or \
@@ -394,8 +413,7 @@ impl History {
                     campaigns.insert(w.campaign.clone(), campaign);
                 }
             }
-            for ((tier, start, campaign, channel), gain) in &self.pending.gains {
-                let table = tier.table();
+            for ((table, start, campaign, channel), gain) in &self.pending.gains {
                 let old: Option<Option<Vec<u8>>> = tx
                     .prepare_cached(&format!(
                         "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND \
@@ -489,13 +507,12 @@ impl History {
                     Tier::Minute => " AND touched < ?2",
                     _ => " AND ?2 = ?2",
                 };
-                tx.execute(
-                    &format!(
-                        "DELETE FROM {} WHERE window_start < ?1{touched}",
-                        tier.table()
-                    ),
-                    params![floor, newest.saturating_sub(GRACE_MS)],
-                )?;
+                for table in std::iter::once(tier.table()).chain(tier.totals_table()) {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE window_start < ?1{touched}"),
+                        params![floor, newest.saturating_sub(GRACE_MS)],
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -556,16 +573,37 @@ impl History {
         channel: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Window>> {
+        self.read_from(ranges, campaign, channel, limit, false)
+    }
+
+    /// The rows of `ranges` summed over every key, one per hour or day
+    /// (`campaign` and `channel` are `*`); minute ranges read every key's
+    /// windows. What a total over a range needs, whatever the keys.
+    pub fn totals(&self, ranges: &[Range], limit: usize) -> Result<Vec<Window>> {
+        self.read_from(ranges, None, None, limit, true)
+    }
+
+    fn read_from(
+        &self,
+        ranges: &[Range],
+        campaign: Option<&str>,
+        channel: Option<&str>,
+        limit: usize,
+        totals: bool,
+    ) -> Result<Vec<Window>> {
         let conn = self.conn.lock();
         let mut out = Vec::new();
         for range in ranges {
             let minute = range.tier == Tier::Minute;
             let marks = if minute { ", marks" } else { "" };
+            let table = match range.tier.totals_table() {
+                Some(table) if totals => table,
+                _ => range.tier.table(),
+            };
             let mut query = conn.prepare_cached(&format!(
-                "SELECT window_start, campaign, channel, window_end, {COUNTERS}{marks} FROM {} \
+                "SELECT window_start, campaign, channel, window_end, {COUNTERS}{marks} FROM {table} \
                  WHERE window_start >= ?1 AND window_start < ?2 AND (?3 IS NULL OR campaign = ?3) \
-                 AND (?4 IS NULL OR channel = ?4) ORDER BY window_start, campaign, channel",
-                range.tier.table()
+                 AND (?4 IS NULL OR channel = ?4) ORDER BY window_start, campaign, channel"
             ))?;
             let rows = query.query_map(params![range.from, range.to, campaign, channel], |r| {
                 row(r, minute)
@@ -590,16 +628,38 @@ impl History {
     /// The counters of `ranges` summed per campaign, in SQLite: for totals
     /// that need neither reach nor the rows.
     pub fn sums(&self, ranges: &[Range]) -> Result<BTreeMap<String, Counters>> {
+        Ok(self
+            .sums_by(ranges, Key::Campaign, None, None)?
+            .into_iter()
+            .map(|(name, (counters, _))| (name, counters))
+            .collect())
+    }
+
+    /// The counters of `ranges` (of one campaign or channel if given)
+    /// summed per campaign or per channel, in SQLite, with the number of
+    /// the transform's windows in each.
+    pub fn sums_by(
+        &self,
+        ranges: &[Range],
+        by: Key,
+        campaign: Option<&str>,
+        channel: Option<&str>,
+    ) -> Result<BTreeMap<String, (Counters, u64)>> {
         let conn = self.conn.lock();
-        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        let mut out: BTreeMap<String, (Counters, u64)> = BTreeMap::new();
+        let column = match by {
+            Key::Campaign => "campaign",
+            Key::Channel => "channel",
+        };
         for range in ranges {
             let mut query = conn.prepare_cached(&format!(
-                "SELECT campaign, sum(impressions), sum(clicks), sum(conversions), \
-                 sum(spend_micros), sum(revenue_micros), sum(late_records) FROM {} \
-                 WHERE window_start >= ?1 AND window_start < ?2 GROUP BY campaign",
+                "SELECT {column}, sum(impressions), sum(clicks), sum(conversions), \
+                 sum(spend_micros), sum(revenue_micros), sum(late_records), sum(windows) FROM {} \
+                 WHERE window_start >= ?1 AND window_start < ?2 AND (?3 IS NULL OR campaign = ?3) \
+                 AND (?4 IS NULL OR channel = ?4) GROUP BY {column}",
                 range.tier.table()
             ))?;
-            let rows = query.query_map(params![range.from, range.to], |r| {
+            let rows = query.query_map(params![range.from, range.to, campaign, channel], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     Counters {
@@ -610,11 +670,14 @@ impl History {
                         revenue_micros: r.get(5)?,
                         late_records: r.get(6)?,
                     },
+                    r.get::<_, u64>(7)?,
                 ))
             })?;
             for row in rows {
-                let (campaign, counters) = row?;
-                out.entry(campaign).or_default().add(&counters);
+                let (name, counters, windows) = row?;
+                let sum = out.entry(name).or_default();
+                sum.0.add(&counters);
+                sum.1 += windows;
             }
         }
         Ok(out)

@@ -27,6 +27,16 @@ impl Tier {
         }
     }
 
+    /// The table of its rows summed over every key (`campaign` and
+    /// `channel` are `*`): what a total over a range reads.
+    pub fn totals_table(self) -> Option<&'static str> {
+        match self {
+            Tier::Minute => None,
+            Tier::Hour => Some("hour_total"),
+            Tier::Day => Some("day_total"),
+        }
+    }
+
     /// The span of its rows; the windows' own for the minute tier.
     pub fn grain(self) -> Option<i64> {
         match self {

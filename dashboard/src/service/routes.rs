@@ -15,8 +15,9 @@ use warp::{Filter, Rejection, Reply};
 
 use super::{Shared, State};
 use crate::export::{self, Format};
+use crate::pacing;
+use crate::range::{self, Read};
 use crate::view::{self, Filter as Query, Selection};
-use crate::{pacing, range};
 use analytics::merge::{Merger, Window};
 
 /// Counts a live stream while it lasts.
@@ -66,9 +67,9 @@ fn bad_request(message: String) -> warp::reply::Response {
     .into_response()
 }
 
-/// What answers a filter: the rows read for it, the hot windows (which
-/// say what is final), and the filter.
-type Answer<T> = fn(&[Window], &Merger, &Selection) -> T;
+/// What answers a filter: from the state, the filter (its named range
+/// resolved), and the transform's window size.
+type Answer = fn(&State, &Selection, i64) -> Result<serde_json::Value, String>;
 
 /// The merge's "now", which named ranges end at: its newest event time,
 /// or the clock before anything is merged.
@@ -80,26 +81,58 @@ fn now(merger: &Merger) -> i64 {
     })
 }
 
-/// The filter of a query, its named range resolved, and the rows it reads
-/// (with `listing`, the windows themselves).
-fn read(q: &Query, state: &State, listing: bool) -> Result<(Selection, Vec<Window>, i64), String> {
+/// A query's filter, its named range resolved, and the window size.
+fn resolve(q: &Query, state: &State) -> Result<(Selection, i64), String> {
     let selection = range::resolve(&q.parse()?, now(&state.merger));
-    let window_ms = state.merger.window_size().unwrap_or(60_000);
-    let rows = range::rows(&state.history, &selection, window_ms, listing)?;
-    Ok((selection, rows, window_ms))
+    Ok((selection, state.merger.window_size().unwrap_or(60_000)))
+}
+
+/// The windows, or with a bucket each key's rows: what `/api/windows` and
+/// exports read.
+fn table_rows(state: &State, selection: &Selection, window_ms: i64) -> Result<Vec<Window>, String> {
+    let read = match selection.bucket {
+        Some(_) => Read::Keys,
+        None => Read::Windows,
+    };
+    range::rows(&state.history, selection, window_ms, read)
+}
+
+fn json<T: Serialize>(value: T) -> serde_json::Value {
+    serde_json::to_value(value).expect("views serialize")
+}
+
+fn windows(
+    state: &State,
+    selection: &Selection,
+    window_ms: i64,
+) -> Result<serde_json::Value, String> {
+    let rows = table_rows(state, selection, window_ms)?;
+    Ok(json(view::windows(&rows, &state.merger, selection)))
+}
+
+fn summary(
+    state: &State,
+    selection: &Selection,
+    window_ms: i64,
+) -> Result<serde_json::Value, String> {
+    let rows = range::rows(&state.history, selection, window_ms, Read::Totals)?;
+    let mut summary = json(view::summary(&rows, &state.merger, selection));
+    summary["period"] = serde_json::json!({ "from": selection.from_ms, "to": selection.to_ms });
+    Ok(summary)
+}
+
+fn top(state: &State, selection: &Selection, window_ms: i64) -> Result<serde_json::Value, String> {
+    range::top(&state.history, selection, window_ms).map(json)
 }
 
 /// `GET /api/<name>?campaign=&channel=&from=&to=&date_preset=&…`, answered
-/// by `answer` over the rows of the history that the filter reads (with
-/// `listing`, the windows themselves, unless a bucket rolls them up); a
-/// bad filter is a 400 that says why. `/api/summary` also says the period
-/// asked for and, with `compare=previous`, the period before it and each
+/// by `answer` from the history; a bad filter is a 400 that says why.
+/// `/api/summary` with `compare=previous` adds the period before and each
 /// figure's change.
-fn filtered<T: Serialize>(
+fn filtered(
     name: &'static str,
     shared: Arc<Shared>,
-    listing: bool,
-    answer: Answer<T>,
+    answer: Answer,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
     warp::path("api")
         .and(warp::path(name))
@@ -109,27 +142,14 @@ fn filtered<T: Serialize>(
         .and(with_shared(shared))
         .map(move |q: Query, shared: Arc<Shared>| {
             let state = shared.state.read();
-            let listing = listing && q.bucket.as_deref().is_none_or(str::is_empty);
-            let answered = read(&q, &state, listing).and_then(|(selection, rows, window_ms)| {
-                let mut json =
-                    serde_json::to_value(answer(&rows, &state.merger, &selection)).expect("views serialize");
-                if name != "summary" {
-                    if selection.compare {
+            let answered = resolve(&q, &state).and_then(|(selection, window_ms)| {
+                let mut json = answer(&state, &selection, window_ms)?;
+                if selection.compare {
+                    if name != "summary" {
                         return Err("`compare` goes with /api/summary".into());
                     }
-                    return Ok(json);
-                }
-                json["period"] = serde_json::json!({ "from": selection.from_ms, "to": selection.to_ms });
-                if selection.compare {
                     let before = match range::previous(&selection, window_ms) {
-                        Some(previous) => {
-                            let rows = range::rows(&state.history, &previous, window_ms, false)?;
-                            let mut before = serde_json::to_value(answer(&rows, &state.merger, &previous))
-                                .expect("views serialize");
-                            before["period"] =
-                                serde_json::json!({ "from": previous.from_ms, "to": previous.to_ms });
-                            before
-                        }
+                        Some(previous) => answer(&state, &previous, window_ms)?,
                         None => serde_json::Value::Null,
                     };
                     json["change"] = range::change(&json, &before);
@@ -162,23 +182,22 @@ pub fn routes(
                     None => Err(warp::reject::not_found()),
                 }
             });
-    let windows = filtered("windows", shared.clone(), true, view::windows);
-    let summary = filtered("summary", shared.clone(), false, view::summary);
-    let top = filtered("top", shared.clone(), false, |rows, merger, selection| {
-        view::top(rows, merger, selection)
-    });
+    let windows = filtered("windows", shared.clone(), windows);
+    let summary = filtered("summary", shared.clone(), summary);
+    let top = filtered("top", shared.clone(), top);
     let export = warp::path!("api" / "export")
         .and(warp::get())
         .and(warp::query::<Query>())
         .and(with_shared(shared.clone()))
         .map(|q: Query, shared: Arc<Shared>| {
             let state = shared.state.read();
-            let listing = q.bucket.as_deref().is_none_or(str::is_empty);
-            let format = match Format::parse(q.format.as_deref().filter(|f| !f.is_empty())) {
-                Ok(format) => format,
-                Err(e) => return bad_request(e),
-            };
-            let (selection, rows, _) = match read(&q, &state, listing) {
+            let read =
+                Format::parse(q.format.as_deref().filter(|f| !f.is_empty())).and_then(|format| {
+                    let (selection, window_ms) = resolve(&q, &state)?;
+                    let rows = table_rows(&state, &selection, window_ms)?;
+                    Ok((format, selection, rows))
+                });
+            let (format, selection, rows) = match read {
                 Ok(read) => read,
                 Err(e) => return bad_request(e),
             };

@@ -311,7 +311,8 @@ impl Dashboard {
         loop {
             let state = self.shared.state.read();
             let everything = Selection::default();
-            let rows = range::rows(&state.history, &everything, 60_000, true).unwrap();
+            let rows =
+                range::rows(&state.history, &everything, 60_000, range::Read::Windows).unwrap();
             let counted: u64 = rows.iter().map(|w| w.records).sum();
             if counted >= valid {
                 let windows = view::windows(&rows, &state.merger, &everything);

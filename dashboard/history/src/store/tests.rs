@@ -110,6 +110,27 @@ fn a_checkpoint_keeps_windows_rollups_positions_and_state_together() {
     );
     assert_eq!(days[0].window_end, DAY);
     assert_eq!(history.bounds().unwrap(), Some((0, DAY)));
+    // Totals over every key: one row a day, reach a union.
+    let range = Range {
+        tier: Tier::Day,
+        from: 0,
+        to: 2 * DAY,
+    };
+    let rows = history.totals(&[range], usize::MAX).unwrap();
+    let totals: Vec<(i64, &str, u64, u64, u64)> = rows
+        .iter()
+        .map(|w| {
+            let c = &w.counters;
+            (
+                w.window_start,
+                &*w.campaign,
+                c.impressions,
+                w.windows,
+                w.reach.estimate(),
+            )
+        })
+        .collect();
+    assert_eq!(totals, [(0, "*", 6, 3, 3), (DAY, "*", 4, 1, 1)]);
 }
 
 #[test]
