@@ -694,9 +694,11 @@ impl History {
         let conn = self.conn.lock();
         let mut bounds: Option<(i64, i64)> = None;
         for tier in Tier::ALL {
+            // Apart, so that each reads one end of the key (together, they
+            // would scan the table).
             let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
                 &format!(
-                    "SELECT min(window_start), max(window_start) FROM {}",
+                    "SELECT (SELECT min(window_start) FROM {0}), (SELECT max(window_start) FROM {0})",
                     tier.table()
                 ),
                 [],
