@@ -74,6 +74,13 @@ pub fn pacing(merger: &Merger, history: &History, tz: &jiff::tz::TimeZone) -> Ve
 /// Every campaign with a daily budget, paced over the day of `now` in `tz`,
 /// from where the history begins.
 fn pacing_at(history: &History, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing> {
+    let budgets: BTreeMap<&str, (&history::Campaign, i64)> = history
+        .campaigns()
+        .filter_map(|(campaign, c)| Some((campaign, (c, c.daily_budget_micros?))))
+        .collect();
+    if budgets.is_empty() {
+        return Vec::new();
+    }
     let (day_start, day_end) = Bucket::days(tz.clone()).bounds(now);
     let first_seen = match history.bounds() {
         Ok(bounds) => bounds.map_or(now, |(earliest, _)| earliest),
@@ -96,10 +103,6 @@ fn pacing_at(history: &History, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing
     // Even pacing spends the budget at a steady rate over the day: what it
     // plans is that rate over the part of the day paced.
     let elapsed = (now - paced_from) as f64 / (day_end - day_start) as f64;
-    let budgets: BTreeMap<&str, (&history::Campaign, i64)> = history
-        .campaigns()
-        .filter_map(|(campaign, c)| Some((campaign, (c, c.daily_budget_micros?))))
-        .collect();
     budgets
         .into_iter()
         .map(|(campaign, (c, budget))| {
