@@ -144,7 +144,7 @@ pub fn top(
     selection: &Selection,
     window_ms: i64,
 ) -> Result<Vec<TopRow>, String> {
-    let Some((ranges, limit)) = ranges(history, selection, window_ms, Read::Keys)? else {
+    let Some((ranges, _)) = ranges(history, selection, window_ms, Read::Keys)? else {
         return Ok(Vec::new());
     };
     let t = &selection.top;
@@ -174,28 +174,31 @@ pub fn top(
             (row, counters)
         })
         .collect();
-    // Each row's reach: the union of its rows' sketches.
-    let reach = |row: &mut (TopRow, Counters)| -> Result<(), String> {
-        let (c, ch) = match by_campaign {
-            true => (row.0.campaign.as_deref(), channel),
-            false => (campaign, row.0.channel.as_deref()),
+    // The rows' reach: the union of their rows' sketches, in one pass.
+    let reach = |rows: &mut [(TopRow, Counters)]| -> Result<(), String> {
+        let name = |r: &TopRow| {
+            r.campaign
+                .clone()
+                .or_else(|| r.channel.clone())
+                .unwrap_or_default()
         };
-        let keyed = history
-            .read(&ranges, c, ch, limit)
+        let names: Vec<String> = rows.iter().map(|r| name(&r.0)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let unions = history
+            .reach_by(&ranges, key, &names, campaign, channel)
             .map_err(|e| format!("{e:#}"))?;
-        let mut union = ReachUnion::default();
-        for w in &keyed {
-            w.reach.add_to(&mut union);
+        for (row, counters) in rows.iter_mut() {
+            let reach = unions.get(&name(row)).map_or(0, ReachUnion::estimate);
+            row.totals = Totals::new(counters, reach);
         }
-        row.0.totals = Totals::new(&row.1, union.estimate());
         Ok(())
     };
     if t.by.needs_reach() {
-        rows.iter_mut().try_for_each(reach)?;
+        reach(&mut rows)?;
         view::rank(&mut rows, t, |r| &r.0.totals);
     } else {
         view::rank(&mut rows, t, |r| &r.0.totals);
-        rows.iter_mut().try_for_each(reach)?;
+        reach(&mut rows)?;
     }
     Ok(rows.into_iter().map(|(row, _)| row).collect())
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use analytics::merge::{Window, WindowKey, WindowReach};
-use analytics::reach::Reach;
+use analytics::reach::{Reach, ReachUnion};
 use analytics::{Counters, Pane};
 use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
@@ -40,6 +40,15 @@ const COUNTERS: &str = "impressions, clicks, conversions, spend_micros, revenue_
 pub enum Key {
     Campaign,
     Channel,
+}
+
+impl Key {
+    fn column(self) -> &'static str {
+        match self {
+            Key::Campaign => "campaign",
+            Key::Channel => "channel",
+        }
+    }
 }
 
 /// Where the history is kept.
@@ -647,10 +656,7 @@ impl History {
     ) -> Result<BTreeMap<String, (Counters, u64)>> {
         let conn = self.conn.lock();
         let mut out: BTreeMap<String, (Counters, u64)> = BTreeMap::new();
-        let column = match by {
-            Key::Campaign => "campaign",
-            Key::Channel => "channel",
-        };
+        let column = by.column();
         for range in ranges {
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {column}, sum(impressions), sum(clicks), sum(conversions), \
@@ -678,6 +684,42 @@ impl History {
                 let sum = out.entry(name).or_default();
                 sum.0.add(&counters);
                 sum.1 += windows;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The union of the reach sketches of `ranges` per campaign or per
+    /// channel, for the `names` given only, in one pass over the rows.
+    pub fn reach_by(
+        &self,
+        ranges: &[Range],
+        by: Key,
+        names: &[&str],
+        campaign: Option<&str>,
+        channel: Option<&str>,
+    ) -> Result<HashMap<String, ReachUnion>> {
+        let conn = self.conn.lock();
+        let column = by.column();
+        let names = serde_json::to_string(names)?;
+        let mut out: HashMap<String, ReachUnion> = HashMap::new();
+        for range in ranges {
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {column}, reach_sketch FROM {} WHERE window_start >= ?1 AND \
+                 window_start < ?2 AND (?3 IS NULL OR campaign = ?3) AND (?4 IS NULL OR \
+                 channel = ?4) AND reach_sketch IS NOT NULL AND {column} IN \
+                 (SELECT value FROM json_each(?5))",
+                range.tier.table()
+            ))?;
+            let rows = query.query_map(
+                params![range.from, range.to, campaign, channel, names],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )?;
+            for row in rows {
+                let (name, bytes) = row?;
+                if let Ok(sketch) = Reach::from_bytes(&bytes) {
+                    out.entry(name).or_default().add(&sketch);
+                }
             }
         }
         Ok(out)
