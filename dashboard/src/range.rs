@@ -30,8 +30,8 @@ pub enum Read {
     Windows,
     /// Rows of any tier, each key's.
     Keys,
-    /// Rows of any tier summed over every key, where no campaign or
-    /// channel is chosen (else each key's).
+    /// Rows of any tier summed over every key (or the campaign's or
+    /// channel's chosen).
     Totals,
 }
 
@@ -47,9 +47,9 @@ pub fn rows(
     let Some((ranges, limit)) = ranges(history, selection, window_ms, read)? else {
         return Ok(Vec::new());
     };
-    let keyed = selection.campaign.is_some() || selection.channel.is_some();
+    let (campaign, channel) = (selection.campaign.as_deref(), selection.channel.as_deref());
     let rows = match read {
-        Read::Totals if !keyed => history.totals(&ranges, limit),
+        Read::Totals => history.totals(&ranges, campaign, channel, limit),
         _ => history.read(
             &ranges,
             selection.campaign.as_deref(),

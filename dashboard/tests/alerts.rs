@@ -232,11 +232,14 @@ fn alerts_fire_and_clear_and_the_webhook_hears_both() {
     assert_eq!(pacing["campaign"], "c");
     assert!(pacing["value"].as_f64().unwrap() > 1.15, "{pacing}");
     assert_eq!(pacing["threshold"].as_f64().unwrap(), 1.15);
-    let metrics = service.get("/metrics").1;
-    assert!(
-        metrics.contains("dashboard_alert_webhook_sent_total 7\n"),
-        "{metrics}"
-    );
+    // The sender counts a change once the receiver has answered it: just
+    // after the receiver has it.
+    let metrics = test_kit::wait_for("7 changes sent", Duration::from_secs(10), || {
+        let metrics = service.get("/metrics").1;
+        metrics
+            .contains("dashboard_alert_webhook_sent_total 7\n")
+            .then_some(metrics)
+    });
     assert!(
         metrics.contains("dashboard_alert_webhook_failed_total 0\n"),
         "{metrics}"

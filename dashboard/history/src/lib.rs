@@ -15,4 +15,4 @@ mod store;
 pub mod tiers;
 
 pub use store::{Campaign, Checkpoint, History, Key, Place, Resumed, FORMAT};
-pub use tiers::{cover, Range, Spans, Tier, DAY_MS, HOUR_MS};
+pub use tiers::{cover, Range, Scope, Spans, Tier, DAY_MS, HOUR_MS};

@@ -8,7 +8,7 @@ use analytics::merge::WindowKey;
 use analytics::reach::ReachUnion;
 use analytics::{Counters, Pane};
 
-use crate::tiers::Tier;
+use crate::tiers::{Scope, Tier};
 
 /// What a rollup row gains from the panes counted since the last
 /// checkpoint.
@@ -45,9 +45,14 @@ impl Pending {
         let all: Arc<str> = Arc::from(ALL);
         for tier in [Tier::Hour, Tier::Day] {
             let start = tier.start_of(pane.window_start);
-            let totals = tier.totals_table().expect("rollups have totals");
-            for (table, campaign, channel) in [(tier.table(), &key.1, &key.2), (totals, &all, &all)]
-            {
+            for scope in Scope::ALL {
+                let table = tier.table_of(scope).expect("rollups have every scope");
+                let (campaign, channel) = match scope {
+                    Scope::Key => (&key.1, &key.2),
+                    Scope::Campaign => (&key.1, &all),
+                    Scope::Channel => (&all, &key.2),
+                    Scope::All => (&all, &all),
+                };
                 let gain = self
                     .gains
                     .entry((table, start, campaign.clone(), channel.clone()))

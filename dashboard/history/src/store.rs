@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::pending::Pending;
-use crate::tiers::{Range, Spans, Tier, DAY_MS};
+use crate::tiers::{Range, Scope, Spans, Tier, DAY_MS};
 
 /// The layout this version reads and writes (SQLite's `user_version`).
 pub const FORMAT: i64 = 1;
@@ -47,6 +47,13 @@ impl Key {
         match self {
             Key::Campaign => "campaign",
             Key::Channel => "channel",
+        }
+    }
+
+    fn scope(self) -> Scope {
+        match self {
+            Key::Campaign => Scope::Campaign,
+            Key::Channel => Scope::Channel,
         }
     }
 }
@@ -173,13 +180,8 @@ fn prepare(conn: &Connection, place: &str) -> Result<()> {
              flight_start_ms INTEGER, flight_end_ms INTEGER);"
     );
     let tables = Tier::ALL
-        .iter()
-        .map(|t| (t.table(), *t == Tier::Minute))
-        .chain(
-            Tier::ALL
-                .iter()
-                .filter_map(|t| Some((t.totals_table()?, false))),
-        );
+        .into_iter()
+        .flat_map(|t| t.tables().map(move |table| (table, t == Tier::Minute)));
     for (table, minute) in tables {
         let marks = match minute {
             true => "marks TEXT NOT NULL, touched INTEGER NOT NULL,",
@@ -516,7 +518,7 @@ impl History {
                     Tier::Minute => " AND touched < ?2",
                     _ => " AND ?2 = ?2",
                 };
-                for table in std::iter::once(tier.table()).chain(tier.totals_table()) {
+                for table in tier.tables() {
                     tx.execute(
                         &format!("DELETE FROM {table} WHERE window_start < ?1{touched}"),
                         params![floor, newest.saturating_sub(GRACE_MS)],
@@ -582,14 +584,22 @@ impl History {
         channel: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Window>> {
-        self.read_from(ranges, campaign, channel, limit, false)
+        self.read_from(ranges, campaign, channel, limit, Scope::Key)
     }
 
-    /// The rows of `ranges` summed over every key, one per hour or day
-    /// (`campaign` and `channel` are `*`); minute ranges read every key's
-    /// windows. What a total over a range needs, whatever the keys.
-    pub fn totals(&self, ranges: &[Range], limit: usize) -> Result<Vec<Window>> {
-        self.read_from(ranges, None, None, limit, true)
+    /// The rows of `ranges` (of one campaign or channel if given) summed
+    /// over every key, one per hour or day (`campaign` and `channel` are
+    /// `*` where summed over); minute ranges read each key's windows. What
+    /// a total over a range needs, whatever the number of keys.
+    pub fn totals(
+        &self,
+        ranges: &[Range],
+        campaign: Option<&str>,
+        channel: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Window>> {
+        let scope = Scope::for_filter(campaign.is_some(), channel.is_some(), None);
+        self.read_from(ranges, campaign, channel, limit, scope)
     }
 
     fn read_from(
@@ -598,17 +608,14 @@ impl History {
         campaign: Option<&str>,
         channel: Option<&str>,
         limit: usize,
-        totals: bool,
+        scope: Scope,
     ) -> Result<Vec<Window>> {
         let conn = self.conn.lock();
         let mut out = Vec::new();
         for range in ranges {
             let minute = range.tier == Tier::Minute;
             let marks = if minute { ", marks" } else { "" };
-            let table = match range.tier.totals_table() {
-                Some(table) if totals => table,
-                _ => range.tier.table(),
-            };
+            let table = range.tier.table_of(scope).unwrap_or(range.tier.table());
             let mut query = conn.prepare_cached(&format!(
                 "SELECT window_start, campaign, channel, window_end, {COUNTERS}{marks} FROM {table} \
                  WHERE window_start >= ?1 AND window_start < ?2 AND (?3 IS NULL OR campaign = ?3) \
@@ -657,13 +664,14 @@ impl History {
         let conn = self.conn.lock();
         let mut out: BTreeMap<String, (Counters, u64)> = BTreeMap::new();
         let column = by.column();
+        let scope = Scope::for_filter(campaign.is_some(), channel.is_some(), Some(by.scope()));
         for range in ranges {
+            let table = range.tier.table_of(scope).unwrap_or(range.tier.table());
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {column}, sum(impressions), sum(clicks), sum(conversions), \
-                 sum(spend_micros), sum(revenue_micros), sum(late_records), sum(windows) FROM {} \
+                 sum(spend_micros), sum(revenue_micros), sum(late_records), sum(windows) FROM {table} \
                  WHERE window_start >= ?1 AND window_start < ?2 AND (?3 IS NULL OR campaign = ?3) \
-                 AND (?4 IS NULL OR channel = ?4) GROUP BY {column}",
-                range.tier.table()
+                 AND (?4 IS NULL OR channel = ?4) GROUP BY {column}"
             ))?;
             let rows = query.query_map(params![range.from, range.to, campaign, channel], |r| {
                 Ok((
@@ -702,14 +710,15 @@ impl History {
         let conn = self.conn.lock();
         let column = by.column();
         let names = serde_json::to_string(names)?;
+        let scope = Scope::for_filter(campaign.is_some(), channel.is_some(), Some(by.scope()));
         let mut out: HashMap<String, ReachUnion> = HashMap::new();
         for range in ranges {
+            let table = range.tier.table_of(scope).unwrap_or(range.tier.table());
             let mut query = conn.prepare_cached(&format!(
-                "SELECT {column}, reach_sketch FROM {} WHERE window_start >= ?1 AND \
+                "SELECT {column}, reach_sketch FROM {table} WHERE window_start >= ?1 AND \
                  window_start < ?2 AND (?3 IS NULL OR campaign = ?3) AND (?4 IS NULL OR \
                  channel = ?4) AND reach_sketch IS NOT NULL AND {column} IN \
-                 (SELECT value FROM json_each(?5))",
-                range.tier.table()
+                 (SELECT value FROM json_each(?5))"
             ))?;
             let rows = query.query_map(
                 params![range.from, range.to, campaign, channel, names],

@@ -27,14 +27,25 @@ impl Tier {
         }
     }
 
-    /// The table of its rows summed over every key (`campaign` and
-    /// `channel` are `*`): what a total over a range reads.
-    pub fn totals_table(self) -> Option<&'static str> {
-        match self {
-            Tier::Minute => None,
-            Tier::Hour => Some("hour_total"),
-            Tier::Day => Some("day_total"),
-        }
+    /// The table of its rows at `scope`: each key's, or summed per
+    /// campaign, per channel or over every key (where the summed-over
+    /// columns are `*`). The minute tier keeps keys only.
+    pub fn table_of(self, scope: Scope) -> Option<&'static str> {
+        Some(match (self, scope) {
+            (_, Scope::Key) => self.table(),
+            (Tier::Minute, _) => return None,
+            (Tier::Hour, Scope::Campaign) => "hour_campaign",
+            (Tier::Hour, Scope::Channel) => "hour_channel",
+            (Tier::Hour, Scope::All) => "hour_total",
+            (Tier::Day, Scope::Campaign) => "day_campaign",
+            (Tier::Day, Scope::Channel) => "day_channel",
+            (Tier::Day, Scope::All) => "day_total",
+        })
+    }
+
+    /// Every table of the tier.
+    pub fn tables(self) -> impl Iterator<Item = &'static str> {
+        Scope::ALL.into_iter().filter_map(move |s| self.table_of(s))
     }
 
     /// The span of its rows; the windows' own for the minute tier.
@@ -65,6 +76,36 @@ impl Tier {
             Tier::Minute => spans.minute_ms,
             Tier::Hour => spans.hour_ms,
             Tier::Day => spans.day_ms,
+        }
+    }
+}
+
+/// What a rollup row sums over: one key (campaign × channel), a campaign's
+/// channels, a channel's campaigns, or every key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Key,
+    Campaign,
+    Channel,
+    All,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Key, Scope::Campaign, Scope::Channel, Scope::All];
+
+    /// The scope a filter of one campaign and/or one channel reads: the
+    /// narrowest rows that hold it, for a total (`by` none) or per
+    /// campaign or channel.
+    pub fn for_filter(campaign: bool, channel: bool, by: Option<Scope>) -> Scope {
+        match (campaign, channel, by) {
+            (false, false, None) => Scope::All,
+            (true, false, None | Some(Scope::Campaign)) | (false, false, Some(Scope::Campaign)) => {
+                Scope::Campaign
+            }
+            (false, true, None | Some(Scope::Channel)) | (false, false, Some(Scope::Channel)) => {
+                Scope::Channel
+            }
+            _ => Scope::Key,
         }
     }
 }

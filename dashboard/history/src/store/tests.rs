@@ -116,7 +116,7 @@ fn a_checkpoint_keeps_windows_rollups_positions_and_state_together() {
         from: 0,
         to: 2 * DAY,
     };
-    let rows = history.totals(&[range], usize::MAX).unwrap();
+    let rows = history.totals(&[range], None, None, usize::MAX).unwrap();
     let totals: Vec<(i64, &str, u64, u64, u64)> = rows
         .iter()
         .map(|w| {
@@ -131,6 +131,23 @@ fn a_checkpoint_keeps_windows_rollups_positions_and_state_together() {
         })
         .collect();
     assert_eq!(totals, [(0, "*", 6, 3, 3), (DAY, "*", 4, 1, 1)]);
+    // A campaign's rows, over its channels; a channel's, over campaigns.
+    let a = history
+        .totals(&[range], Some("a"), None, usize::MAX)
+        .unwrap();
+    let a: Vec<(&str, &str, u64)> = a
+        .iter()
+        .map(|w| (&*w.campaign, &*w.channel, w.counters.impressions))
+        .collect();
+    assert_eq!(a, [("a", "*", 5), ("a", "*", 4)]);
+    let email = history
+        .totals(&[range], None, Some("email"), usize::MAX)
+        .unwrap();
+    assert_eq!(
+        email.iter().map(|w| w.counters.impressions).sum::<u64>(),
+        10
+    );
+    assert!(email.iter().all(|w| &*w.campaign == "*"));
 }
 
 #[test]
