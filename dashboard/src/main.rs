@@ -29,8 +29,9 @@ dashboard goes on from there, also after a kill -9; the API answers any range fr
 holds it exactly.\n\nExamples:\n  \
 dashboard --brokers 127.0.0.1:9092 --history-dir ./history\n  \
 harness run @pipeline --config transform.yaml --input logs.jsonl > out.jsonl && dashboard --results-file out.jsonl\n\n\
-Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to; \
-bucket=1h|1d|1w|1mo with tz=), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
+Endpoints: / (the page), /api/windows and /api/summary (filters: campaign, channel, from, to or \
+date_preset=today|yesterday|last_7d|last_30d|this_month|last_month|maximum, tz=; bucket=1h|1d|1w|1mo; \
+compare=previous on the summary), /api/export (the same filters, format=csv|parquet), /api/top (by=ROAS&n=5&dimension=campaign|channel), /api/pacing, /api/alerts, \
 /api/status, /api/updates (server-sent events), /healthz, /metrics (Prometheus)."
 )]
 struct Cli {
