@@ -46,16 +46,23 @@ impl State {
                 Arc::from(pane.campaign.as_str()),
                 Arc::from(pane.channel.as_str()),
             );
-            let window = match self.history.window(&key) {
-                Ok(Some(window)) => window,
-                Ok(None) => {
-                    Window::new(key.1, key.2, pane.window_start, pane.window_end, Vec::new())
-                }
-                Err(e) => {
-                    tracing::error!("reading a window of {}: {e:#}", self.history.place());
-                    return Added::Expired;
+            // A history that cannot be read makes the merge wait, as one
+            // that cannot be written does: the pane is not dropped.
+            let stored = loop {
+                match self.history.window(&key) {
+                    Ok(stored) => break stored,
+                    Err(e) => {
+                        tracing::error!(
+                            "reading a window of {} (waiting): {e:#}",
+                            self.history.place()
+                        );
+                        std::thread::sleep(RETRY);
+                    }
                 }
             };
+            let window = stored.unwrap_or_else(|| {
+                Window::new(key.1, key.2, pane.window_start, pane.window_end, Vec::new())
+            });
             self.merger.restore(window);
         }
         let added = self.merger.add(partition, pane);
