@@ -25,8 +25,10 @@ fn stream(truth: &Path) -> Vec<String> {
         "5",
         "--count",
         "100000",
+        // Paced, so that the kill comes while the stream still flows (at
+        // `max` the generator is done before the dashboard has a day).
         "--rate",
-        "max",
+        "20000",
         "--start",
         "2025-06-01T00:00:00",
         "--simulated-rate",
