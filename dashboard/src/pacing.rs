@@ -3,7 +3,7 @@
 //! spend is summed from the history, exactly, however many keys there are;
 //! the alert rules' last hour comes from the hot windows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use analytics::time::{format_utc, parse_duration_ms};
 use analytics::Counters;
@@ -49,18 +49,47 @@ pub struct Pacing {
     pub in_flight: bool,
 }
 
-/// Windows starting in `[from, to)`, per campaign, added up.
-fn per_campaign(merger: &Merger, from: i64, to: i64) -> BTreeMap<&str, (Counters, &Window)> {
-    let mut sums: BTreeMap<&str, (Counters, &Window)> = BTreeMap::new();
-    for w in merger
-        .windows()
-        .filter(|w| (from..to).contains(&w.window_start))
-    {
-        let (c, latest) = sums.entry(&w.campaign).or_insert((Counters::default(), w));
-        c.add(&w.counters);
-        *latest = w;
+/// A campaign's hot windows, added up over the spans the rules compare.
+struct Recent<'a> {
+    /// Its first hot window's start.
+    first_seen: i64,
+    /// The last 5 minutes, the hour before them, and the last hour.
+    recent: Counters,
+    trailing: Counters,
+    hour: Counters,
+    /// Its newest window of the last hour, for its settings.
+    latest: Option<&'a Window>,
+}
+
+/// Every campaign's hot windows added up around `now`, in one pass (the
+/// rules run at every checkpoint), in order of campaign.
+fn recent_by_campaign(merger: &Merger, now: i64) -> Vec<(&str, Recent<'_>)> {
+    let mut by: HashMap<&str, Recent> = HashMap::new();
+    for w in merger.windows() {
+        let r = by.entry(&w.campaign).or_insert(Recent {
+            first_seen: w.window_start,
+            recent: Counters::default(),
+            trailing: Counters::default(),
+            hour: Counters::default(),
+            latest: None,
+        });
+        let start = w.window_start;
+        if start > now {
+            continue;
+        }
+        if start >= now - RECENT {
+            r.recent.add(&w.counters);
+        } else if start >= now - RECENT - TRAILING {
+            r.trailing.add(&w.counters);
+        }
+        if start >= now - TRAILING {
+            r.hour.add(&w.counters);
+            r.latest = Some(w);
+        }
     }
-    sums
+    let mut by: Vec<(&str, Recent)> = by.into_iter().collect();
+    by.sort_unstable_by_key(|(campaign, _)| *campaign);
+    by
 }
 
 /// Every campaign with a daily budget, paced over the day of the merge's
@@ -90,7 +119,7 @@ fn pacing_at(history: &History, tz: &jiff::tz::TimeZone, now: i64) -> Vec<Pacing
         }
     };
     let paced_from = first_seen.clamp(day_start, now);
-    let spent = match history::cover(&[day_start, now + 1], |t| history.floor(t))
+    let spent = match history::cover(&[day_start, now + 1], |t| history.held(t))
         .map_err(|_| anyhow::anyhow!("today's minute windows are no longer kept"))
         .and_then(|ranges| history.sums(&ranges))
     {
@@ -305,15 +334,10 @@ fn conditions_at(merger: &Merger, history: &History, t: &Thresholds, now: i64) -
             threshold,
         })
     };
-    // The 5-minute rules need the whole hour before: not at a stream's start.
-    let mut first_seen: BTreeMap<&str, i64> = BTreeMap::new();
-    for w in merger.windows() {
-        first_seen.entry(&w.campaign).or_insert(w.window_start);
-    }
-    let recent = per_campaign(merger, now - RECENT, now + 1);
-    let trailing = per_campaign(merger, now - RECENT - TRAILING, now - RECENT);
-    let hour = per_campaign(merger, now - TRAILING, now + 1);
-    for (campaign, (c, w)) in &hour {
+    let by_campaign = recent_by_campaign(merger, now);
+    for (campaign, r) in &by_campaign {
+        let Some(w) = r.latest else { continue };
+        let c = &r.hour;
         if let Some(target) = w.target_cpa_micros {
             let limit = target as f64 * (1.0 + t.cpa_over) / 1e6;
             if c.conversions >= MIN_CONVERSIONS && c.cpa() > limit {
@@ -331,16 +355,14 @@ fn conditions_at(merger: &Merger, history: &History, t: &Thresholds, now: i64) -
             }
         }
     }
-    for (campaign, (r, _)) in &recent {
-        let Some((h, _)) = trailing.get(campaign) else {
-            continue;
-        };
-        if first_seen
-            .get(campaign)
-            .is_none_or(|&f| f > now - RECENT - TRAILING)
-        {
+    for (campaign, x) in &by_campaign {
+        // The 5-minute rules need the whole hour before: not at a stream's
+        // start. (A campaign with no window in a span has zeros there,
+        // which no rule fires on.)
+        if x.first_seen > now - RECENT - TRAILING {
             continue;
         }
+        let (r, h) = (&x.recent, &x.trailing);
         if r.impressions >= MIN_RECENT_IMPRESSIONS && h.impressions >= MIN_TRAILING_IMPRESSIONS {
             let limit = h.ctr() * (1.0 - t.ctr_drop);
             if r.ctr() < limit {

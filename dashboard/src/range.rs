@@ -120,7 +120,7 @@ fn ranges(
         return Ok(Some((vec![range], MAX_LISTED)));
     }
     let cuts = cuts(selection, from, to)?;
-    let ranges = history::cover(&cuts, |tier| history.floor(tier)).map_err(|_| {
+    let ranges = history::cover(&cuts, |tier| history.held(tier)).map_err(|_| {
         format!(
             "this range needs minute windows before {}, which are no longer kept ({}): give \
              `from` and `to` on whole hours{}",

@@ -103,17 +103,26 @@ fn a_kill_9_and_a_restart_count_each_pane_once_and_sqlite3_reads_the_history() {
     assert_eq!(after.impressions, all.impressions + 1000);
     assert_eq!(after.spend_micros, all.spend_micros + 500_000);
 
-    // The README's command, while the dashboard runs: its days add up to
-    // the totals, as do the keys' rows.
+    // The README's command and docs/history.md's, while the dashboard
+    // runs: their days add up to the totals, as do the keys' rows.
     let file = dir.join("history.sqlite");
     let readme = "SELECT date(window_start/1000, 'unixepoch'), sum(impressions), \
-                  sum(spend_micros)/1e6 FROM day_total GROUP BY 1";
+                  sum(spend_micros)/1e6 FROM hour_total GROUP BY 1";
+    let forever = "SELECT date(window_start/1000, 'unixepoch') AS day, sum(impressions), \
+                   sum(spend_micros)/1e6 FROM (SELECT * FROM day_total UNION ALL SELECT * FROM \
+                   hour_total WHERE window_start >= (SELECT value FROM state WHERE name = \
+                   'history.days_rolled')) GROUP BY day";
     if let Some(out) = sqlite3(&file, readme) {
+        assert_eq!(sqlite3(&file, forever).as_ref(), Some(&out));
         let days: Vec<Vec<&str>> = out.lines().map(|l| l.split('|').collect()).collect();
         let impressions: i64 = days.iter().map(|d| d[1].parse::<i64>().unwrap()).sum();
         assert_eq!(impressions, after.impressions, "{out}");
         assert!(days.iter().all(|d| d[0].starts_with("2025-")), "{out}");
-        let keys = sqlite3(&file, "SELECT sum(impressions), sum(spend_micros) FROM day").unwrap();
+        let keys = sqlite3(
+            &file,
+            "SELECT sum(impressions), sum(spend_micros) FROM hour",
+        )
+        .unwrap();
         assert_eq!(
             keys,
             format!("{}|{}", after.impressions, after.spend_micros)

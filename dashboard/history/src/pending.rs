@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use analytics::merge::WindowKey;
+use analytics::merge::{Window, WindowKey, WindowReach};
 use analytics::reach::ReachUnion;
 use analytics::{Counters, Pane};
 
@@ -24,6 +24,42 @@ pub struct Gain {
     pub windows: u64,
 }
 
+impl Gain {
+    /// A gain to a row that ends at `window_end`.
+    pub fn starting(window_end: i64) -> Gain {
+        Gain {
+            window_end,
+            ..Gain::default()
+        }
+    }
+
+    /// Adds a finer tier's row (a day's hour).
+    pub fn add_row(&mut self, row: &Window) {
+        self.counters.add(&row.counters);
+        if let WindowReach::Packed(_) = row.reach {
+            row.reach
+                .add_to(self.reach.get_or_insert_with(ReachUnion::default));
+        }
+        self.panes += row.panes;
+        self.records += row.records;
+        self.late_panes += row.late_panes;
+        self.windows += row.windows;
+    }
+
+    fn add_pane(&mut self, pane: &Pane, first: bool) {
+        self.counters.add(&pane.counters());
+        if let Some(sketch) = &pane.reach_sketch {
+            self.reach
+                .get_or_insert_with(ReachUnion::default)
+                .add(sketch);
+        }
+        self.panes += 1;
+        self.records += pane.records;
+        self.late_panes += u64::from(pane.late_records > 0);
+        self.windows += u64::from(first);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Pending {
     /// The minute windows changed: written whole.
@@ -40,11 +76,15 @@ pub const ALL: &str = "*";
 
 impl Pending {
     /// A pane the merge counted into the window `key`; `first` if it is
-    /// the window's first.
-    pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool) {
+    /// the window's first. Days from `days_rolled` on are rolled up from
+    /// their hours when they close: only a closed day gains directly.
+    pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool, days_rolled: i64) {
         let all: Arc<str> = Arc::from(ALL);
         for tier in [Tier::Hour, Tier::Day] {
             let start = tier.start_of(pane.window_start);
+            if tier == Tier::Day && start >= days_rolled {
+                continue;
+            }
             for scope in Scope::ALL {
                 let table = tier.table_of(scope).expect("rollups have every scope");
                 let (campaign, channel) = match scope {
@@ -53,21 +93,11 @@ impl Pending {
                     Scope::Channel => (&all, &key.2),
                     Scope::All => (&all, &all),
                 };
-                let gain = self
-                    .gains
+                let end = start + tier.grain().expect("rollups have a grain");
+                self.gains
                     .entry((table, start, campaign.clone(), channel.clone()))
-                    .or_default();
-                gain.window_end = start + tier.grain().expect("rollups have a grain");
-                gain.counters.add(&pane.counters());
-                if let Some(sketch) = &pane.reach_sketch {
-                    gain.reach
-                        .get_or_insert_with(ReachUnion::default)
-                        .add(sketch);
-                }
-                gain.panes += 1;
-                gain.records += pane.records;
-                gain.late_panes += u64::from(pane.late_records > 0);
-                gain.windows += u64::from(first);
+                    .or_insert_with(|| Gain::starting(end))
+                    .add_pane(pane, first);
             }
         }
         self.windows.insert(key);

@@ -10,13 +10,13 @@ use analytics::reach::{Reach, ReachUnion};
 use analytics::{Counters, Pane};
 use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::pending::Pending;
+use crate::pending::{Gain, Pending, Row};
 use crate::tiers::{Range, Scope, Spans, Tier, DAY_MS};
 
 /// The layout this version reads and writes (SQLite's `user_version`).
-pub const FORMAT: i64 = 1;
+pub const FORMAT: i64 = 2;
 
 /// Marks the file as a history (SQLite's `application_id`): "MPH1".
 const APPLICATION_ID: i64 = 0x4d50_4831;
@@ -32,8 +32,14 @@ const GRACE_MS: i64 = DAY_MS;
 /// How often (in event time) tiers drop what is past their span.
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
+/// The sketch comes last, in the tables too: a query of the counters then
+/// never reads through its overflow pages.
 const COUNTERS: &str = "impressions, clicks, conversions, spend_micros, revenue_micros, \
-     late_records, panes, records, late_panes, reach_sketch, windows";
+     late_records, panes, records, late_panes, windows, reach_sketch";
+
+/// A day is rolled up from its hours once the newest event time is this
+/// far past its end; panes for it after that add to its rows directly.
+const DAY_CLOSES_AFTER_MS: i64 = 3_600_000;
 
 /// What sums are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +126,8 @@ pub struct History {
     newest: Option<i64>,
     campaigns: HashMap<Arc<str>, Campaign>,
     pending: Pending,
+    /// Day rows before this are rolled up from their hours.
+    days_rolled: i64,
     pruned_at: i64,
     /// Held open: keeps a second dashboard out of the folder.
     _lock: Option<File>,
@@ -194,8 +202,25 @@ fn prepare(conn: &Connection, place: &str) -> Result<()> {
                  conversions INTEGER NOT NULL, spend_micros INTEGER NOT NULL,
                  revenue_micros INTEGER NOT NULL, late_records INTEGER NOT NULL,
                  panes INTEGER NOT NULL, records INTEGER NOT NULL, late_panes INTEGER NOT NULL,
-                 reach_sketch BLOB, windows INTEGER NOT NULL, {marks}
+                 windows INTEGER NOT NULL, {marks} reach_sketch BLOB,
                  PRIMARY KEY (window_start, campaign, channel)) WITHOUT ROWID;"
+        ));
+    }
+    // `/api/top` sums a range's rows per campaign or channel, then unions
+    // the sketches of the few it returns. Over days, whose sketches are
+    // most of their rows, the sums read an index without them, and the
+    // unions find each name's rows by name. A day row is written once, so
+    // these cost little; on hours they would change at every checkpoint.
+    for key in [Key::Campaign, Key::Channel] {
+        let table = Tier::Day
+            .table_of(key.scope())
+            .expect("rollups have every scope");
+        let column = key.column();
+        ddl.push_str(&format!(
+            "CREATE INDEX {table}_sums ON {table} (window_start, campaign, channel,
+                 impressions, clicks, conversions, spend_micros, revenue_micros,
+                 late_records, windows);
+             CREATE INDEX {table}_by_name ON {table} ({column}, window_start);"
         ));
     }
     conn.execute_batch(&format!("BEGIN; {ddl} COMMIT;"))
@@ -248,10 +273,10 @@ fn row(r: &rusqlite::Row, minute: bool) -> rusqlite::Result<Window> {
     w.panes = r.get(10)?;
     w.records = r.get(11)?;
     w.late_panes = r.get(12)?;
-    if let Some(bytes) = r.get::<_, Option<Vec<u8>>>(13)? {
+    w.windows = r.get(13)?;
+    if let Some(bytes) = r.get::<_, Option<Vec<u8>>>(14)? {
         w.reach = WindowReach::Packed(bytes.into_boxed_slice());
     }
-    w.windows = r.get(14)?;
     Ok(w)
 }
 
@@ -323,10 +348,8 @@ impl History {
                 ))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let newest = resumed
-            .state
-            .get(NEWEST)
-            .and_then(|v| v.parse::<i64>().ok());
+        let kept = |name| resumed.state.get(name).and_then(|v| v.parse::<i64>().ok());
+        let newest = kept(NEWEST);
         Ok((
             History {
                 conn: Mutex::new(conn),
@@ -335,6 +358,7 @@ impl History {
                 newest,
                 campaigns,
                 pending: Pending::default(),
+                days_rolled: kept(DAYS_ROLLED).unwrap_or(i64::MIN),
                 pruned_at: newest.unwrap_or(i64::MIN),
                 _lock: lock,
             },
@@ -375,14 +399,15 @@ impl History {
     /// A pane the merge counted into the window `key` (`first` if it is the
     /// window's first): written with the next checkpoint.
     pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool) {
-        self.pending.count(pane, key, first);
+        self.pending.count(pane, key, first, self.days_rolled);
     }
 
     /// Writes, in one transaction, the windows changed since the last
-    /// checkpoint (found by `window`), what their hours and days gained,
-    /// the positions they were merged up to and the consumer's state. On
-    /// an error (a full disk) nothing is written and everything stays
-    /// pending for the next try.
+    /// checkpoint (found by `window`), what their hours gained, the days
+    /// that closed (rolled up from their hours) and what closed days
+    /// gained, the positions they were merged up to and the consumer's
+    /// state. On an error (a full disk) nothing is written and everything
+    /// stays pending for the next try.
     pub fn checkpoint<'w>(
         &mut self,
         window: impl Fn(&WindowKey) -> Option<&'w Window>,
@@ -390,91 +415,10 @@ impl History {
     ) -> Result<()> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let mut campaigns: HashMap<Arc<str>, Campaign> = HashMap::new();
+        let campaigns = self.put_windows(&tx, window, at.newest)?;
+        put_gains(&tx, &self.pending.gains)?;
+        let days_rolled = self.roll_days(&tx, at.newest)?;
         {
-            let mut put = tx.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO minute (window_start, campaign, channel, window_end, \
-                 {COUNTERS}, marks, touched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-                 ?11, ?12, ?13, ?14, 1, ?15, ?16)"
-            ))?;
-            let touched = at.newest.unwrap_or(i64::MIN);
-            for key in &self.pending.windows {
-                let Some(w) = window(key) else { continue };
-                let c = &w.counters;
-                put.execute(params![
-                    w.window_start,
-                    &*w.campaign,
-                    &*w.channel,
-                    w.window_end,
-                    c.impressions,
-                    c.clicks,
-                    c.conversions,
-                    c.spend_micros,
-                    c.revenue_micros,
-                    c.late_records,
-                    w.panes,
-                    w.records,
-                    w.late_panes,
-                    w.reach.to_bytes(),
-                    marks_text(w.marks()),
-                    touched,
-                ])?;
-                let campaign = Campaign::of(w);
-                if self.campaigns.get(&w.campaign) != Some(&campaign) {
-                    campaigns.insert(w.campaign.clone(), campaign);
-                }
-            }
-            for ((table, start, campaign, channel), gain) in &self.pending.gains {
-                let old: Option<Option<Vec<u8>>> = tx
-                    .prepare_cached(&format!(
-                        "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND \
-                         campaign = ?2 AND channel = ?3"
-                    ))?
-                    .query_row(params![start, &**campaign, &**channel], |r| r.get(0))
-                    .optional()?;
-                let reach = match (&gain.reach, old.flatten()) {
-                    (None, old) => old,
-                    (Some(new), old) => {
-                        let mut union = new.clone();
-                        if let Some(old) = old.and_then(|b| Reach::from_bytes(&b).ok()) {
-                            union.add(&old);
-                        }
-                        Some(union.to_reach().to_bytes())
-                    }
-                };
-                let c = &gain.counters;
-                tx.prepare_cached(&format!(
-                    "INSERT INTO {table} (window_start, campaign, channel, window_end, \
-                     {COUNTERS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                     ?13, ?14, ?15) ON CONFLICT (window_start, campaign, channel) DO UPDATE SET \
-                     impressions = impressions + excluded.impressions, \
-                     clicks = clicks + excluded.clicks, \
-                     conversions = conversions + excluded.conversions, \
-                     spend_micros = spend_micros + excluded.spend_micros, \
-                     revenue_micros = revenue_micros + excluded.revenue_micros, \
-                     late_records = late_records + excluded.late_records, \
-                     panes = panes + excluded.panes, records = records + excluded.records, \
-                     late_panes = late_panes + excluded.late_panes, \
-                     windows = windows + excluded.windows, reach_sketch = excluded.reach_sketch"
-                ))?
-                .execute(params![
-                    start,
-                    &**campaign,
-                    &**channel,
-                    gain.window_end,
-                    c.impressions,
-                    c.clicks,
-                    c.conversions,
-                    c.spend_micros,
-                    c.revenue_micros,
-                    c.late_records,
-                    gain.panes,
-                    gain.records,
-                    gain.late_panes,
-                    reach,
-                    gain.windows,
-                ])?;
-            }
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO campaigns (campaign, campaign_name, target_cpa_micros, \
                  daily_budget_micros, flight_start_ms, flight_end_ms) VALUES (?1, ?2, ?3, ?4, \
@@ -504,13 +448,18 @@ impl History {
             if let Some(newest) = at.newest {
                 put.execute(params![NEWEST, newest.to_string()])?;
             }
+            put.execute(params![DAYS_ROLLED, days_rolled.to_string()])?;
         }
         let prune = at
             .newest
             .filter(|&n| n >= self.pruned_at.saturating_add(PRUNE_EVERY_MS));
         if let Some(newest) = prune {
             for tier in Tier::ALL {
-                let floor = self.spans.floor(tier, Some(newest));
+                let mut floor = self.spans.floor(tier, Some(newest));
+                // Hours stay until their day is rolled up from them.
+                if tier == Tier::Hour {
+                    floor = floor.min(days_rolled);
+                }
                 if floor == i64::MIN {
                     continue;
                 }
@@ -532,9 +481,89 @@ impl History {
             self.pruned_at = newest;
         }
         self.newest = at.newest.or(self.newest);
+        self.days_rolled = days_rolled;
         self.campaigns.extend(campaigns);
         self.pending = Pending::default();
         Ok(())
+    }
+
+    /// Writes the changed minute windows whole, with their marks; returns
+    /// the campaigns whose settings changed.
+    fn put_windows<'w>(
+        &self,
+        tx: &Transaction,
+        window: impl Fn(&WindowKey) -> Option<&'w Window>,
+        newest: Option<i64>,
+    ) -> Result<HashMap<Arc<str>, Campaign>> {
+        let mut campaigns: HashMap<Arc<str>, Campaign> = HashMap::new();
+        let mut put = tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO minute (window_start, campaign, channel, window_end, \
+             {COUNTERS}, marks, touched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+             ?12, ?13, 1, ?14, ?15, ?16)"
+        ))?;
+        let touched = newest.unwrap_or(i64::MIN);
+        for key in &self.pending.windows {
+            let Some(w) = window(key) else { continue };
+            let c = &w.counters;
+            put.execute(params![
+                w.window_start,
+                &*w.campaign,
+                &*w.channel,
+                w.window_end,
+                c.impressions,
+                c.clicks,
+                c.conversions,
+                c.spend_micros,
+                c.revenue_micros,
+                c.late_records,
+                w.panes,
+                w.records,
+                w.late_panes,
+                w.reach.to_bytes(),
+                marks_text(w.marks()),
+                touched,
+            ])?;
+            let campaign = Campaign::of(w);
+            if self.campaigns.get(&w.campaign) != Some(&campaign) {
+                campaigns.insert(w.campaign.clone(), campaign);
+            }
+        }
+        Ok(campaigns)
+    }
+
+    /// Rolls up, from their hours, the days that closed since the last
+    /// checkpoint: each day row is written once, instead of at every
+    /// checkpoint of the day. Returns where days are rolled up until.
+    fn roll_days(&self, tx: &Transaction, newest: Option<i64>) -> Result<i64> {
+        let Some(newest) = newest else {
+            return Ok(self.days_rolled);
+        };
+        let until = Tier::Day.start_of(newest.saturating_sub(DAY_CLOSES_AFTER_MS));
+        if until <= self.days_rolled {
+            return Ok(self.days_rolled);
+        }
+        let mut gains = HashMap::new();
+        for scope in Scope::ALL {
+            let (Some(hours), Some(days)) = (Tier::Hour.table_of(scope), Tier::Day.table_of(scope))
+            else {
+                continue;
+            };
+            let mut query = tx.prepare_cached(&format!(
+                "SELECT window_start, campaign, channel, window_end, {COUNTERS} FROM {hours} \
+                 WHERE window_start >= ?1 AND window_start < ?2"
+            ))?;
+            let rows = query.query_map(params![self.days_rolled, until], |r| row(r, false))?;
+            for hour in rows {
+                let hour = hour?;
+                let start = Tier::Day.start_of(hour.window_start);
+                gains
+                    .entry((days, start, hour.campaign.clone(), hour.channel.clone()))
+                    .or_insert_with(|| Gain::starting(start + DAY_MS))
+                    .add_row(&hour);
+            }
+        }
+        put_gains(tx, &gains)?;
+        Ok(until)
     }
 
     /// The minute windows starting at `from` or later: what a restarted
@@ -717,15 +746,15 @@ impl History {
             let mut query = conn.prepare_cached(&format!(
                 "SELECT {column}, reach_sketch FROM {table} WHERE window_start >= ?1 AND \
                  window_start < ?2 AND (?3 IS NULL OR campaign = ?3) AND (?4 IS NULL OR \
-                 channel = ?4) AND reach_sketch IS NOT NULL AND {column} IN \
-                 (SELECT value FROM json_each(?5))"
+                 channel = ?4) AND {column} IN (SELECT value FROM json_each(?5))"
             ))?;
             let rows = query.query_map(
                 params![range.from, range.to, campaign, channel, names],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
             )?;
             for row in rows {
                 let (name, bytes) = row?;
+                let Some(bytes) = bytes else { continue };
                 if let Ok(sketch) = Reach::from_bytes(&bytes) {
                     out.entry(name).or_default().add(&sketch);
                 }
@@ -737,6 +766,16 @@ impl History {
     /// Where a tier is whole from.
     pub fn floor(&self, tier: Tier) -> i64 {
         self.spans.floor(tier, self.newest)
+    }
+
+    /// Where a tier is whole: from its floor, until where it is rolled up
+    /// to (days that have not closed are read from their hours).
+    pub fn held(&self, tier: Tier) -> (i64, i64) {
+        let until = match tier {
+            Tier::Day => self.days_rolled,
+            Tier::Minute | Tier::Hour => i64::MAX,
+        };
+        (self.floor(tier), until)
     }
 
     /// The earliest and latest window start held, if any: each from the
@@ -772,6 +811,65 @@ impl History {
 
 /// The state entry that keeps the newest event time checkpointed.
 const NEWEST: &str = "history.newest";
+
+/// The state entry that keeps where days are rolled up until.
+const DAYS_ROLLED: &str = "history.days_rolled";
+
+/// Adds gains to their rollup rows: counters summed, sketches unioned.
+fn put_gains(tx: &Transaction, gains: &HashMap<Row, Gain>) -> Result<()> {
+    for ((table, start, campaign, channel), gain) in gains {
+        let old: Option<Option<Vec<u8>>> = tx
+            .prepare_cached(&format!(
+                "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND campaign = ?2 AND \
+                 channel = ?3"
+            ))?
+            .query_row(params![start, &**campaign, &**channel], |r| r.get(0))
+            .optional()?;
+        let reach = match (&gain.reach, old.flatten()) {
+            (None, old) => old,
+            (Some(new), old) => {
+                let mut union = new.clone();
+                if let Some(old) = old.and_then(|b| Reach::from_bytes(&b).ok()) {
+                    union.add(&old);
+                }
+                Some(union.to_reach().to_bytes())
+            }
+        };
+        let c = &gain.counters;
+        tx.prepare_cached(&format!(
+            "INSERT INTO {table} (window_start, campaign, channel, window_end, {COUNTERS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (window_start, campaign, channel) DO UPDATE SET \
+             impressions = impressions + excluded.impressions, \
+             clicks = clicks + excluded.clicks, \
+             conversions = conversions + excluded.conversions, \
+             spend_micros = spend_micros + excluded.spend_micros, \
+             revenue_micros = revenue_micros + excluded.revenue_micros, \
+             late_records = late_records + excluded.late_records, \
+             panes = panes + excluded.panes, records = records + excluded.records, \
+             late_panes = late_panes + excluded.late_panes, \
+             windows = windows + excluded.windows, reach_sketch = excluded.reach_sketch"
+        ))?
+        .execute(params![
+            start,
+            &**campaign,
+            &**channel,
+            gain.window_end,
+            c.impressions,
+            c.clicks,
+            c.conversions,
+            c.spend_micros,
+            c.revenue_micros,
+            c.late_records,
+            gain.panes,
+            gain.records,
+            gain.late_panes,
+            gain.windows,
+            reach,
+        ])?;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests;

@@ -164,12 +164,13 @@ pub struct Range {
 
 /// The ranges that answer `[cuts[0], cuts[last])` exactly, each piece
 /// between two cuts (a bucket's bounds) read from the coarsest tier that
-/// holds it whole and does not cross a cut. `floors` says where each tier
-/// is whole from (see [`Spans::floor`]).
-pub fn cover(cuts: &[i64], floors: impl Fn(Tier) -> i64) -> Result<Vec<Range>, Tier> {
+/// holds it whole and does not cross a cut. `held` says where each tier
+/// is whole: from its floor (see [`Spans::floor`]) until where it is
+/// rolled up to.
+pub fn cover(cuts: &[i64], held: impl Fn(Tier) -> (i64, i64)) -> Result<Vec<Range>, Tier> {
     let mut out: Vec<Range> = Vec::new();
     for pair in cuts.windows(2) {
-        piece(Tier::Day, pair[0], pair[1], &floors, &mut out)?;
+        piece(Tier::Day, pair[0], pair[1], &held, &mut out)?;
     }
     // Neighbours of one tier are read in one go.
     out.sort_by_key(|r| (r.tier, r.from));
@@ -187,7 +188,7 @@ fn piece(
     tier: Tier,
     from: i64,
     to: i64,
-    floors: &impl Fn(Tier) -> i64,
+    held: &impl Fn(Tier) -> (i64, i64),
     out: &mut Vec<Range>,
 ) -> Result<(), Tier> {
     if from >= to {
@@ -197,7 +198,7 @@ fn piece(
         Tier::Day => Tier::Hour,
         Tier::Hour => Tier::Minute,
         Tier::Minute => {
-            if from < floors(Tier::Minute) {
+            if from < held(Tier::Minute).0 {
                 return Err(Tier::Minute);
             }
             out.push(Range { tier, from, to });
@@ -210,19 +211,20 @@ fn piece(
             .saturating_add(i64::from(t.rem_euclid(grain) != 0))
             .saturating_mul(grain)
     };
-    // Whole rows of this tier, from where it is still whole.
-    let inner_from = ceil(from).max(ceil(floors(tier)));
-    let inner_to = to.div_euclid(grain) * grain;
+    // Whole rows of this tier, where it is whole.
+    let (floor, until) = held(tier);
+    let inner_from = ceil(from).max(ceil(floor));
+    let inner_to = to.min(until).div_euclid(grain) * grain;
     if inner_from >= inner_to {
-        return piece(finer, from, to, floors, out);
+        return piece(finer, from, to, held, out);
     }
     out.push(Range {
         tier,
         from: inner_from,
         to: inner_to,
     });
-    piece(finer, from, inner_from, floors, out)?;
-    piece(finer, inner_to, to, floors, out)
+    piece(finer, from, inner_from, held, out)?;
+    piece(finer, inner_to, to, held, out)
 }
 
 #[cfg(test)]
@@ -239,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_range_is_read_from_the_coarsest_tier_that_holds_each_piece() {
-        let all = |_| i64::MIN;
+        let all = |_| (i64::MIN, i64::MAX);
         assert_eq!(
             cover(&[0, 3 * D], all),
             Ok(vec![range(Tier::Day, 0, 3 * D)])
@@ -275,9 +277,9 @@ mod tests {
     fn a_piece_a_tier_no_longer_holds_comes_from_a_finer_one_or_is_refused() {
         // Days are gone before 10 D; hours from 5 D on; minutes from 9 D on.
         let floors = |t| match t {
-            Tier::Day => 10 * D,
-            Tier::Hour => 5 * D,
-            Tier::Minute => 9 * D,
+            Tier::Day => (10 * D, i64::MAX),
+            Tier::Hour => (5 * D, i64::MAX),
+            Tier::Minute => (9 * D, i64::MAX),
         };
         assert_eq!(
             cover(&[6 * D, 12 * D], floors),
@@ -290,6 +292,24 @@ mod tests {
         assert_eq!(
             cover(&[9 * D + M, 9 * D + 2 * M], floors),
             Ok(vec![range(Tier::Minute, 9 * D + M, 9 * D + 2 * M)])
+        );
+    }
+
+    #[test]
+    fn days_not_yet_rolled_up_come_from_hours() {
+        // Days are rolled up until 3 D; hours until 5 D + 2 H.
+        let held = |t| match t {
+            Tier::Day => (i64::MIN, 3 * D),
+            Tier::Hour => (i64::MIN, 5 * D + 2 * H),
+            Tier::Minute => (i64::MIN, i64::MAX),
+        };
+        assert_eq!(
+            cover(&[D, 6 * D], held),
+            Ok(vec![
+                range(Tier::Minute, 5 * D + 2 * H, 6 * D),
+                range(Tier::Hour, 3 * D, 5 * D + 2 * H),
+                range(Tier::Day, D, 3 * D),
+            ])
         );
     }
 

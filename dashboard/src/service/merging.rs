@@ -232,7 +232,10 @@ impl Shared {
             let now = state.merger.watermark();
             source_changed |= state.source.now != now;
             state.source.now = now;
-            let update = (!changed.is_empty() || source_changed).then(|| {
+            // Built only for connected pages: a backlog read with none
+            // connected spends nothing on views.
+            let listened = self.updates.receiver_count() > 0;
+            let update = (listened && (!changed.is_empty() || source_changed)).then(|| {
                 let windows = changed
                     .iter()
                     .filter_map(|k| state.merger.get(k))
@@ -261,7 +264,7 @@ impl Shared {
             }
             drop(state);
             if let Some(json) = update {
-                // No page connected is fine.
+                // A page that left meanwhile is fine.
                 let _ = self.updates.send(json);
             }
             // An event taken but not applied in this run starts the next.

@@ -254,6 +254,8 @@ pub fn routes(
                 )
                 .into_response();
             }
+            // Subscribed before the state is read: no change falls between.
+            let updates = shared.updates.subscribe();
             let hello = {
                 let state = shared.state.read();
                 serde_json::to_string(&state.source).expect("state serializes")
@@ -261,7 +263,7 @@ pub fn routes(
             let first = futures_util::stream::once(async move {
                 Ok::<_, Infallible>(warp::sse::Event::default().event("hello").data(hello))
             });
-            let rest = BroadcastStream::new(shared.updates.subscribe()).map(move |m| {
+            let rest = BroadcastStream::new(updates).map(move |m| {
                 let _alive = &guard;
                 Ok::<_, Infallible>(match m {
                     Ok(json) => warp::sse::Event::default().event("update").data(&*json),

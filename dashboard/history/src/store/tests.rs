@@ -69,16 +69,21 @@ fn a_checkpoint_keeps_windows_rollups_positions_and_state_together() {
         pane("a", 60_000, (5, 9), 2, &["u2", "u3"]),
         pane("b", 3_600_000, (10, 12), 1, &["u1"]),
         pane("a", DAY, (13, 13), 4, &["u4"]),
+        // The watermark two hours into day 2 closes days 0 and 1: they are
+        // rolled up from their hours.
+        pane("c", 2 * DAY + 2 * 3_600_000, (14, 14), 1, &["u5"]),
+        pane("c", 2 * DAY + 2 * 3_600_000 + 60_000, (15, 15), 1, &["u5"]),
     ];
-    merge_all(&mut history, &mut merger, &panes, 14);
+    merge_all(&mut history, &mut merger, &panes, 16);
     drop(history);
 
     let (history, resumed) = History::open(&place, Spans::default()).unwrap();
-    assert_eq!(resumed.positions[&("results".to_string(), 0)], 14);
+    assert_eq!(resumed.positions[&("results".to_string(), 0)], 16);
     let state: MergeState = serde_json::from_str(&resumed.state["merge"]).unwrap();
-    assert_eq!(state.stats.panes, 4);
+    assert_eq!(state.stats.panes, 6);
+    assert_eq!(history.held(Tier::Day), (i64::MIN, 2 * DAY));
     let minutes = all(&history, Tier::Minute);
-    assert_eq!(minutes.len(), 4);
+    assert_eq!(minutes.len(), 6);
     assert_eq!(minutes[0].marks(), &[(0, 4)]);
     assert_eq!(minutes[0].campaign_name.as_deref(), Some("a (name)"));
     let hours = all(&history, Tier::Hour);
@@ -99,17 +104,21 @@ fn a_checkpoint_keeps_windows_rollups_positions_and_state_together() {
         [
             (0, "a", 5, 5_000_000, 3),
             (3_600_000, "b", 1, 2_500_000, 1),
-            (DAY, "a", 4, 2_500_000, 1)
+            (DAY, "a", 4, 2_500_000, 1),
+            (2 * DAY + 2 * 3_600_000, "c", 2, 5_000_000, 1)
         ]
     );
     let days = all(&history, Tier::Day);
-    assert_eq!(days.len(), 3, "a, b on day 0 and a on day 1");
+    assert_eq!(days.len(), 3, "a, b on day 0 and a on day 1; day 2 is open");
     assert_eq!(
         (days[0].counters.impressions, days[0].reach.estimate()),
         (5, 3)
     );
     assert_eq!(days[0].window_end, DAY);
-    assert_eq!(history.bounds().unwrap(), Some((0, DAY)));
+    assert_eq!(
+        history.bounds().unwrap(),
+        Some((0, 2 * DAY + 2 * 3_600_000 + 60_000))
+    );
     // Totals over every key: one row a day, reach a union.
     let range = Range {
         tier: Tier::Day,
@@ -173,13 +182,34 @@ fn a_rollup_gains_across_checkpoints_and_unions_reach() {
         &[pane("a", 0, (0, 1), 2, &["u1", "u2"])],
         5,
     );
+    assert!(all(&history, Tier::Day).is_empty(), "day 0 is still open");
+    // Panes of day 1 close day 0: its row is rolled up from its hours.
+    let closing = [
+        pane("b", DAY + 2 * 3_600_000, (5, 5), 1, &["u9"]),
+        pane("b", DAY + 3 * 3_600_000, (6, 6), 1, &["u9"]),
+    ];
+    merge_all(&mut history, &mut merger, &closing, 7);
     let day = &all(&history, Tier::Day)[0];
     assert_eq!(
         (day.counters.impressions, day.panes, day.reach.estimate()),
         (4, 2, 3)
     );
     assert_eq!(day.windows, 2);
-    assert_eq!(all(&history, Tier::Minute).len(), 2);
+    // A late pane of the closed day adds to its row directly.
+    merge_all(
+        &mut history,
+        &mut merger,
+        &[pane("a", 120_000, (7, 7), 5, &["u3", "u4"])],
+        8,
+    );
+    let day = &all(&history, Tier::Day)[0];
+    assert_eq!(
+        (day.counters.impressions, day.panes, day.reach.estimate()),
+        (9, 3, 4)
+    );
+    assert_eq!(day.windows, 3);
+    assert_eq!(all(&history, Tier::Day).len(), 1, "day 1 is still open");
+    assert_eq!(all(&history, Tier::Minute).len(), 5);
 }
 
 #[test]
@@ -195,7 +225,7 @@ fn minute_windows_past_their_span_go_and_their_rollups_stay() {
         let panes: Vec<Pane> = (0..3)
             .map(|i| {
                 offset += 1;
-                pane("a", day * DAY + i * 60_000, (offset, offset), 1, &["u"])
+                pane("a", day * DAY + i * 3_600_000, (offset, offset), 1, &["u"])
             })
             .collect();
         merge_all(&mut history, &mut merger, &panes, offset + 1);
@@ -207,7 +237,9 @@ fn minute_windows_past_their_span_go_and_their_rollups_stay() {
         .map(|w| w.window_start / DAY)
         .collect();
     assert!(kept.iter().all(|&d| d >= 2), "{kept:?}");
-    assert_eq!(all(&history, Tier::Day).len(), 6);
+    // Days 0 to 4 have closed; day 5 is read from its hours.
+    assert_eq!(all(&history, Tier::Day).len(), 5);
+    assert_eq!(history.held(Tier::Day).1, 5 * DAY);
     let total: u64 = all(&history, Tier::Hour)
         .iter()
         .map(|w| w.counters.impressions)
@@ -305,10 +337,15 @@ fn a_full_disk_keeps_everything_pending_until_there_is_room() {
         .unwrap();
     history.checkpoint(|k| merger.get(k), at(&merger)).unwrap();
     assert_eq!(all(&history, Tier::Minute).len(), 2000);
-    let total: u64 = all(&history, Tier::Day)
-        .iter()
-        .map(|w| w.counters.impressions)
-        .sum();
-    assert_eq!(total, 2000);
+    let total = |tier| -> u64 {
+        all(&history, tier)
+            .iter()
+            .map(|w| w.counters.impressions)
+            .sum()
+    };
+    assert_eq!(total(Tier::Hour), 2000);
+    // Day 0 closed in the checkpoint that failed, and once in the one that
+    // succeeded: its 1,440 minutes are counted once.
+    assert_eq!(total(Tier::Day), 1440);
     drop(history);
 }
