@@ -198,3 +198,32 @@ fn the_cli_names_the_input_line_that_killed_the_transform() {
     assert!(stderr.contains("unreachable"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `harness validate` runs `main`, as a start would: a module that passes
+/// the deploy's checks and fails in `main` (a Go transform checking its
+/// configuration, say) is not "ok".
+#[test]
+fn validate_starts_the_module_and_reports_a_failing_main() {
+    let validate = |name: &str| {
+        let wasm = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.wasm"));
+        std::fs::write(&wasm, transform_artifacts::testdata(name).unwrap()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("validate")
+            .arg(&wasm)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = validate("identity");
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains(": ok"),
+        "{ok:?}"
+    );
+    let failing = validate("start-panic");
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    assert_eq!(failing.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fails when it starts"), "{stderr}");
+    assert!(stderr.contains("Oh noes!"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&failing.stdout).contains("ok"));
+}
