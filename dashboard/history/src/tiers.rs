@@ -214,7 +214,7 @@ fn piece(
     // Whole rows of this tier, where it is whole.
     let (floor, until) = held(tier);
     let inner_from = ceil(from).max(ceil(floor));
-    let inner_to = to.min(until).div_euclid(grain) * grain;
+    let inner_to = to.min(until).div_euclid(grain).saturating_mul(grain);
     if inner_from >= inner_to {
         return piece(finer, from, to, held, out);
     }
@@ -310,6 +310,15 @@ mod tests {
                 range(Tier::Hour, 3 * D, 5 * D + 2 * H),
                 range(Tier::Day, D, 3 * D),
             ])
+        );
+        // No day has closed yet: every day comes from its hours.
+        let none_closed = |t| match t {
+            Tier::Day => (i64::MIN, i64::MIN),
+            _ => (i64::MIN, i64::MAX),
+        };
+        assert_eq!(
+            cover(&[0, 3 * D], none_closed),
+            Ok(vec![range(Tier::Hour, 0, 3 * D)])
         );
     }
 
