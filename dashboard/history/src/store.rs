@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::pending::{Gain, Pending, Row};
+use crate::pending::{roll_up, Gain, Gains, Pending, Row};
 use crate::tiers::{Range, Scope, Spans, Tier, DAY_MS};
 
 /// The layout this version reads and writes (SQLite's `user_version`).
@@ -399,7 +399,7 @@ impl History {
     /// A pane the merge counted into the window `key` (`first` if it is the
     /// window's first): written with the next checkpoint.
     pub fn count(&mut self, pane: &Pane, key: WindowKey, first: bool) {
-        self.pending.count(pane, key, first, self.days_rolled);
+        self.pending.count(pane, key, first);
     }
 
     /// Writes, in one transaction, the windows changed since the last
@@ -415,8 +415,9 @@ impl History {
     ) -> Result<()> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        let campaigns = self.put_windows(&tx, window, at.newest)?;
-        put_gains(&tx, &self.pending.gains)?;
+        let mut gains = Gains::new();
+        let campaigns = self.put_windows(&tx, window, at.newest, &mut gains)?;
+        put_gains(&tx, gains)?;
         let days_rolled = self.roll_days(&tx, at.newest)?;
         {
             let mut put = tx.prepare_cached(
@@ -487,13 +488,15 @@ impl History {
         Ok(())
     }
 
-    /// Writes the changed minute windows whole, with their marks; returns
-    /// the campaigns whose settings changed.
+    /// Writes the changed minute windows whole, with their marks, and
+    /// adds what they gained to their rollups' `gains`; returns the
+    /// campaigns whose settings changed.
     fn put_windows<'w>(
         &self,
         tx: &Transaction,
         window: impl Fn(&WindowKey) -> Option<&'w Window>,
         newest: Option<i64>,
+        gains: &mut Gains,
     ) -> Result<HashMap<Arc<str>, Campaign>> {
         let mut campaigns: HashMap<Arc<str>, Campaign> = HashMap::new();
         let mut put = tx.prepare_cached(&format!(
@@ -502,8 +505,10 @@ impl History {
              ?12, ?13, 1, ?14, ?15, ?16)"
         ))?;
         let touched = newest.unwrap_or(i64::MIN);
-        for key in &self.pending.windows {
+        for (key, gain) in &self.pending.windows {
             let Some(w) = window(key) else { continue };
+            let (sketch, bytes) = w.reach.sketch_and_bytes().unzip();
+            roll_up(gains, key, gain, sketch.as_ref(), self.days_rolled);
             let c = &w.counters;
             put.execute(params![
                 w.window_start,
@@ -519,7 +524,7 @@ impl History {
                 w.panes,
                 w.records,
                 w.late_panes,
-                w.reach.to_bytes(),
+                bytes,
                 marks_text(w.marks()),
                 touched,
             ])?;
@@ -542,7 +547,7 @@ impl History {
         if until <= self.days_rolled {
             return Ok(self.days_rolled);
         }
-        let mut gains = HashMap::new();
+        let mut gains = Gains::new();
         for scope in Scope::ALL {
             let (Some(hours), Some(days)) = (Tier::Hour.table_of(scope), Tier::Day.table_of(scope))
             else {
@@ -557,12 +562,14 @@ impl History {
                 let hour = hour?;
                 let start = Tier::Day.start_of(hour.window_start);
                 gains
-                    .entry((days, start, hour.campaign.clone(), hour.channel.clone()))
+                    .entry(days)
+                    .or_default()
+                    .entry((start, hour.campaign.clone(), hour.channel.clone()))
                     .or_insert_with(|| Gain::starting(start + DAY_MS))
                     .add_row(&hour);
             }
         }
-        put_gains(tx, &gains)?;
+        put_gains(tx, gains)?;
         Ok(until)
     }
 
@@ -816,44 +823,52 @@ const NEWEST: &str = "history.newest";
 const DAYS_ROLLED: &str = "history.days_rolled";
 
 /// Adds gains to their rollup rows: counters summed, sketches unioned.
-fn put_gains(tx: &Transaction, gains: &HashMap<Row, Gain>) -> Result<()> {
-    for ((table, start, campaign, channel), gain) in gains {
-        let old: Option<Option<Vec<u8>>> = tx
-            .prepare_cached(&format!(
-                "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND campaign = ?2 AND \
-                 channel = ?3"
-            ))?
-            .query_row(params![start, &**campaign, &**channel], |r| r.get(0))
-            .optional()?;
-        let reach = match (&gain.reach, old.flatten()) {
-            (None, old) => old,
-            (Some(new), old) => {
-                let mut union = new.clone();
-                if let Some(old) = old.and_then(|b| Reach::from_bytes(&b).ok()) {
+fn put_gains(tx: &Transaction, gains: Gains) -> Result<()> {
+    for (table, rows) in gains {
+        put_table_gains(tx, table, rows)?;
+    }
+    Ok(())
+}
+
+fn put_table_gains(tx: &Transaction, table: &str, rows: HashMap<Row, Gain>) -> Result<()> {
+    let mut old_reach = tx.prepare_cached(&format!(
+        "SELECT reach_sketch FROM {table} WHERE window_start = ?1 AND campaign = ?2 AND \
+         channel = ?3"
+    ))?;
+    let mut put = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (window_start, campaign, channel, window_end, {COUNTERS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT (window_start, campaign, channel) DO UPDATE SET \
+         impressions = impressions + excluded.impressions, \
+         clicks = clicks + excluded.clicks, \
+         conversions = conversions + excluded.conversions, \
+         spend_micros = spend_micros + excluded.spend_micros, \
+         revenue_micros = revenue_micros + excluded.revenue_micros, \
+         late_records = late_records + excluded.late_records, \
+         panes = panes + excluded.panes, records = records + excluded.records, \
+         late_panes = late_panes + excluded.late_panes, \
+         windows = windows + excluded.windows, \
+         reach_sketch = coalesce(excluded.reach_sketch, reach_sketch)"
+    ))?;
+    for ((start, campaign, channel), gain) in rows {
+        // A gain without a sketch keeps the row's.
+        let reach = match gain.reach {
+            None => None,
+            Some(mut union) => {
+                let old: Option<Option<Vec<u8>>> = old_reach
+                    .query_row(params![start, &*campaign, &*channel], |r| r.get(0))
+                    .optional()?;
+                if let Some(old) = old.flatten().and_then(|b| Reach::from_bytes(&b).ok()) {
                     union.add(&old);
                 }
                 Some(union.to_reach().to_bytes())
             }
         };
         let c = &gain.counters;
-        tx.prepare_cached(&format!(
-            "INSERT INTO {table} (window_start, campaign, channel, window_end, {COUNTERS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-             ON CONFLICT (window_start, campaign, channel) DO UPDATE SET \
-             impressions = impressions + excluded.impressions, \
-             clicks = clicks + excluded.clicks, \
-             conversions = conversions + excluded.conversions, \
-             spend_micros = spend_micros + excluded.spend_micros, \
-             revenue_micros = revenue_micros + excluded.revenue_micros, \
-             late_records = late_records + excluded.late_records, \
-             panes = panes + excluded.panes, records = records + excluded.records, \
-             late_panes = late_panes + excluded.late_panes, \
-             windows = windows + excluded.windows, reach_sketch = excluded.reach_sketch"
-        ))?
-        .execute(params![
+        put.execute(params![
             start,
-            &**campaign,
-            &**channel,
+            &*campaign,
+            &*channel,
             gain.window_end,
             c.impressions,
             c.clicks,

@@ -146,6 +146,22 @@ impl WindowReach {
     }
 }
 
+impl WindowReach {
+    /// The sketch, and its DataSketches bytes; `None` for a window no pane
+    /// with a sketch reached. A packed window's bytes are its own.
+    pub fn sketch_and_bytes(&self) -> Option<(Reach, Vec<u8>)> {
+        match self {
+            WindowReach::Open(union) if union.is_empty() => None,
+            WindowReach::Open(union) => {
+                let reach = union.to_reach();
+                let bytes = reach.to_bytes();
+                Some((reach, bytes))
+            }
+            WindowReach::Packed(bytes) => Some((Reach::from_bytes(bytes).ok()?, bytes.to_vec())),
+        }
+    }
+}
+
 impl Default for WindowReach {
     fn default() -> WindowReach {
         WindowReach::Open(Box::default())
