@@ -244,7 +244,6 @@ pub fn push_latency(clients: usize, panes: usize) -> Result<PushReport> {
                     offset: i as i64,
                 },
                 pane: Box::new(pane),
-                version: None,
             })?;
         }
         let mut latencies = Vec::with_capacity(clients * panes);

@@ -78,7 +78,6 @@ fn hour_of_panes(
                     offset: first,
                 },
                 pane: Box::new(p),
-                version: None,
             });
         }
     }

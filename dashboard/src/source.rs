@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use analytics::Pane;
 use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
-use record_payload::{decode_record, VERSION_HEADER};
+use record_payload::decode_record;
 use serde::Serialize;
 use topic_io::{Offsets, Polled, StartAt, Transport};
 
@@ -49,9 +49,6 @@ pub enum SourceEvent {
     Pane {
         at: At,
         pane: Box<Pane>,
-        /// The transform version that wrote it, when its host says
-        /// (the harness's `harness.transform.version` header).
-        version: Option<String>,
     },
     /// A record of the dead-letter topic: counted by kind, the latest shown.
     DeadLetter {
@@ -154,12 +151,11 @@ fn sample(bytes: &[u8]) -> String {
 }
 
 /// A record of the results topic as what the source reports.
-pub fn pane_event(at: At, value: &[u8], version: Option<&[u8]>) -> SourceEvent {
+pub fn pane_event(at: At, value: &[u8]) -> SourceEvent {
     match serde_json::from_slice::<Pane>(value) {
         Ok(pane) => SourceEvent::Pane {
             at,
             pane: Box::new(pane),
-            version: version.map(|v| String::from_utf8_lossy(v).into_owned()),
         },
         Err(e) => SourceEvent::Unreadable {
             at: Some(at),
@@ -247,14 +243,9 @@ impl FileSource {
         if merged {
             return None;
         }
-        let header = |name: &str| line.headers.get(name).and_then(|v| v.as_deref());
         if line.topic == self.topic {
             let value = line.value.as_deref().unwrap_or_default();
-            return Some(pane_event(
-                at,
-                value.as_bytes(),
-                header(VERSION_HEADER).map(str::as_bytes),
-            ));
+            return Some(pane_event(at, value.as_bytes()));
         }
         let headers = line
             .headers
@@ -405,12 +396,7 @@ impl SourceTopic {
                 dead: Box::new(dead),
             };
         }
-        let version = decoded
-            .headers()
-            .iter()
-            .find(|h| h.key() == VERSION_HEADER.as_bytes())
-            .and_then(|h| h.value());
-        pane_event(at, decoded.value().unwrap_or_default(), version)
+        pane_event(at, decoded.value().unwrap_or_default())
     }
 
     /// Commits the stored positions that moved since the last commit.

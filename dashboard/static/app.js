@@ -372,12 +372,12 @@ function renderConnection() {
     c.textContent = `reading the history · ${fmtLag(source.lag)} records to go`;
   } else {
     c.className = "state live";
-    // Where an operator looks during a swap: which version writes the panes now.
+    // Where an operator looks during a swap: which version runs now.
     const running = source.version ? ` · transform ${source.version}` : "";
     const dead = source.dlq && source.dlq.total > 0 ? ` · ${fmtInt(source.dlq.total)} dead letters` : "";
     c.textContent = `live · lag ${fmtLag(source.lag)}${running}${dead}`;
   }
-  const version = source.version ? ` · latest panes by transform version ${source.version}` : "";
+  const version = source.version ? ` · transform version ${source.version} running` : "";
   const formats = Object.entries(source.pane_formats || {}).map(([f, n]) => `${f} (${fmtInt(n)})`).join(", ");
   const paneFormats = formats ? ` · panes by format: ${formats}` : "";
   $("footer").textContent = `source: ${source.source || "?"}${version}${paneFormats} · unreadable records: ${fmtInt(source.unreadable || 0)}`;

@@ -84,7 +84,6 @@ impl State {
     fn checkpoint(&mut self) -> anyhow::Result<()> {
         let kept = KeptSource {
             unreadable: self.source.unreadable,
-            version: self.source.version.clone(),
             pane_formats: self.source.pane_formats.clone(),
             dlq: self.source.dlq.clone(),
         };
@@ -179,15 +178,11 @@ impl Shared {
                     break;
                 };
                 match event {
-                    SourceEvent::Pane { at, pane, version } => {
+                    SourceEvent::Pane { at, pane } => {
                         if let Added::Counted { key, .. } = state.add(at.partition, &pane) {
                             changed.insert(key);
                         }
                         state.read(&at);
-                        if version.is_some() && state.source.version != version {
-                            state.source.version = version;
-                            source_changed = true;
-                        }
                         let read = state.source.pane_formats.entry(pane.format).or_default();
                         source_changed |= *read == 0;
                         *read += 1;
@@ -229,6 +224,9 @@ impl Shared {
                 pending = events.try_recv().ok();
             }
             alerts_due |= !changed.is_empty();
+            let version = self.running_version();
+            source_changed |= state.source.version != version;
+            state.source.version = version;
             let now = state.merger.watermark();
             source_changed |= state.source.now != now;
             state.source.now = now;

@@ -129,7 +129,8 @@ pub struct SourceState {
     /// Why the broker refuses the source (credentials, certificates),
     /// until it connects.
     pub refused: Option<String>,
-    /// The transform version that wrote the latest pane, when known.
+    /// The version of the transform running, when its host is this
+    /// process (`harness up`): see [`Shared::tell_running_version`].
     pub version: Option<String>,
     /// Panes read, by their format: shows a format's rollout.
     pub pane_formats: BTreeMap<u32, u64>,
@@ -145,7 +146,6 @@ pub struct SourceState {
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
 struct KeptSource {
     unreadable: u64,
-    version: Option<String>,
     pane_formats: BTreeMap<u32, u64>,
     dlq: DeadLetters,
 }
@@ -176,7 +176,11 @@ pub struct Shared {
     streams: AtomicUsize,
     settings: Settings,
     webhook: OnceLock<Webhook>,
+    running: OnceLock<RunningVersion>,
 }
+
+/// Says which version of the transform runs now.
+pub type RunningVersion = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl Shared {
     /// The dashboard's state as its history left it: the hot windows, the
@@ -223,7 +227,6 @@ impl Shared {
                 source: SourceState {
                     source,
                     unreadable: kept.unreadable,
-                    version: kept.version,
                     pane_formats: kept.pane_formats,
                     dlq: kept.dlq,
                     now,
@@ -242,6 +245,7 @@ impl Shared {
             streams: AtomicUsize::new(0),
             settings,
             webhook: OnceLock::new(),
+            running: OnceLock::new(),
         });
         Ok((shared, start))
     }
@@ -249,6 +253,17 @@ impl Shared {
     /// Where alerts' starts and ends are posted; set once, before merging.
     pub fn post_alerts_to(&self, webhook: Webhook) {
         let _ = self.webhook.set(webhook);
+    }
+
+    /// How to learn which version of the transform runs, for a host in
+    /// this process: the page shows it. The records carry no version, as
+    /// in Redpanda. Set once.
+    pub fn tell_running_version(&self, running: RunningVersion) {
+        let _ = self.running.set(running);
+    }
+
+    fn running_version(&self) -> Option<String> {
+        self.running.get().and_then(|running| running())
     }
 
     pub fn figures(&self) -> Figures {
@@ -308,7 +323,7 @@ mod tests {
                 partition: 0,
                 offset: i as i64,
             };
-            send.send(crate::source::pane_event(at, pane.as_bytes(), None))
+            send.send(crate::source::pane_event(at, pane.as_bytes()))
                 .unwrap();
         }
         drop(send);

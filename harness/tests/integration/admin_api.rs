@@ -354,3 +354,72 @@ fn a_host_runs_several_transforms_chained() {
     up.interrupt();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a transform writes reaches its output topic as written: Redpanda
+/// keeps the module's record bytes and adds no header
+/// (`src/v/wasm/transform_module.cc`, `transform_module::write_record`,
+/// `model::transformed_data::create_validated`). Two identity transforms
+/// in a chain keep a record's duplicate headers, in order, and add none.
+#[test]
+fn outputs_are_what_the_transform_wrote_along_a_chain() {
+    let up = up();
+    let client = admin::Client::new(&up.admin).unwrap();
+    let from_start = json!({"format": "from_start", "value": 0});
+    let mut first = tee("first", "logs", &["chain.middle"]);
+    first["offset"] = from_start.clone();
+    let mut second = tee("second", "chain.middle", &["chain.end"]);
+    second["offset"] = from_start;
+    let deployed = deploy(&up, &first, transform_artifacts::TEE);
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    wait_for("the middle topic", Duration::from_secs(30), || {
+        client.topic("chain.middle").unwrap()
+    });
+    let deployed = deploy(&up, &second, transform_artifacts::TEE);
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    let headers = vec![
+        ("h".to_string(), Some("1".to_string())),
+        ("h".to_string(), Some("2".to_string())),
+        ("empty".to_string(), None),
+    ];
+    client
+        .produce(
+            "logs",
+            &[admin::NewRecord {
+                partition: Some(0),
+                key: Some("chained".into()),
+                value: Some("not an event".into()),
+                headers: headers.clone(),
+            }],
+        )
+        .unwrap();
+    let copied = wait_for(
+        "the record at the chain's end",
+        Duration::from_secs(60),
+        || {
+            let partitions = client.topic("chain.end").unwrap()?.partitions;
+            (0..partitions).find_map(|p| {
+                let mut from = 0;
+                loop {
+                    let page = client.read("chain.end", p, from, 10_000).unwrap();
+                    let last = page.last()?.offset;
+                    if let Some(r) = page
+                        .into_iter()
+                        .find(|r| r.key.as_deref() == Some("chained"))
+                    {
+                        return Some(r);
+                    }
+                    from = last + 1;
+                }
+            })
+        },
+    );
+    assert_eq!(copied.value.as_deref(), Some("not an event"));
+    assert_eq!(copied.headers, headers);
+    // The page learns the running version from the host instead.
+    let running = list(&up)[0]["harness"]["version"].clone();
+    assert!(running.is_string(), "{running}");
+    wait_for("the page's version", Duration::from_secs(30), || {
+        (up.get("/api/status")["version"] == running).then_some(())
+    });
+    up.interrupt();
+}

@@ -110,6 +110,10 @@ impl Stack {
             move || hosting.flush_logs()
         });
         let dashboard = start_dashboard(kept.as_ref(), &runtime, &spec, &config, &options, &stop)?;
+        dashboard.shared.tell_running_version({
+            let (hosting, name) = (hosting.clone(), spec.name.clone());
+            Box::new(move || hosting.version(&name))
+        });
         let admin = admin::serve(
             &runtime,
             options.admin_listen,

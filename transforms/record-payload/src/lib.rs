@@ -15,10 +15,6 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-/// The header a harness host puts on every output record: the version of
-/// the transform that wrote it, for readers such as the dashboard.
-pub const VERSION_HEADER: &str = "harness.transform.version";
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum PayloadError {
     Varint(varint::DecodeError),

@@ -44,9 +44,7 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-// On every output: which transform version wrote it, for readers such as
-// the dashboard.
-use record_payload::{decode_record, BorrowedHeader, BorrowedRecord, VERSION_HEADER};
+use record_payload::decode_record;
 use topic_io::{Offsets, Polled, Sink, Source, StartOffset, Transport};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
@@ -454,24 +452,15 @@ impl Bridge {
         };
         batch_log::write(self.writer.as_mut(), &self.batch_log, &entry)?;
         let skip = &mut self.partitions[p as usize].skip;
-        let version = self.slot.version();
         for out in outputs {
             if skip[out.topic] > 0 {
                 skip[out.topic] -= 1;
                 continue;
             }
+            // As the module wrote it, byte for byte: Redpanda adds nothing.
             let record = decode_record(&out.payload).expect("the host validated every output");
-            let mut headers = record.headers().to_vec();
-            headers.push(BorrowedHeader::new(
-                VERSION_HEADER.as_bytes(),
-                Some(version.as_bytes()),
-            ));
-            self.writer.send(
-                &spec.output_topics[out.topic],
-                out.partition,
-                None,
-                &BorrowedRecord::new_with_headers(record.key(), record.value(), headers),
-            )?;
+            self.writer
+                .send(&spec.output_topics[out.topic], out.partition, None, &record)?;
             self.progress.records_out += 1;
         }
         skip.iter_mut().for_each(|s| *s = 0);

@@ -155,6 +155,11 @@ impl Hosting {
         *self.progress.lock()
     }
 
+    /// The version of the transform `name` that runs now.
+    pub fn version(&self, name: &str) -> Option<String> {
+        self.find(name, |h| h.state.lock().version.clone())
+    }
+
     /// Starts hosting a transform.
     pub fn add(
         &self,
