@@ -171,3 +171,52 @@ pub fn wat_module_with(imports: &str, abi: &str, body: &str) -> Vec<u8> {
 pub fn wat_parse(text: &str) -> Vec<u8> {
     wat::parse_str(text).unwrap_or_else(|e| panic!("not a module: {e}"))
 }
+
+/// A module that panics as a Go transform does: the message reaches
+/// stderr as Go's runtime writes it, a few bytes per `fd_write` (`panic: `,
+/// the message, the newline, then the goroutine's stack piece by piece),
+/// and the module exits with code 2. It panics in `main` if `in_main`,
+/// else on its first record.
+pub fn go_panic_module(message: &str, in_main: bool) -> Vec<u8> {
+    let fragments = [
+        "panic: ",
+        message,
+        "\n",
+        "\ngoroutine ",
+        "1",
+        " [running]:\n",
+        "main.main.func1",
+        "(...)\n",
+        "\t/work/transform/main.go:12",
+        " +0x8\n",
+    ];
+    let (mut data, mut writes, mut at) = (String::new(), String::new(), 2048usize);
+    for fragment in fragments {
+        let escaped: String = fragment.bytes().map(|b| format!("\\{b:02x}")).collect();
+        data.push_str(&format!("(data (i32.const {at}) \"{escaped}\")\n"));
+        writes.push_str(&format!(
+            "(call $stderr (i32.const {at}) (i32.const {}))\n",
+            fragment.len()
+        ));
+        at += fragment.len() + 16;
+    }
+    let before = if in_main {
+        ""
+    } else {
+        "(drop (call $next_batch)) (drop (call $read (i32.const 1024) (i32.const 512)))"
+    };
+    wat_module(
+        "check_abi_version_2",
+        &format!(
+            r#"{data}
+            (func $stderr (param $at i32) (param $len i32)
+              (i32.store (i32.const 4000) (local.get $at))
+              (i32.store (i32.const 4004) (local.get $len))
+              (drop (call $fd_write (i32.const 2) (i32.const 4000) (i32.const 1) (i32.const 4008))))
+            (func (export "_start")
+              {before}
+              {writes}
+              (call $proc_exit (i32.const 2)))"#
+        ),
+    )
+}

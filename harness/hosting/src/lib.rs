@@ -25,7 +25,6 @@ pub mod transforms;
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use transform_host::{Host, LogEvent, LogStream, Logger, Transform};
@@ -116,16 +115,13 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 }
 
 /// Transform log events on our stderr, a line each, as Redpanda puts them
-/// in its own log; an event of several lines is prefixed on each.
+/// in its own log: each writer's fragments joined up to a newline.
 pub fn stderr_logger() -> Logger {
-    Arc::new(|event: LogEvent<'_>| {
+    transform_host::lines(|event: LogEvent<'_>| {
         let stream = match event.stream {
             LogStream::Stdout => "",
             LogStream::Stderr => " (stderr)",
         };
-        let message = event.message.strip_suffix('\n').unwrap_or(event.message);
-        for line in message.split('\n') {
-            eprintln!("[{}{stream}] {line}", event.transform);
-        }
+        eprintln!("[{}{stream}] {}", event.transform, event.message);
     })
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use transform_host::{Batch, Host, Logger, Record, Transform, TransformSpec};
 
 use crate::engine::{batch_ranges, unread_batch, Engine};
@@ -59,7 +59,7 @@ pub fn run(
     }
     let outputs = vec![partitions; spec.output_topics.len()];
     let mut engine = Engine::start(host, transform, spec, outputs, logger)
-        .map_err(|f| anyhow!("the transform failed at start: {f}"))?;
+        .map_err(|f| anyhow::Error::new(f).context("the transform failed at start"))?;
     let mut next_offset = vec![0i64; partitions as usize];
     for (next, start) in next_offset.iter_mut().zip(&options.start_offsets) {
         *next = *start;
@@ -92,23 +92,23 @@ pub fn run(
                 let culprit = failure
                     .offset
                     .and_then(|o| inputs.get((o - first_offset) as usize));
-                return Err(match culprit {
-                    Some(r) => anyhow!(
-                        "the transform failed on input line {} (partition {partition}, offset {}, key {}, value {}): {}",
+                let at = match culprit {
+                    Some(r) => format!(
+                        "the transform failed on input line {} (partition {partition}, offset {}, key {}, value {})",
                         r.line,
                         failure.offset.unwrap_or_default(),
                         show(r.key.as_deref()),
                         show(r.value.as_deref()),
-                        failure
                     ),
-                    None => anyhow!(
-                        "the transform failed on a batch of partition {partition} (input lines {}..={}, {}) before reading any of its records: {}",
+                    None => format!(
+                        "the transform failed on a batch of partition {partition} (input lines {}..={}, {}) before reading any of its records",
                         inputs[0].line,
                         inputs[inputs.len() - 1].line,
                         unread_batch(&batch),
-                        failure
                     ),
-                });
+                };
+                // The failure stays reachable: reports quote its stderr.
+                return Err(anyhow::Error::new(failure).context(at));
             }
         }
     }

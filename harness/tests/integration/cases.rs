@@ -179,12 +179,15 @@ fn failures_say_which_record_which_replay_and_which_key() {
         "{trapped}"
     );
     assert!(report(&stdout, "trap-expected.test.yaml").starts_with("ok "));
-    // The pipeline logs both, but not in this order.
+    // The pipeline logs both, but not in this order; its writes read as
+    // one line.
     let logs = report(&stdout, "logs.test.yaml");
     assert!(
         logs.contains(
             r#"no log line with "invalid transform setting" (in order after the ones before it)"#
-        ) && logs.contains("log: WINDOW_SIZE=fortnightly"),
+        ) && logs.contains(
+            "log: invalid transform setting: WINDOW_SIZE=fortnightly: expected a positive duration"
+        ),
         "{logs}"
     );
 

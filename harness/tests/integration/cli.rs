@@ -227,3 +227,72 @@ fn validate_starts_the_module_and_reports_a_failing_main() {
     assert!(stderr.contains("Oh noes!"), "{stderr}");
     assert!(!String::from_utf8_lossy(&failing.stdout).contains("ok"));
 }
+
+/// A Go transform's panic arrives as dozens of writes. `run` shows it as
+/// lines and names it in its error; `harness test` matches `expect_error`
+/// against stderr as one text, and shows it when a case fails.
+#[test]
+fn a_go_panic_reads_whole_in_run_and_test() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-panic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("panics.wasm");
+    std::fs::write(
+        &module,
+        test_kit::go_panic_module("boom on record 0", false),
+    )
+    .unwrap();
+    let input = input(
+        "go-panic.jsonl",
+        &[r#"{"key":"k","value":"v"}"#.to_string()],
+    );
+    let topics = ["--input-topic", "in", "--output-topic", "out"];
+    let (out, stderr) = run(&[&[module.to_str().unwrap()][..], &topics].concat(), &input);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The readable log: one line, not ten fragments.
+    assert!(
+        stderr.contains("(stderr)] panic: boom on record 0\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exited with code: 2"), "{stderr}");
+    assert!(
+        stderr.contains("its stderr ended with:\npanic: boom on record 0\n"),
+        "{stderr}"
+    );
+
+    let case = |name: &str, expect: &str| {
+        std::fs::write(
+            dir.join(format!("{name}.test.yaml")),
+            format!(
+                "transform: panics.wasm\ninput_topic: in\noutput_topics: [out]\n\
+                 input:\n  - {{key: k, value: v}}\n{expect}"
+            ),
+        )
+        .unwrap();
+    };
+    case("expected", "expect_error: \"panic: boom on record 0\"\n");
+    case("unexpected", "expect: []\n");
+    let tested = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("test")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok ") && l.contains("/expected.test.yaml")),
+        "{stdout}"
+    );
+    let failed = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL") && l.contains("/unexpected.test.yaml"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        lines[failed + 1].trim(),
+        "stderr: panic: boom on record 0",
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

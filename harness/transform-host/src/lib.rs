@@ -8,6 +8,7 @@
 //! [`state::HostState`]; a [`Vm`] is one instance fed batch by batch.
 
 mod abi;
+mod log_lines;
 mod memory;
 mod records;
 mod sr;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use wasmtime::Result;
 use wasmtime::{Config, Engine, Linker};
 
+pub use log_lines::lines;
 pub use records::{Batch, Output, Record};
 pub use state::MAX_TABLE_ELEMENTS;
 pub use validate::{AbiVersion, DeployError, Refusal, Transform};

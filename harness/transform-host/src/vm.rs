@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use wasmtime::{Store, Trap, WasmBacktrace};
 
+use crate::log_lines::StderrTail;
 use crate::records::{Batch, Output};
 use crate::state::{HostState, Shared};
 use crate::wasi::WasiState;
@@ -30,12 +31,24 @@ pub struct Failure {
     /// own functions (the host's native frames are ours, not the user's:
     /// they are added to the message only with `RUST_BACKTRACE=full`).
     pub backtrace: Option<String>,
+    /// The end of what it wrote to stderr, as one text: where a Go panic
+    /// or a Rust one says why, over many writes.
+    pub stderr: Option<String>,
 }
 
-/// The message, then the guest's stack; callers name the record.
+/// The message, what the guest last wrote to stderr, then its stack;
+/// callers name the record.
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
+        if let Some(stderr) = &self.stderr {
+            write!(
+                f,
+                "
+its stderr ended with:
+{stderr}"
+            )?;
+        }
         if let Some(backtrace) = &self.backtrace {
             write!(f, "\n{backtrace}")?;
         }
@@ -49,6 +62,7 @@ type Run = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
 
 pub struct Vm {
     shared: Arc<Shared>,
+    stderr: Arc<StderrTail>,
     run: Run,
     limits: Limits,
     failed: Option<Failure>,
@@ -81,10 +95,13 @@ impl Vm {
                 ),
                 offset: None,
                 backtrace: None,
+                stderr: None,
             });
         }
         let shared = Arc::new(Shared::default());
         shared.current_offset.store(-1, Ordering::Relaxed);
+        let stderr = Arc::new(StderrTail::default());
+        let logger = stderr.keeping(logger);
         let state = HostState {
             memory: None,
             shared: shared.clone(),
@@ -111,6 +128,7 @@ impl Vm {
         });
         let mut vm = Vm {
             shared,
+            stderr,
             run,
             limits,
             failed: None,
@@ -168,6 +186,7 @@ impl Vm {
             message,
             offset: (offset >= 0).then_some(offset),
             backtrace,
+            stderr: self.stderr.text(),
         };
         self.failed = Some(failure.clone());
         Err(failure)

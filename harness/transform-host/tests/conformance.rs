@@ -518,3 +518,26 @@ fn a_schema_registry_call_with_a_bad_pointer_traps() {
         "{failure}"
     );
 }
+
+/// A Go panic is many writes: each is a log event of its own, as in
+/// Redpanda (`src/v/wasm/wasi.cc`, `fd_write`, one event per call), and
+/// the failure quotes the end of stderr as one text, so that its reason
+/// reads whole.
+#[test]
+fn a_go_panic_is_an_event_per_write_and_one_text_in_the_failure() {
+    let wasm = test_kit::go_panic_module("boom on record 2", false);
+    let host = host();
+    let transform = host.load(&wasm).unwrap();
+    let (logger, events) = collecting_logger();
+    let mut vm = Vm::start(&host, &transform, &spec(&["out"]), logger).unwrap();
+    let failure = vm.process(batch(7, &["a"])).unwrap_err();
+    assert_eq!(events.lock().unwrap().len(), 10, "one event per write");
+    assert_eq!(failure.offset, Some(7));
+    assert!(failure.message.contains("exited with code: 2"), "{failure}");
+    let stderr = failure.stderr.as_deref().unwrap();
+    assert!(
+        stderr.starts_with("panic: boom on record 2\n\ngoroutine 1 [running]:\n"),
+        "{stderr}"
+    );
+    assert!(failure.to_string().contains("panic: boom on record 2"));
+}

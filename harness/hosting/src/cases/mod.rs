@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use transform_host::{Host, LogEvent, Logger, Transform, TransformSpec};
+use transform_host::{Failure, Host, LogEvent, Logger, Transform, TransformSpec};
 
 use crate::records::InputRecord;
 use crate::run::{default_partitions, run, RunOptions};
@@ -183,15 +183,19 @@ struct Ran {
     logs: Vec<String>,
 }
 
-/// Whether `logs` show each of `wanted`, in this order.
+/// Whether `logs` show each of `wanted`, in this order: each after the
+/// one before it, in the same line or a later one.
 fn logs_show(wanted: &[String], logs: &[String]) -> std::result::Result<(), Failed> {
-    let mut from = 0;
+    // Where the search goes on: a line, and a byte in it.
+    let (mut line, mut column) = (0, 0);
     for text in wanted {
-        match logs[from..]
-            .iter()
-            .position(|line| line.contains(text.as_str()))
-        {
-            Some(at) => from += at + 1,
+        let found = logs.iter().enumerate().skip(line).find_map(|(at, l)| {
+            let from = if at == line { column } else { 0 };
+            let start = l.get(from..)?.find(text.as_str())?;
+            Some((at, from + start + text.len()))
+        });
+        match found {
+            Some(next) => (line, column) = next,
             None => {
                 return Err(Failed {
                     reason: format!(
@@ -229,8 +233,30 @@ fn refused_as_expected(
             "expected an error with {wanted:?}, got: {}",
             first_line(error)
         ),
-        details: last_logs(logs),
+        details: why(error, logs),
     })
+}
+
+/// What says why a run failed: the end of the transform's stderr, as one
+/// text (a Go panic is many writes), or else its last log lines.
+fn why(error: &anyhow::Error, logs: &[String]) -> Vec<String> {
+    const SHOWN: usize = 16;
+    let Some(stderr) = error
+        .downcast_ref::<Failure>()
+        .and_then(|f| f.stderr.as_deref())
+    else {
+        return last_logs(logs);
+    };
+    let lines: Vec<&str> = stderr.lines().collect();
+    let shown: Vec<&str> = if lines.len() <= SHOWN {
+        lines
+    } else {
+        // A panic's message comes first, its stack after.
+        let head = &lines[..SHOWN / 2];
+        let tail = &lines[lines.len() - (SHOWN / 2 - 1)..];
+        head.iter().chain(&["…"]).chain(tail).copied().collect()
+    };
+    shown.iter().map(|l| format!("stderr: {l}")).collect()
 }
 
 /// An error's first line: a trap's backtrace follows it.
@@ -293,7 +319,7 @@ fn check(
         (Err(e), None) => {
             return Err(Failed {
                 reason: first_line(&e),
-                details: last_logs(&logs),
+                details: why(&e, &logs),
             })
         }
         (Ok(outputs), Some(wanted)) => {
@@ -411,7 +437,7 @@ impl Deployed<'_> {
                 Err(e) => {
                     return Err(Failed {
                         reason: format!("replay with {}: {}", variation.name, first_line(&e)),
-                        details: last_logs(&again.logs),
+                        details: why(&e, &again.logs),
                     })
                 }
             }
@@ -478,9 +504,8 @@ fn run_records(
     let logs = Arc::new(Mutex::new(Vec::new()));
     let logger: Logger = {
         let logs = logs.clone();
-        Arc::new(move |event: LogEvent<'_>| {
-            let mut logs = logs.lock();
-            logs.extend(event.message.lines().map(str::to_string))
+        transform_host::lines(move |event: LogEvent<'_>| {
+            logs.lock().push(event.message.to_string())
         })
     };
     let mut outputs = Vec::new();

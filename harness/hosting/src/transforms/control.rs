@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
-
 use admin::{
     check_environment, check_name, check_topics, ApiError, Control, DeployRequest, Deployed,
     EnvVar, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord, TransformMetadata,
@@ -26,7 +24,7 @@ pub(super) fn refusal(e: DeployError) -> ApiError {
     }
 }
 
-/// Starts a VM; if it fails, the error carries the last lines it logged.
+/// Starts a VM; if it fails, the error carries the end of its stderr.
 pub(super) fn start_telling_why(
     host: &Host,
     transform: &Transform,
@@ -34,28 +32,8 @@ pub(super) fn start_telling_why(
     partitions: Vec<i32>,
     echo: &Logger,
 ) -> Result<Engine, ApiError> {
-    const KEPT: usize = 5;
-    let said = Arc::new(Mutex::new(Vec::new()));
-    let logger: Logger = {
-        let (said, echo) = (said.clone(), echo.clone());
-        Arc::new(move |event| {
-            let mut said = said.lock();
-            if said.len() == KEPT {
-                said.remove(0);
-            }
-            said.push(event.message.trim_end().to_string());
-            echo(event)
-        })
-    };
-    Engine::start(host, transform, spec, partitions, logger).map_err(|f| {
-        let said = said.lock();
-        let log = if said.is_empty() {
-            String::new()
-        } else {
-            format!(" (its log: {})", said.join(" / "))
-        };
-        ApiError::bad_request(format!("the transform failed at start: {f}{log}"))
-    })
+    Engine::start(host, transform, spec, partitions, echo.clone())
+        .map_err(|f| ApiError::bad_request(format!("the transform failed at start: {f}")))
 }
 
 pub(super) fn env_pairs(env: &[EnvVar]) -> Vec<(String, String)> {
