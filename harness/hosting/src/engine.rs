@@ -12,6 +12,10 @@ pub struct Engine {
     spec: TransformSpec,
     /// Partitions of each output topic.
     output_partitions: Vec<i32>,
+    /// What a restart starts again from.
+    host: Host,
+    transform: Transform,
+    logger: Logger,
 }
 
 /// An output record with its topic and partition.
@@ -33,12 +37,23 @@ impl Engine {
         logger: Logger,
     ) -> Result<Engine, Failure> {
         assert_eq!(output_partitions.len(), spec.output_topics.len());
-        let vm = Vm::start(host, transform, &spec, logger)?;
+        let vm = Vm::start(host, transform, &spec, logger.clone())?;
         Ok(Engine {
             vm,
             spec,
             output_partitions,
+            host: host.clone(),
+            transform: transform.clone(),
+            logger,
         })
+    }
+
+    /// A fresh VM of the same module, as Redpanda's shared engine makes one
+    /// after a failure (`src/v/wasm/cache.cc`, `shared_engine::transform`:
+    /// `stop()` then `start()`): the transform's memory starts over.
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.vm = Vm::start(&self.host, &self.transform, &self.spec, self.logger.clone())?;
+        Ok(())
     }
 
     pub fn spec(&self) -> &TransformSpec {

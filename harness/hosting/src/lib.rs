@@ -10,6 +10,7 @@
 //! It knows nothing of the marketing pipeline: a binary that carries
 //! transforms of its own names them through [`Extensions`].
 
+pub mod backoff;
 pub mod batch_log;
 pub mod bridge;
 pub mod cases;

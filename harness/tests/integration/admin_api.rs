@@ -423,3 +423,117 @@ fn outputs_are_what_the_transform_wrote_along_a_chain() {
     });
     up.interrupt();
 }
+
+/// A record that fails the transform stops its own partition only. As in
+/// Redpanda, each partition has its processor, sharing the core's VM,
+/// which starts again at once after a failure (`src/v/wasm/cache.cc`,
+/// `shared_engine::transform`), and only the failing partition backs off,
+/// errored (`src/v/transform/transform_manager.cc`,
+/// `handle_transform_error`; `transform_processor.cc`). Its lag counts the
+/// record that failed; the other partitions run on.
+#[test]
+fn a_failing_record_stalls_its_partition_only() {
+    // Copies each record; traps on a record keyed "!".
+    let wasm = test_kit::wat_module(
+        "check_abi_version_2",
+        r#"(func (export "_start") (local $len i32)
+             (loop $batches
+               (drop (call $next_batch))
+               (block $done
+                 (loop $records
+                   (local.set $len (call $read (i32.const 1024) (i32.const 60000)))
+                   (br_if $done (i32.eq (local.get $len) (i32.const -1)))
+                   (if (i32.and (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 2))
+                                (i32.eq (i32.load8_u (i32.const 1025)) (i32.const 33)))
+                     (then unreachable))
+                   (drop (call $write_record (i32.const 1024) (local.get $len)))
+                   (br $records)))
+               (br $batches)))"#,
+    );
+    let up = up();
+    let client = admin::Client::new(&up.admin).unwrap();
+    let deployed = deploy(&up, &tee("picky", "logs", &["picky.out"]), &wasm);
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    let statuses = |up: &Up| -> Vec<(String, i64)> {
+        let listed = list(up);
+        let picky = listed.iter().find(|t| t["name"] == "picky").unwrap();
+        picky["status"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .map(|p| {
+                        (
+                            p["status"].as_str().unwrap().to_string(),
+                            p["lag"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("picky running", Duration::from_secs(30), || {
+        let s = statuses(&up);
+        (s.len() == 3 && s.iter().all(|(state, _)| state == "running")).then_some(())
+    });
+    let record = |partition: i32, key: &str| admin::NewRecord {
+        partition: Some(partition),
+        key: Some(key.into()),
+        value: Some(format!("to {partition}")),
+        headers: Vec::new(),
+    };
+    client.produce("logs", &[record(0, "!")]).unwrap();
+    // Partition 0 fails on its record again at each retry, 1 s, 2 s, …
+    // apart; meanwhile the others take new records and run.
+    wait_for("partition 0 to fail twice", Duration::from_secs(30), || {
+        let picky = list(&up).into_iter().find(|t| t["name"] == "picky")?;
+        (picky["harness"]["errors"].as_array()?.len() >= 2).then_some(())
+    });
+    client
+        .produce("logs", &[record(1, "fine-1"), record(2, "fine-2")])
+        .unwrap();
+    let partitions = wait_for("picky.out", Duration::from_secs(30), || {
+        client.topic("picky.out").unwrap()
+    })
+    .partitions;
+    let ours = || -> Vec<String> {
+        let mut keys: Vec<String> = (0..partitions)
+            .flat_map(|p| client.read("picky.out", p, 0, 100_000).unwrap())
+            .filter_map(|r| r.key)
+            .filter(|k| k.starts_with("fine-") || k == "!")
+            .collect();
+        keys.sort();
+        keys
+    };
+    wait_for(
+        "the other partitions' records",
+        Duration::from_secs(30),
+        || (ours().len() >= 2).then_some(()),
+    );
+    assert_eq!(ours(), ["fine-1", "fine-2"]);
+    let s = wait_for(
+        "partition 0 errored, the others running",
+        Duration::from_secs(30),
+        || {
+            let s = statuses(&up);
+            (s[0].0 == "errored" && s[1].0 == "running" && s[2].0 == "running" && s[0].1 >= 1)
+                .then_some(s)
+        },
+    );
+    assert!(
+        s[0].1 >= 1,
+        "the failing record is in partition 0's lag: {s:?}"
+    );
+    let picky = list(&up)
+        .into_iter()
+        .find(|t| t["name"] == "picky")
+        .unwrap();
+    let errors = picky["harness"]["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().all(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("partition 0") && e.contains(r#"key "!""#) && e.contains("retrying in")
+        }),
+        "{errors:?}"
+    );
+    up.interrupt();
+}

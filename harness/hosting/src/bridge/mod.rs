@@ -260,7 +260,11 @@ impl Bridge {
             };
             match self.reader.poll(wait) {
                 Polled::Record(p, record) => {
-                    if self.resumed(p, record.offset)? {
+                    let state = &mut self.partitions[p as usize];
+                    state.read_to = record.offset + 1;
+                    // A partition waiting out its backoff reads these again.
+                    let waiting = state.retry.is_some();
+                    if !waiting && self.resumed(p, record.offset)? {
                         self.progress.records_in += 1;
                         self.add(p, record)?;
                     }
@@ -285,6 +289,7 @@ impl Bridge {
                     self.finish_sent()?;
                 }
             }
+            self.retry_due()?;
             if self.last_commit.elapsed() >= self.options.commit_interval {
                 self.commit(false)?;
             }
@@ -320,10 +325,77 @@ impl Bridge {
         state.records_in = self.progress.records_in;
         state.records_out = self.progress.records_out;
         if let Some(lags) = lags {
-            for (p, lag) in state.partitions.iter_mut().zip(lags) {
-                p.lag = lag;
+            for ((shown, lag), ours) in state.partitions.iter_mut().zip(lags).zip(&self.partitions)
+            {
+                // A partition waiting to retry counts what it read again,
+                // the record that failed first.
+                let again = ours
+                    .retry
+                    .map_or(0, |(_, from)| (ours.read_to - from).max(0));
+                shown.lag = lag + again;
             }
         }
+    }
+
+    /// The transform failed on a batch of partition `p` that starts at
+    /// `from`, as `message` says. As Redpanda: the VM starts again at once,
+    /// for the other partitions (`src/v/wasm/cache.cc`,
+    /// `shared_engine::transform`), and only this partition waits out its
+    /// backoff, errored, before it reads the batch again
+    /// (`src/v/transform/transform_manager.cc`, `handle_transform_error`).
+    fn failed(&mut self, p: i32, from: i64, records: usize, message: String) -> Result<()> {
+        let state = &mut self.partitions[p as usize];
+        // A batch re-run after a crash must be cut as it was: a restart of
+        // the whole bridge does that.
+        if state.skip.iter().any(|&s| s > 0) {
+            return Err(TransformFailed {
+                partition: p,
+                message,
+            }
+            .into());
+        }
+        if let Err(f) = self.slot.restart() {
+            return Err(TransformFailed {
+                partition: p,
+                message: format!("{message}; and it failed to start again: {f}"),
+            }
+            .into());
+        }
+        self.progress.records_in -= records as u64;
+        let delay = state.backoff.failed();
+        state.retry = Some((Instant::now() + delay, from));
+        let message = format!(
+            "{}: {message}; retrying in {} s",
+            self.slot.engine().spec().name,
+            delay.as_secs()
+        );
+        tracing::warn!("{message}");
+        let mut shown = self.state.lock();
+        shown.error(message);
+        if let Some(partition) = shown.partitions.get_mut(p as usize) {
+            partition.state = State::Errored;
+        }
+        Ok(())
+    }
+
+    /// Partitions whose backoff is over read their failed batch again.
+    fn retry_due(&mut self) -> Result<()> {
+        let now = Instant::now();
+        for p in 0..self.partitions.len() {
+            let state = &mut self.partitions[p];
+            let Some((_, from)) = state.retry.filter(|(at, _)| *at <= now) else {
+                continue;
+            };
+            state.retry = None;
+            state.backoff.started();
+            let read = recovery::resume_at(state, from);
+            self.reader.seek(p as i32, read)?;
+            tracing::debug!("partition {p}: retrying from offset {from}");
+            if let Some(partition) = self.state.lock().partitions.get_mut(p) {
+                partition.state = State::Running;
+            }
+        }
+        Ok(())
     }
 
     /// Whether a record is at or past its partition's resume offset; see
@@ -418,11 +490,7 @@ impl Bridge {
                         unread_batch(&batch)
                     ),
                 };
-                return Err(TransformFailed {
-                    partition: p,
-                    message,
-                }
-                .into());
+                return self.failed(p, first_offset, batch.records.len(), message);
             }
         };
         self.finish_sent()?;

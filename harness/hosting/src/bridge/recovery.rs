@@ -4,12 +4,14 @@
 //! where the deployment says a new transform starts.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use topic_io::{Offsets, StartAt, Transport};
 use transform_host::{Record, TransformSpec};
 
 use super::Deployment;
+use crate::backoff::Backoff;
 use crate::batch_log::{self, BatchEntry};
 
 /// Where a partition resumes, and from how far back it is being read.
@@ -42,6 +44,12 @@ pub(super) struct PartitionState {
     /// The offset after the last batch whose outputs are all acknowledged.
     pub done: Option<i64>,
     pub committed: Option<i64>,
+    /// After the transform failed on a batch of it: when the partition is
+    /// read again, from the batch's first offset.
+    pub retry: Option<(Instant, i64)>,
+    pub backoff: Backoff,
+    /// The offset after the last record the reader gave of it.
+    pub read_to: i64,
 }
 
 /// Every partition's state, and where its reader starts.
@@ -51,9 +59,14 @@ pub(super) struct Plan {
 }
 
 fn read_from(state: &mut PartitionState, at: i64) -> StartAt {
+    StartAt::Offset(resume_at(state, at))
+}
+
+/// The partition's records are wanted again from `at`: where to read from.
+pub(super) fn resume_at(state: &mut PartitionState, at: i64) -> i64 {
     let from = (at - REWIND).max(0);
     state.resume = Some(Resume { at, from });
-    StartAt::Offset(from)
+    from
 }
 
 pub(super) fn plan(
@@ -74,6 +87,9 @@ pub(super) fn plan(
         skip: vec![0; outputs],
         done: committed,
         committed,
+        retry: None,
+        backoff: Backoff::default(),
+        read_to: 0,
     };
     let mut plan = Plan {
         partitions: Vec::new(),

@@ -52,8 +52,9 @@ impl VersionSlot {
         &self.engine
     }
 
-    pub fn version(&self) -> &str {
-        &self.version
+    /// Starts the running version's VM again, after a failure.
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.engine.restart()
     }
 
     /// Runs a batch on the running version, timing it.

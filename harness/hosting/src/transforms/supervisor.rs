@@ -1,6 +1,8 @@
-//! One transform's thread, as Redpanda runs a processor: a bridge over the
-//! host's transport, restarted after any failure from the last committed
-//! position with Redpanda's backoff (`src/v/transform/transform_manager.cc`).
+//! One transform's thread: a bridge over the host's transport, restarted
+//! from the last committed position with Redpanda's backoff
+//! (`src/v/transform/transform_manager.cc`) when the bridge itself fails
+//! (its VM cannot start again, say). A record that fails the transform
+//! backs off its own partition only, inside the bridge.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -12,14 +14,9 @@ use topic_io::Transport;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use super::{Current, HostingOptions};
+use crate::backoff::Backoff;
 use crate::bridge::{Bridge, BridgeOptions, BridgeProgress, Command, Deployment, TransformFailed};
 use crate::status::{State, TransformState};
-
-/// Redpanda's restart backoff.
-const FIRST_DELAY: Duration = Duration::from_secs(1);
-const MAX_DELAY: Duration = Duration::from_secs(30);
-/// A failure this long after a start attempt starts the backoff over.
-const HEALTHY: Duration = Duration::from_secs(10);
 
 /// One transform's thread.
 pub(super) struct Supervisor {
@@ -35,7 +32,7 @@ pub(super) struct Supervisor {
 
 impl Supervisor {
     pub(super) fn run(self, commands: &Receiver<Command>) {
-        let mut delay = FIRST_DELAY;
+        let mut backoff = Backoff::default();
         loop {
             let (transform, spec, paused, deleted, deployment) = {
                 let c = self.current.lock();
@@ -64,7 +61,7 @@ impl Supervisor {
                 state.paused = false;
                 state.set_all(partitions, State::Inactive);
             }
-            let attempt = Instant::now();
+            backoff.started();
             let failure = match self.run_once(&transform, spec.clone(), deployment, commands) {
                 Ok(()) => continue,
                 // Stopping cuts a batch short: that is the stop, not a failure.
@@ -73,9 +70,7 @@ impl Supervisor {
             };
             // Only a first start may start fresh: a restart resumes.
             self.current.lock().deployment.fresh = false;
-            if attempt.elapsed() >= HEALTHY {
-                delay = FIRST_DELAY;
-            }
+            let delay = backoff.failed();
             let failed = failure
                 .chain()
                 .find_map(|c| c.downcast_ref::<TransformFailed>())
@@ -101,7 +96,6 @@ impl Supervisor {
                 }
             }
             self.wait(commands, Some(delay));
-            delay = (delay * 2).min(MAX_DELAY);
         }
     }
 
