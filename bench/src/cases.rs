@@ -108,9 +108,10 @@ pub fn bench_cases(host: &Host, records: u64, dir: &Path, config: &Path) -> Resu
             batch_size: 500,
             partitions: Some(3),
             start_offsets: Vec::new(),
+            unstamped_ms: 0,
         },
         std::sync::Arc::new(|_| {}),
-        |line| out.push(line.to_json()),
+        |line, _| out.push(line.to_json()),
     )?;
     Ok(CasesBench {
         records,

@@ -121,6 +121,7 @@ fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
         admin_listen: any,
         access: http_access::Access::open(),
         batch_size: bench.batch_size,
+        memory_reservation: hosting::transforms::DEFAULT_MEMORY_RESERVATION,
         storage,
         retention: Retention::default(),
         truth: None,

@@ -136,6 +136,7 @@ pub fn bench_swap(
         admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         access: http_access::Access::open(),
         batch_size: bench.batch_size,
+        memory_reservation: hosting::transforms::DEFAULT_MEMORY_RESERVATION,
         storage: Storage::Memory,
         retention: Retention {
             memory_bytes: 64 << 20,

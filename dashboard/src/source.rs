@@ -182,7 +182,55 @@ struct OutputLine {
     key: Option<String>,
     value: Option<String>,
     #[serde(default)]
-    headers: std::collections::BTreeMap<String, Option<String>>,
+    headers: LineHeaders,
+}
+
+/// A line's headers: rpk's array, as `harness run` writes them, or the
+/// object of lines written before.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LineHeaders {
+    List(Vec<LineHeader>),
+    Map(BTreeMap<String, Option<String>>),
+}
+
+impl Default for LineHeaders {
+    fn default() -> LineHeaders {
+        LineHeaders::List(Vec::new())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LineHeader {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    value_base64: Option<String>,
+}
+
+impl LineHeaders {
+    /// (key, value) pairs, in order; a binary value decoded.
+    fn pairs(&self) -> Vec<(&[u8], Option<Vec<u8>>)> {
+        use base64::Engine;
+        match self {
+            LineHeaders::Map(map) => map
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes().to_vec())))
+                .collect(),
+            LineHeaders::List(list) => list
+                .iter()
+                .map(|h| {
+                    let binary = h
+                        .value_base64
+                        .as_ref()
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                    let text = h.value.as_ref().map(|v| v.as_bytes().to_vec());
+                    (h.key.as_bytes(), binary.or(text))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Lines in a file, counted once at the start: what the lag counts down.
@@ -247,10 +295,8 @@ impl FileSource {
             let value = line.value.as_deref().unwrap_or_default();
             return Some(pane_event(at, value.as_bytes()));
         }
-        let headers = line
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_bytes(), v.as_deref().map(str::as_bytes)));
+        let pairs = line.headers.pairs();
+        let headers = pairs.iter().map(|(k, v)| (*k, v.as_deref()));
         let dead = DeadLetter::new(
             line.partition,
             None,
@@ -567,5 +613,35 @@ impl Source for TopicSource {
             Some(dlq) => format!("{} and {dlq} on {place}", self.topic),
             None => format!("{} on {place}", self.topic),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `harness run`'s lines carry rpk's header array now; files written
+    /// before carry an object. Both are read, in order, binary values too.
+    #[test]
+    fn a_line_s_headers_are_read_in_either_form() {
+        let line: OutputLine = serde_json::from_str(
+            r#"{"topic":"logs.dlq","value":"x","headers":[{"key":"error","value":"bad"},{"key":"error","value_base64":"/w=="},{"key":"n","value":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            line.headers.pairs(),
+            [
+                (&b"error"[..], Some(b"bad".to_vec())),
+                (&b"error"[..], Some(vec![0xff])),
+                (&b"n"[..], None),
+            ]
+        );
+        let old: OutputLine =
+            serde_json::from_str(r#"{"topic":"logs.dlq","value":"x","headers":{"error":"bad"}}"#)
+                .unwrap();
+        assert_eq!(
+            old.headers.pairs(),
+            [(&b"error"[..], Some(b"bad".to_vec()))]
+        );
     }
 }

@@ -17,6 +17,10 @@ pub struct RunOptions {
     /// Each partition's first offset, as after a restart from a commit;
     /// partitions not given start at 0.
     pub start_offsets: Vec<i64>,
+    /// The timestamp of records that give none: `harness run`'s start
+    /// (a Go transform's `time.Now()` is the record's time); `harness
+    /// test` gives 0, so that a case's output is the same every day.
+    pub unstamped_ms: i64,
 }
 
 /// Partitions of every topic when none are given: one more than the
@@ -26,7 +30,8 @@ pub fn default_partitions(records: &[InputRecord]) -> i32 {
 }
 
 /// Offsets count on from `start_offsets` (from 0) in each partition, in
-/// input order.
+/// input order. `emit` takes each output record with the input line of its
+/// batch's first record.
 pub fn run(
     host: &Host,
     transform: &Transform,
@@ -34,7 +39,7 @@ pub fn run(
     records: &[InputRecord],
     options: &RunOptions,
     logger: Logger,
-    mut emit: impl FnMut(&OutputLine<'_>),
+    mut emit: impl FnMut(&OutputLine<'_>, usize),
 ) -> Result<()> {
     if options.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -74,7 +79,7 @@ pub fn run(
                 .enumerate()
                 .map(|(i, r)| Record {
                     offset: first_offset + i as i64,
-                    timestamp_ms: r.timestamp_ms,
+                    timestamp_ms: r.timestamp_ms.unwrap_or(options.unstamped_ms),
                     payload: r.payload(),
                 })
                 .collect(),
@@ -85,7 +90,10 @@ pub fn run(
             Ok(outputs) => {
                 for out in outputs {
                     let topic = &engine.spec().output_topics[out.topic];
-                    emit(&OutputLine::new(topic, out.partition, &out.payload));
+                    emit(
+                        &OutputLine::new(topic, out.partition, &out.payload),
+                        inputs[0].line,
+                    );
                 }
             }
             Err(failure) => {

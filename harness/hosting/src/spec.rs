@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use admin::{check_environment, check_name, check_topics, EnvVar};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use transform_host::TransformSpec;
 
@@ -68,13 +69,8 @@ pub fn resolve(
         bail!("no output topics: pass --output-topic (repeatable) or --config transform.yaml");
     }
     let mut env = file.env;
-    for (k, v) in flags.vars {
-        if k.starts_with("REDPANDA_") {
-            bail!("--var {k}: variables starting with REDPANDA_ are reserved");
-        }
-        env.insert(k, v);
-    }
-    Ok(TransformSpec {
+    env.extend(flags.vars);
+    let spec = TransformSpec {
         name: flags
             .name
             .or(file.name)
@@ -82,7 +78,27 @@ pub fn resolve(
         input_topic,
         output_topics,
         env: env.into_iter().collect(),
-    })
+    };
+    check(&spec)?;
+    Ok(spec)
+}
+
+/// A deploy's rules (`admin::rules`, as Redpanda's controller has them),
+/// for every command that takes a deployment: `run`, `test`, `validate`,
+/// `bridge` and `up` refuse what a deploy would.
+fn check(spec: &TransformSpec) -> Result<()> {
+    let env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .map(|(key, value)| EnvVar {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    check_name(&spec.name)
+        .and_then(|()| check_topics(&spec.input_topic, &spec.output_topics))
+        .and_then(|()| check_environment(&env))
+        .map_err(|e| anyhow!(e.message))
 }
 
 #[cfg(test)]
@@ -122,5 +138,32 @@ mod tests {
             .contains("--input-topic"));
         assert_eq!(parse_var("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_var("=x").is_err());
+    }
+
+    /// What a deploy refuses, `run` and `test` refuse too, with the same
+    /// message (`plugin_frontend.cc`, `validate_mutation`).
+    #[test]
+    fn a_deploy_s_rules_hold_for_every_command() {
+        let refused = |input: &str, outputs: &[&str], vars: &[(&str, &str)]| {
+            let flags = Overrides {
+                input_topic: Some(input.into()),
+                output_topics: outputs.iter().map(|t| t.to_string()).collect(),
+                vars: vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            };
+            resolve(None, flags, "t").unwrap_err().to_string()
+        };
+        assert_eq!(
+            refused("in", &["out"], &[("A", "")]),
+            "Invalid transform environment: `A` has an empty value"
+        );
+        assert_eq!(
+            refused("in", &["out", "in"], &[]),
+            "Invalid create transform configuration: output topic in is the input topic: that is a cycle"
+        );
+        assert!(refused("in", &["out", "out"], &[]).contains("named twice"));
     }
 }

@@ -30,6 +30,17 @@ fn deploy(up: &Up, metadata: &Value, wasm: &[u8]) -> Response {
     .unwrap()
 }
 
+/// rpk's delete: `DELETE /v1/transform/NAME`.
+fn delete(up: &Up, name: &str) -> Response {
+    send(
+        "DELETE",
+        &format!("http://{}/v1/transform/{name}", up.admin),
+        "application/json",
+        b"",
+    )
+    .unwrap()
+}
+
 fn list(up: &Up) -> Vec<Value> {
     let listed = get(&format!("http://{}/v1/transform/", up.admin));
     assert_eq!(listed.status, 200, "{}", listed.body);
@@ -131,13 +142,7 @@ fn deploy_list_pause_resume_delete_as_rpk_sends_them() {
 
     // Delete, and delete again: both succeed (api.cc, service::delete_transform).
     for _ in 0..2 {
-        let deleted = send(
-            "DELETE",
-            &format!("http://{}/v1/transform/mirror", up.admin),
-            "application/json",
-            b"",
-        )
-        .unwrap();
+        let deleted = delete(&up, "mirror");
         assert_eq!(deleted.status, 200, "{}", deleted.body);
     }
     assert_eq!(list(&up).len(), 1);
@@ -535,5 +540,66 @@ fn a_failing_record_stalls_its_partition_only() {
         }),
         "{errors:?}"
     );
+    up.interrupt();
+}
+
+/// Deploys as Redpanda takes them. A *new* transform that fails at start
+/// is accepted, its partitions go errored and it is retried
+/// (`src/v/transform/api.cc`, `deploy_transform`, only validates the
+/// module). And a host takes as many transforms as its memory reservation
+/// holds at the memory limit (`src/v/cluster/plugin_frontend.cc`,
+/// `validate_mutation`: `transform_count_limit_exceeded`), refused with
+/// the admin API's message (`src/v/redpanda/admin/server.cc`).
+#[test]
+fn a_new_transform_failing_at_start_is_accepted_and_the_reservation_counts() {
+    // 20 MiB at 8 MiB a transform: two, the pipeline's included.
+    let up = Up::start(&["--rate", "100", "--seed", "3", "--memory-limit", "8388608"]);
+    let broken = tee("broken", "logs", &["broken.out"]);
+    let deployed = deploy(&up, &broken, &test_kit::go_panic_module("bad config", true));
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    let errored = wait_for("broken errored", Duration::from_secs(30), || {
+        let listed = list(&up);
+        let t = listed.into_iter().find(|t| t["name"] == "broken")?;
+        let all = t["status"]
+            .as_array()?
+            .iter()
+            .all(|s| s["status"] == "errored");
+        (all && !t["harness"]["errors"].as_array()?.is_empty()).then_some(t)
+    });
+    let why = errored["harness"]["errors"][0].as_str().unwrap();
+    assert!(
+        why.contains("failed at start") && why.contains("panic: bad config"),
+        "{why}"
+    );
+    assert!(why.ends_with("retrying in 1 s"), "{why}");
+    // The pipeline runs on.
+    assert!(list(&up)[0]["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] != "errored"));
+    let third = deploy(
+        &up,
+        &tee("third", "logs", &["third.out"]),
+        transform_artifacts::TEE,
+    );
+    let (status, message) = error(&third);
+    assert_eq!(status, 400);
+    assert!(
+        message.starts_with(
+            "The limit of transforms has been reached (2), more memory must be configured via \
+             data_transforms_per_core_memory_reservation"
+        ),
+        "{message}"
+    );
+    // Deleting one makes room.
+    let deleted = delete(&up, "broken");
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let third = deploy(
+        &up,
+        &tee("third", "logs", &["third.out"]),
+        transform_artifacts::TEE,
+    );
+    assert_eq!(third.status, 200, "{}", third.body);
     up.interrupt();
 }

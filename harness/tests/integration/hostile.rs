@@ -19,6 +19,8 @@ use generator::{Clock, Profile, Stream, Totals, Truth};
 use kafka_client::partition_for;
 use serde_json::{json, Value};
 
+use crate::common;
+
 const START_MS: i64 = 1_755_439_200_000; // 2025-08-17T14:00:00Z
 const PARTITIONS: i32 = 3;
 const WINDOW_MS: i64 = 60_000;
@@ -173,12 +175,15 @@ fn a_hostile_stream_loses_nothing_and_stops_nothing() {
     for line in std::fs::read_to_string(&output).unwrap().lines() {
         let out: Value = serde_json::from_str(line).unwrap();
         if out["topic"] == "logs.dlq" {
-            assert!(out["headers"]["error"]
+            assert!(common::header(&out, "error")
                 .as_str()
                 .is_some_and(|e| !e.is_empty()));
             dead.push((
                 out["value"].as_str().map(String::from),
-                out["headers"]["error.kind"].as_str().unwrap().to_string(),
+                common::header(&out, "error.kind")
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
             ));
         }
     }

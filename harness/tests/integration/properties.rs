@@ -133,7 +133,7 @@ fn through_wasm(
                     key: None,
                     value: Some(value(e).into_bytes()),
                     headers: Vec::new(),
-                    timestamp_ms: 0,
+                    timestamp_ms: Some(0),
                 };
                 let offset = next_offset[partition as usize];
                 next_offset[partition as usize] += 1;

@@ -238,16 +238,19 @@ fn a_registry_that_fails_sends_records_to_the_dead_letters_with_the_reason() {
             .collect();
         assert_eq!(dead.len(), 3, "{dead:?}");
         for d in dead {
-            assert_eq!(d["headers"]["error.kind"], "unknown_schema");
+            assert_eq!(common::header(&d, "error.kind"), "unknown_schema");
             assert!(
-                d["headers"]["error"].as_str().unwrap().contains("schema 1"),
+                common::header(&d, "error")
+                    .as_str()
+                    .unwrap()
+                    .contains("schema 1"),
                 "{d}"
             );
         }
     }
     // No registry at all: the module answers -1, which the reason names.
     let out = run_pipeline(&input, &[]);
-    let reason = lines(&out)[0]["headers"]["error"].clone();
+    let reason = common::header(&lines(&out)[0], "error").clone();
     assert_eq!(reason, "schema 1: no schema registry is configured");
 }
 

@@ -23,7 +23,7 @@ fn records(stream: &mut Stream, n: usize, partitions: i32, truth: &mut Truth) ->
                 key: Some(event.key.into_bytes()),
                 value: Some(event.value),
                 headers: Vec::new(),
-                timestamp_ms: event.ts_ms,
+                timestamp_ms: Some(event.ts_ms),
             }
         })
         .collect()

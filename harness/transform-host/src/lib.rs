@@ -111,6 +111,13 @@ impl Host {
         self
     }
 
+    /// The same host with another linear memory limit: the engine does not
+    /// depend on it.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Host {
+        self.limits.memory_bytes = bytes;
+        self
+    }
+
     pub fn limits(&self) -> Limits {
         self.limits
     }

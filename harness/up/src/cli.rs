@@ -133,6 +133,7 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
     }
     let (thresholds, alert_webhook) = args.alerts.settings()?;
     let (spans, hot_ms) = (args.keep.spans()?, args.keep.hot_ms()?);
+    let memory_reservation = args.limits.reservation()?;
     let host = args.limits.host()?;
     let (module, default_name) = extensions.module(&args.wasm)?;
     let transform = host.load(&module).with_context(|| args.wasm.clone())?;
@@ -191,6 +192,7 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
             admin_listen: args.admin_listen,
             access: access.clone(),
             batch_size: args.batch_size,
+            memory_reservation,
             storage,
             retention: Retention {
                 memory_bytes: args.retention_mb.saturating_mul(1 << 20),

@@ -84,6 +84,8 @@ pub struct UpOptions {
     /// Who may call the dashboard, the admin endpoint and the registry.
     pub access: Access,
     pub batch_size: usize,
+    /// Memory reserved for the transforms' VMs (`--memory-reservation`).
+    pub memory_reservation: usize,
     pub storage: Storage,
     pub retention: Retention,
     /// Where the generator's exact totals go once it is done.

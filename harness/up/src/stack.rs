@@ -236,6 +236,7 @@ fn start_transforms(
         HostingOptions {
             batch_size: options.batch_size,
             commit_interval: Duration::from_secs(1),
+            memory_reservation: options.memory_reservation,
         },
         logger,
         stop.clone(),

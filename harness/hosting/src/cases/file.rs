@@ -8,13 +8,18 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::records::{read_input, InputRecord};
+use crate::records::{in_output_form, read_input, InputRecord};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     /// A .wasm path relative to the case file, or @pipeline, @enrich, …
     pub transform: String,
+    /// The transform's name (default: from `config`, else the file's).
+    pub name: Option<String>,
+    /// Its linear memory limit in bytes, over `--memory-limit` (a Go
+    /// module needs more than Redpanda's 2 MiB).
+    pub memory_limit: Option<usize>,
     /// A transform.yaml (relative to the case file): name, topics, environment.
     pub config: Option<PathBuf>,
     pub input_topic: Option<String>,
@@ -140,8 +145,8 @@ pub fn input_records(case: &Path, records: Option<&Records>) -> Result<Vec<Input
 
 /// The expected output records of the case at `case`.
 pub fn expected_records(case: &Path, records: &Records) -> Result<Vec<Value>> {
-    match records {
-        Records::Inline(values) => Ok(values.clone()),
+    let records = match records {
+        Records::Inline(values) => values.clone(),
         Records::File(file) => {
             let path = beside(case, file);
             let text = std::fs::read_to_string(&path).with_context(|| {
@@ -154,9 +159,10 @@ pub fn expected_records(case: &Path, records: &Records) -> Result<Vec<Value>> {
                     serde_json::from_str(line)
                         .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
                 })
-                .collect()
+                .collect::<Result<Vec<Value>>>()?
         }
-    }
+    };
+    Ok(records.into_iter().map(in_output_form).collect())
 }
 
 /// The registry the case's transform reaches, if it has one: its own,

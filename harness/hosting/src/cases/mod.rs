@@ -21,7 +21,7 @@ use crate::run::{default_partitions, run, RunOptions};
 use crate::spec::{resolve, Overrides, TransformYaml};
 use crate::Extensions;
 use file::{beside, expected_records, input_records, CaseFile, Records};
-use replay::{values, Baseline, Variation};
+use replay::{values, Baseline, Deliveries, Variation};
 
 pub use file::Invariant;
 pub use replay::{Merge, Merged, Output};
@@ -282,14 +282,14 @@ fn check(
 ) -> std::result::Result<Passed, Failed> {
     let case = CaseFile::load(path)?;
     let records = input_records(path, case.input.as_ref())?;
-    let with_registry;
-    let host = match file::registry(path, &case)? {
-        Some(registry) => {
-            with_registry = host.clone().with_schema_registry(registry);
-            &with_registry
-        }
-        None => host,
-    };
+    let mut host = host.clone();
+    if let Some(bytes) = case.memory_limit {
+        host = host.with_memory_limit(bytes);
+    }
+    if let Some(registry) = file::registry(path, &case)? {
+        host = host.with_schema_registry(registry);
+    }
+    let host = &host;
     let batch_size = case.batch_size.unwrap_or(BATCH_SIZE);
     let partitions = case
         .partitions
@@ -310,6 +310,7 @@ fn check(
             batch_size,
             partitions: Some(partitions),
             start_offsets: Vec::new(),
+            unstamped_ms: 0,
         },
     );
     let outputs = match (outputs, &case.expect_error) {
@@ -414,7 +415,8 @@ impl Deployed<'_> {
         records: &[InputRecord],
         baseline: &Baseline<'_>,
     ) -> std::result::Result<(), Failed> {
-        let mut outputs = Vec::new();
+        let merged = baseline.invariant() == Invariant::Merged;
+        let mut deliveries = Deliveries::default();
         for delivery in &variation.runs {
             let subset: Vec<InputRecord> = delivery
                 .records
@@ -430,10 +432,23 @@ impl Deployed<'_> {
                     batch_size: variation.batch_size,
                     partitions: Some(self.partitions),
                     start_offsets: delivery.start_offsets.clone(),
+                    unstamped_ms: 0,
                 },
             );
             match again.outputs {
-                Ok(more) => outputs.extend(more),
+                Ok(more) => {
+                    let found = deliveries.add(&subset, variation.batch_size, more, merged);
+                    if !found.is_empty() && !merged {
+                        return Err(Failed {
+                            reason: format!(
+                                "replay with {}: a batch delivered again after the restart wrote \
+                                 other records than the first time (state lost on a restart?)",
+                                variation.name
+                            ),
+                            details: found,
+                        });
+                    }
+                }
                 Err(e) => {
                     return Err(Failed {
                         reason: format!("replay with {}: {}", variation.name, first_line(&e)),
@@ -442,7 +457,7 @@ impl Deployed<'_> {
                 }
             }
         }
-        let details = baseline.broken(&outputs);
+        let details = baseline.broken(&deliveries.outputs);
         if details.is_empty() {
             return Ok(());
         }
@@ -483,7 +498,7 @@ fn deploy(
     let spec = resolve(
         config,
         Overrides {
-            name: None,
+            name: case.name.clone(),
             input_topic: case.input_topic.clone(),
             output_topics: case.output_topics.clone(),
             vars: case.vars.clone().into_iter().collect(),
@@ -516,9 +531,10 @@ fn run_records(
         records,
         options,
         logger,
-        |line| {
+        |line, batch| {
             outputs.push(Output {
                 line: line.to_json(),
+                batch,
                 topic: spec
                     .output_topics
                     .iter()

@@ -158,6 +158,69 @@ pub struct Output {
     /// Which output topic, by its place in the deployment.
     pub topic: usize,
     pub partition: i32,
+    /// The input line of the first record of the batch that wrote it.
+    pub batch: usize,
+}
+
+/// The outputs of the deliveries of a variation: a batch delivered again
+/// after a restart (from the commit point, cut as before) must write what
+/// it wrote the first time, and counts once. At-least-once delivery makes
+/// any transform repeat its outputs there; a transform that loses state
+/// on a restart writes other ones.
+#[derive(Default)]
+pub struct Deliveries {
+    pub outputs: Vec<Output>,
+    /// Each batch delivered so far, by the input line of its first record.
+    delivered: BTreeSet<usize>,
+}
+
+impl Deliveries {
+    /// Adds a delivery of `records` in batches of `batch_size`, and what it
+    /// wrote; returns how its repeated batches differ from their first
+    /// delivery (nothing if they do not). `repeats` keeps the outputs of
+    /// repeated batches too (a merge counts them once itself).
+    pub fn add(
+        &mut self,
+        records: &[InputRecord],
+        batch_size: usize,
+        more: Vec<Output>,
+        repeats: bool,
+    ) -> Vec<String> {
+        let partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
+        let batches: Vec<usize> = batch_ranges(&partitions, batch_size)
+            .into_iter()
+            .map(|(_, range)| records[range.start].line)
+            .collect();
+        let mut found = Vec::new();
+        for &batch in batches.iter().filter(|b| self.delivered.contains(b)) {
+            let lines = |outputs: &[Output]| -> Vec<Value> {
+                values(
+                    outputs
+                        .iter()
+                        .filter(|o| o.batch == batch)
+                        .map(|o| o.line.as_str()),
+                )
+            };
+            let (first, again) = (lines(&self.outputs), lines(&more));
+            if first != again {
+                found.push(format!(
+                    "the batch from input line {batch}, delivered again, wrote other records:"
+                ));
+                found.extend(
+                    differences(&first, &again)
+                        .into_iter()
+                        .map(|d| format!("  {d}")),
+                );
+            }
+        }
+        let delivered = &self.delivered;
+        self.outputs.extend(
+            more.into_iter()
+                .filter(|o| repeats || !delivered.contains(&o.batch)),
+        );
+        self.delivered.extend(batches);
+        found
+    }
 }
 
 /// The one field of an output line that a merge reads.

@@ -9,6 +9,8 @@ use clap::Args;
 use kafka_client::MAX_PARTITIONS;
 use transform_host::{Host, Limits, TransformSpec};
 
+use crate::transforms::DEFAULT_MEMORY_RESERVATION;
+
 #[derive(Args)]
 pub struct DeployArgs {
     /// A transform.yaml giving name, topics and environment (`up`: the root transform.yaml by default).
@@ -60,9 +62,28 @@ pub struct LimitArgs {
     /// Fuel a record may use before the transform is stopped.
     #[arg(long, default_value_t = Limits::default().fuel_per_record)]
     pub fuel_per_record: u64,
+    /// Memory a host reserves for its transforms' VMs, in bytes (Redpanda's
+    /// data_transforms_per_core_memory_reservation, 20 MiB): a host takes
+    /// this over --memory-limit transforms (10 by default; `bridge`, `up`).
+    #[arg(long, default_value_t = DEFAULT_MEMORY_RESERVATION)]
+    pub memory_reservation: usize,
 }
 
 impl LimitArgs {
+    /// A host's reservation, refused under the memory limit as Redpanda
+    /// refuses to start (`wasmtime.cc`: "must allow at least one wasm heap").
+    pub fn reservation(&self) -> Result<usize> {
+        if self.memory_reservation < self.memory_limit {
+            anyhow::bail!(
+                "--memory-reservation ({} bytes) is less than --memory-limit ({} bytes): it must \
+                 allow at least one transform's memory",
+                self.memory_reservation,
+                self.memory_limit
+            );
+        }
+        Ok(self.memory_reservation)
+    }
+
     pub fn host(&self) -> Result<Host> {
         Host::new(Limits {
             memory_bytes: self.memory_limit,

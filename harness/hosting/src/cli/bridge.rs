@@ -64,6 +64,7 @@ pub fn run(args: BridgeArgs, extensions: &Extensions) -> Result<()> {
     let access = args.access.access()?;
     // Refused before connecting to anything; the server checks again as it binds.
     access.check_listen(&admin::listen(args.admin_listen))?;
+    let memory_reservation = args.limits.reservation()?;
     let host = args.registry.attach(args.limits.host()?);
     let (module, default_name) = extensions.module(&args.wasm)?;
     let transform = host.load(&module).with_context(|| args.wasm.clone())?;
@@ -97,6 +98,7 @@ pub fn run(args: BridgeArgs, extensions: &Extensions) -> Result<()> {
         HostingOptions {
             batch_size: args.batch_size,
             commit_interval: Duration::from_millis(args.commit_interval_ms),
+            memory_reservation,
         },
         stderr_logger(),
         stop.clone(),

@@ -3,6 +3,7 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
@@ -66,6 +67,10 @@ fn file_logger(path: &Path) -> Result<Logger> {
 }
 
 pub fn run(args: RunArgs, extensions: &Extensions) -> Result<()> {
+    // Records without a timestamp get the run's start.
+    let started_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let host = args.registry.attach(args.limits.host()?);
     let (transform, default_name) = extensions.load(&host, &args.wasm)?;
     let spec = args.deploy.resolve(&default_name, None)?;
@@ -91,9 +96,10 @@ pub fn run(args: RunArgs, extensions: &Extensions) -> Result<()> {
             batch_size: args.batch_size,
             partitions: args.partitions,
             start_offsets: Vec::new(),
+            unstamped_ms: started_ms,
         },
         logger,
-        |line| {
+        |line, _| {
             if write_error.is_none() {
                 write_error = writeln!(out, "{}", line.to_json()).err();
             }

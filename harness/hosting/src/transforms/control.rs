@@ -79,6 +79,18 @@ impl Control for Hosting {
             return self.redeploy(&name, request, wasm);
         }
         check_topics(&request.input_topic, &request.output_topics)?;
+        let most = self.options.memory_reservation / self.host.limits().memory_bytes;
+        if self.transforms.lock().len() >= most {
+            // Redpanda's answer (`plugin_frontend.cc`, `validate_mutation`;
+            // `admin/server.cc`).
+            return Err(ApiError::bad_request(format!(
+                "The limit of transforms has been reached ({most}), more memory must be configured \
+                 via data_transforms_per_core_memory_reservation (the harness's \
+                 --memory-reservation, {} bytes for a --memory-limit of {} bytes)",
+                self.options.memory_reservation,
+                self.host.limits().memory_bytes
+            )));
+        }
         if self.cycle(&request.input_topic, &request.output_topics) {
             return Err(ApiError::bad_request(
                 "Invalid create transform configuration: its outputs would feed its input through other transforms",
@@ -91,7 +103,10 @@ impl Control for Hosting {
             env: env_pairs(&request.environment),
         };
         output_partitions(self.transport.as_ref(), &spec)?;
-        let (transform, _) = self.check_start(&wasm, &spec)?;
+        // As Redpanda: a new transform is only validated here; one that
+        // fails at start is accepted, errored and retried (a replacement
+        // must start, or the running version stays: see `redeploy`).
+        let transform = self.host.load(&wasm).map_err(refusal)?;
         let version = transform.version.clone();
         // Without an offset, Redpanda starts a new transform at the records
         // stamped from the deploy on.

@@ -31,7 +31,6 @@ use transform_host::{Host, Logger, Transform, TransformSpec};
 
 use crate::bridge::version::Swap;
 use crate::bridge::{BridgeProgress, Command, Deployment};
-use crate::engine::Engine;
 use crate::status::{State, TransformState};
 use crate::transform_logs::LogBuffer;
 use control::{env_pairs, output_partitions, refusal, start_telling_why};
@@ -44,7 +43,13 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 pub struct HostingOptions {
     pub batch_size: usize,
     pub commit_interval: Duration,
+    /// Redpanda's `data_transforms_per_core_memory_reservation`: the host
+    /// takes this over the memory limit transforms.
+    pub memory_reservation: usize,
 }
+
+/// Redpanda's default reservation.
+pub const DEFAULT_MEMORY_RESERVATION: usize = 20 << 20;
 
 /// What a transform's thread runs, and what it is asked to do: updated by
 /// the admin API, read at every (re)start.
@@ -263,19 +268,6 @@ impl Hosting {
     fn find<T>(&self, name: &str, f: impl FnOnce(&Hosted) -> T) -> Option<T> {
         let transforms = self.transforms.lock();
         transforms.iter().find(|h| h.spec().name == name).map(f)
-    }
-
-    /// Checks and compiles a module, then starts it with `spec` as a deploy
-    /// would: a module that cannot start is refused.
-    fn check_start(
-        &self,
-        wasm: &[u8],
-        spec: &TransformSpec,
-    ) -> Result<(Transform, Engine), ApiError> {
-        let transform = self.host.load(wasm).map_err(refusal)?;
-        let outputs = vec![1; spec.output_topics.len()];
-        let engine = start_telling_why(&self.host, &transform, spec.clone(), outputs, &self.echo)?;
-        Ok((transform, engine))
     }
 
     /// Would an output of a new transform feed its own input through the

@@ -47,7 +47,12 @@ impl Supervisor {
             if deleted || self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let partitions = self.state.lock().partitions.len();
+            // Known before a start succeeds: a transform that fails at
+            // start shows each partition errored, as Redpanda's processors.
+            let partitions = match self.transport.partition_count(&spec.input_topic) {
+                Ok(Some(n)) => n as usize,
+                _ => self.state.lock().partitions.len(),
+            };
             if paused {
                 let mut state = self.state.lock();
                 state.paused = true;

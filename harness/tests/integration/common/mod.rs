@@ -87,15 +87,21 @@ pub fn run_module(
             batch_size,
             partitions: None,
             start_offsets: Vec::new(),
+            unstamped_ms: 0,
         },
         logger,
-        |line| {
+        |line, _| {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             outs.push(Out {
                 topic: line.topic.to_string(),
                 partition: line.partition,
-                key: line.key.clone(),
-                value: line.value.clone(),
-                headers: line.headers.clone(),
+                key: line.key.as_deref().map(text),
+                value: line.value.as_deref().map(text),
+                headers: line
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_deref().map(text)))
+                    .collect(),
             })
         },
     )
@@ -149,9 +155,18 @@ pub fn as_inputs(outs: &[Out], topic: &str) -> Vec<InputRecord> {
                 .iter()
                 .map(|(k, v)| (k.clone().into_bytes(), v.clone().map(String::into_bytes)))
                 .collect(),
-            timestamp_ms: 0,
+            timestamp_ms: Some(0),
         })
         .collect()
+}
+
+/// The value of header `key` of an output line, as `harness run` writes
+/// headers (rpk's array of `{"key":…,"value":…}`).
+pub fn header<'a>(line: &'a Value, key: &str) -> &'a Value {
+    line["headers"]
+        .as_array()
+        .and_then(|headers| headers.iter().find(|h| h["key"] == key))
+        .map_or(&Value::Null, |h| &h["value"])
 }
 
 pub fn json(o: &Out) -> serde_json::Value {
