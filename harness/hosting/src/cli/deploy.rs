@@ -14,7 +14,9 @@ use clap::Args;
     after_help = "Like `rpk transform deploy`, through the same admin API (`rpk transform deploy \
 -X admin.hosts=…` works against a harness host too). A new name starts a new transform: give its topics \
 (--input-topic and --output-topic, or --config transform.yaml); it starts at --from-offset, else at the \
-records stamped from the deploy on, as in Redpanda. An existing name gets the new version: the host \
+records stamped from the deploy on, as in Redpanda. As in Redpanda too, a new transform is only checked, \
+not started, here: one that fails at start is accepted, shows errored in `harness list` with the reason, \
+and is retried. An existing name gets the new version: the host \
 validates it and starts it beside the running one; only if it starts does the host switch to it, between two \
 batches, and it goes on from where the old one stopped. Its environment is replaced as a whole by the \
 transform.yaml's and the --var flags (none: an empty environment); the topics cannot change. If the host \
