@@ -210,13 +210,33 @@ struct Refusal {
     last: Mutex<Option<String>>,
 }
 
+/// Words of librdkafka's messages for a refusal that retrying will not
+/// mend: a TLS alert from the other side (a client certificate it wants or
+/// refuses) names OpenSSL's routines or the handshake.
+const LASTING: [&str; 4] = [
+    "SSL routines",
+    "SSL handshake failed",
+    "SASL authentication error",
+    "Authentication failed",
+];
+
+impl Refusal {
+    fn heard(&self, lasting: bool, reason: &str) {
+        let lasting = lasting || LASTING.iter().any(|w| reason.contains(w));
+        let slot = if lasting { &self.reason } else { &self.last };
+        slot.lock().get_or_insert_with(|| reason.to_string());
+    }
+}
+
 impl ClientContext for Refusal {
-    /// Quiet: what fails is said once, in `check`'s error.
-    fn log(&self, _: RDKafkaLogLevel, _: &str, _: &str) {}
+    /// Quiet: what fails is said once, in `check`'s error. The log hears
+    /// of a refusal on librdkafka's own threads, even when no error event
+    /// reaches a poll before the wait is over.
+    fn log(&self, _: RDKafkaLogLevel, _: &str, message: &str) {
+        self.heard(false, message);
+    }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // A TLS alert from the other side (a client certificate it wants or
-        // refuses) comes as a transport error naming OpenSSL's routines.
         let lasting = matches!(
             error.rdkafka_error_code(),
             Some(
@@ -224,9 +244,8 @@ impl ClientContext for Refusal {
                     | RDKafkaErrorCode::SaslAuthenticationFailed
                     | RDKafkaErrorCode::SSL
             )
-        ) || reason.contains("SSL routines");
-        let slot = if lasting { &self.reason } else { &self.last };
-        slot.lock().get_or_insert_with(|| reason.to_string());
+        );
+        self.heard(lasting, reason);
     }
 }
 
