@@ -361,7 +361,7 @@ impl Bridge {
             }
             .into());
         }
-        self.progress.records_in -= records as u64;
+        self.progress.records_in = self.progress.records_in.saturating_sub(records as u64);
         let delay = state.backoff.failed();
         state.retry = Some((Instant::now() + delay, from));
         let message = format!(
