@@ -260,12 +260,6 @@ impl Host {
             Some(ExternType::Memory(m)) => m.minimum() * 65_536,
             _ => return fails_at_start("wasm module missing memory export"),
         };
-        if initial_memory_bytes > limits.memory_bytes as u64 {
-            return fails_at_start(format!(
-                "the module starts with {initial_memory_bytes} bytes of memory, over the limit of {} bytes",
-                limits.memory_bytes
-            ));
-        }
         let pre = match self.linker.instantiate_pre(&module) {
             Ok(pre) => pre,
             Err(e) => {

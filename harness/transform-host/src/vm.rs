@@ -98,6 +98,21 @@ impl Vm {
                 stderr: None,
             });
         }
+        // A start, not a deploy, meets the memory limit, as in Redpanda
+        // (its heap is taken when the VM is created): a Go module at the
+        // default 2 MiB is accepted, then fails here.
+        if transform.initial_memory_bytes > limits.memory_bytes as u64 {
+            return Err(Failure {
+                message: format!(
+                    "the module starts with {} bytes of memory, over the limit of {} bytes \
+                     (--memory-limit; Redpanda's data_transforms_per_function_memory_limit)",
+                    transform.initial_memory_bytes, limits.memory_bytes
+                ),
+                offset: None,
+                backtrace: None,
+                stderr: None,
+            });
+        }
         let shared = Arc::new(Shared::default());
         shared.current_offset.store(-1, Ordering::Relaxed);
         let stderr = Arc::new(StderrTail::default());
