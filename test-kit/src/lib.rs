@@ -220,3 +220,26 @@ pub fn go_panic_module(message: &str, in_main: bool) -> Vec<u8> {
         ),
     )
 }
+
+/// A module that copies each record to the first output topic, as the
+/// SDKs' identity transform does, running `check` before each copy: the
+/// record is at 1024, its length in `$len`. `globals` come before `_start`.
+pub fn copy_module(globals: &str, check: &str) -> Vec<u8> {
+    wat_module(
+        "check_abi_version_2",
+        &format!(
+            r#"{globals}
+            (func (export "_start") (local $len i32)
+              (loop $batches
+                (drop (call $next_batch))
+                (block $done
+                  (loop $records
+                    (local.set $len (call $read (i32.const 1024) (i32.const 60000)))
+                    (br_if $done (i32.eq (local.get $len) (i32.const -1)))
+                    {check}
+                    (drop (call $write_record (i32.const 1024) (local.get $len)))
+                    (br $records)))
+                (br $batches)))"#
+        ),
+    )
+}
