@@ -41,6 +41,10 @@ pub struct Start {
     /// The positions the history has stored so far: what the source
     /// commits to its consumer group (so that retention may drop it).
     pub stored: Arc<Mutex<Positions>>,
+    /// Set by the source when a writer waits for its commits (topics in
+    /// memory): the merge then checkpoints at once, for the source to
+    /// commit.
+    pub checkpoint_wanted: Arc<AtomicBool>,
 }
 
 /// What a source reports.
@@ -393,6 +397,9 @@ const GROUP: &str = "dashboard";
 /// How often the source commits what the history stored.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
+/// How often it commits while a writer waits for it.
+const COMMIT_WANTED_EVERY: Duration = Duration::from_millis(2);
+
 /// How often the source asks how far behind it is, which also says
 /// whether the topics can be reached.
 const LAG_EVERY: Duration = Duration::from_secs(1);
@@ -559,10 +566,20 @@ impl Source for TopicSource {
             }
             // Wait for the panes only when no topic had a record last round:
             // a busy dead-letter topic is then read at full speed.
+            // While a writer waits for its commit, what it waits for is the
+            // merge's checkpoint, not a record: look again soon.
+            let wanted = topics.iter().any(|t| t.offsets.commit_wanted());
+            if wanted {
+                start.checkpoint_wanted.store(true, Ordering::Relaxed);
+            }
             let waited = idle;
             idle = true;
             for (i, topic) in topics.iter_mut().enumerate() {
-                let wait = Duration::from_millis(if i == 0 && waited { 100 } else { 0 });
+                let wait = match (i == 0 && waited, wanted) {
+                    (false, _) => Duration::ZERO,
+                    (true, false) => Duration::from_millis(100),
+                    (true, true) => COMMIT_WANTED_EVERY,
+                };
                 match topic.source.poll(wait) {
                     Polled::Idle => {}
                     Polled::Trouble(_) => report(&mut connected, false, &out),
@@ -584,7 +601,12 @@ impl Source for TopicSource {
                 caught_up = true;
                 let _ = out.send(SourceEvent::CaughtUp);
             }
-            if last_commit.elapsed() >= COMMIT_EVERY {
+            let every = if wanted {
+                COMMIT_WANTED_EVERY
+            } else {
+                COMMIT_EVERY
+            };
+            if last_commit.elapsed() >= every {
                 last_commit = Instant::now();
                 let stored = start.stored.lock().clone();
                 for topic in &mut topics {

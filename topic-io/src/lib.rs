@@ -129,6 +129,12 @@ pub trait Offsets: Send {
     /// Commits the next offset to read, per partition; `wait` for the
     /// other side's answer.
     fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<()>;
+    /// Whether a writer waits for this topic's readers to commit, so that
+    /// they commit what they have done now rather than at their interval:
+    /// topics in memory keep what a reader has not committed.
+    fn commit_wanted(&self) -> bool {
+        false
+    }
 }
 
 /// The end of a partition and the value of its last record.

@@ -3,6 +3,7 @@
 //! checks the alerts, and pushes each change to every connected page.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -251,7 +252,10 @@ impl Shared {
             // The API answers from the history, and the alerts sum today
             // there: it is written before either looks, and before the
             // page hears of the change.
-            if pending.is_none() || checkpointed.elapsed() >= CHECKPOINT_EVERY {
+            if pending.is_none()
+                || checkpointed.elapsed() >= CHECKPOINT_EVERY
+                || self.checkpoint_wanted.swap(false, Ordering::Relaxed)
+            {
                 checkpointed = Instant::now();
                 if state.unsaved {
                     state = self.checkpoint(state);

@@ -172,6 +172,8 @@ pub struct Shared {
     pub state: RwLock<State>,
     /// The positions of the last checkpoint, which the source commits.
     stored: Arc<parking_lot::Mutex<Positions>>,
+    /// Set when the source's topics want it to commit: checkpoint now.
+    checkpoint_wanted: Arc<AtomicBool>,
     updates: broadcast::Sender<Arc<str>>,
     streams: AtomicUsize,
     settings: Settings,
@@ -215,6 +217,7 @@ impl Shared {
         let start = Start {
             from: resumed.positions.clone(),
             stored: Arc::new(parking_lot::Mutex::new(resumed.positions.clone())),
+            checkpoint_wanted: Arc::default(),
         };
         let (updates, _) = broadcast::channel(1024);
         let now = merger.watermark();
@@ -241,6 +244,7 @@ impl Shared {
                 alerts: Alerts::default(),
             }),
             stored: start.stored.clone(),
+            checkpoint_wanted: start.checkpoint_wanted.clone(),
             updates,
             streams: AtomicUsize::new(0),
             settings,

@@ -106,6 +106,11 @@ impl Storage for Disk {
         state.trouble.is_some()
     }
 
+    /// The store's writer does.
+    fn readers_make_room(&self) -> bool {
+        false
+    }
+
     fn keep(&self, state: &mut State, change: Pending) {
         state.queue(change);
     }

@@ -3,6 +3,7 @@
 //! changes not yet kept beyond memory.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -57,6 +58,10 @@ pub(crate) struct State {
     pub(crate) trouble: Option<String>,
     /// Threads waiting for a change.
     pub(crate) waiters: usize,
+    /// Per topic, set while a writer waits for its readers to commit (in
+    /// memory): they commit what they have done at once rather than at
+    /// their interval. Shared, so that a reader checks it without the lock.
+    pub(crate) commit_wanted: HashMap<String, Arc<AtomicBool>>,
 }
 
 pub(crate) struct Topic {
@@ -134,6 +139,14 @@ impl State {
             .values()
             .filter_map(|f| f.get(partition).copied())
             .min()
+    }
+
+    /// The flag that asks `topic`'s readers to commit.
+    pub(crate) fn commit_wanted(&mut self, topic: &str) -> Arc<AtomicBool> {
+        self.commit_wanted
+            .entry(topic.to_string())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn queue(&mut self, op: Pending) {

@@ -21,6 +21,8 @@ pub(crate) trait Storage: Send + Sync {
     fn has_room(&self, state: &State, p: &Partition, share: usize) -> bool;
     /// Whether a writer that would wait gives up once the topics close.
     fn gives_up_when_closed(&self, state: &State) -> bool;
+    /// Whether readers' commits are what make room for a waiting writer.
+    fn readers_make_room(&self) -> bool;
     /// Keeps a change beyond this process's memory, in the order made.
     fn keep(&self, state: &mut State, change: Pending);
     /// Records `from..until` of a partition that memory no longer holds.
@@ -68,6 +70,10 @@ impl Storage for Memory {
 
     /// The readers it would wait for have stopped.
     fn gives_up_when_closed(&self, _state: &State) -> bool {
+        true
+    }
+
+    fn readers_make_room(&self) -> bool {
         true
     }
 

@@ -168,6 +168,78 @@ fn a_writer_waits_for_readers_and_nothing_is_lost() {
     writing.join().unwrap();
 }
 
+/// A writer waiting for readers asks them to commit now (readers commit
+/// at an interval, and it would wait out the rest of it); once they have,
+/// it goes on and stops asking.
+#[test]
+fn a_writer_waiting_for_readers_asks_them_to_commit() {
+    let value = "z".repeat(200);
+    let topics = Topics::in_memory(4 * stored_size(&value));
+    topics.ensure_topic("t", 1).unwrap();
+    let mut reader = topics.reader("g", "t", &[StartAt::Beginning]).unwrap();
+    let mut offsets = topic_io::Transport::offsets(&topics, "g", "t").unwrap();
+    let appended = Arc::new(AtomicU64::new(0));
+    let writing = {
+        let (topics, appended) = (topics.clone(), appended.clone());
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                append(&topics, "t", 0, &value);
+                appended.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let asked = Instant::now();
+    while !offsets.commit_wanted() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the writer never asked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waiting_at = appended.load(Ordering::Relaxed);
+    assert!(waiting_at < 20, "it asks only while it waits");
+    let read = read_all(&mut reader);
+    offsets.commit(&[(0, read.len() as i64)], false).unwrap();
+    while appended.load(Ordering::Relaxed) == waiting_at {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the commit did not free it"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // It asks again only if it has to wait again; once done, never.
+    let mut read = read.len() as i64;
+    while !writing.is_finished() {
+        read += read_all(&mut reader).len() as i64;
+        offsets.commit(&[(0, read)], false).unwrap();
+    }
+    writing.join().unwrap();
+    assert!(!offsets.commit_wanted());
+}
+
+/// On disk a writer waits for the store, never for readers: it asks
+/// nothing of them.
+#[test]
+fn on_disk_a_writer_asks_no_reader_to_commit() {
+    let path = scratch("no-commit-wanted");
+    let topics = open(
+        &path,
+        Retention {
+            memory_bytes: 1000,
+            ..Retention::default()
+        },
+    );
+    topics.ensure_topic("t", 1).unwrap();
+    let _reader = topics.reader("g", "t", &[StartAt::Beginning]).unwrap();
+    let offsets = topic_io::Transport::offsets(&topics, "g", "t").unwrap();
+    for _ in 0..100 {
+        append(&topics, "t", 0, &"d".repeat(200));
+    }
+    assert!(!offsets.commit_wanted());
+    drop(topics);
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
 /// Everything written before a restart is there after it: records beyond
 /// what memory holds (read back from the store), commits, the topic
 /// layout and the harness's entries; the offsets go on.

@@ -3,6 +3,8 @@
 //! the generator and the dashboard run on them unchanged.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Result};
@@ -79,10 +81,12 @@ impl Transport for Topics {
     }
 
     fn offsets(&self, group: &str, topic: &str) -> Result<Box<dyn Offsets>> {
+        let commit_wanted = self.lock().commit_wanted(topic);
         Ok(Box::new(TopicOffsets {
             topics: self.clone(),
             group: group.to_string(),
             topic: topic.to_string(),
+            commit_wanted,
         }))
     }
 
@@ -197,6 +201,7 @@ struct TopicOffsets {
     topics: Topics,
     group: String,
     topic: String,
+    commit_wanted: Arc<AtomicBool>,
 }
 
 impl Offsets for TopicOffsets {
@@ -206,5 +211,9 @@ impl Offsets for TopicOffsets {
 
     fn commit(&mut self, offsets: &[(i32, i64)], _wait: bool) -> Result<()> {
         self.topics.commit(&self.group, &self.topic, offsets)
+    }
+
+    fn commit_wanted(&self) -> bool {
+        self.commit_wanted.load(Ordering::Relaxed)
     }
 }

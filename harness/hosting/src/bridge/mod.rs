@@ -253,6 +253,12 @@ impl Bridge {
                 None => {}
             }
             let buffered = self.partitions.iter().any(|s| !s.buffer.is_empty());
+            // A writer waiting for this bridge's commit sends nothing more
+            // until it has it: commit first.
+            if !buffered && self.offsets.commit_wanted() {
+                self.finish_sent()?;
+                self.commit(false)?;
+            }
             let wait = if buffered {
                 Duration::ZERO
             } else {
