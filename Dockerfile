@@ -17,9 +17,9 @@ RUN rustup show active-toolchain \
  && cp target/wasm32-wasip1/transform/marketing-pipeline.wasm transform.yaml /out/
 
 FROM debian:bookworm-slim AS app
-# curl for the health checks.
+# curl for the health checks; libssl3 for librdkafka's TLS.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends curl ca-certificates \
+ && apt-get install -y --no-install-recommends curl ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/generator /out/dashboard /usr/local/bin/
 USER nobody

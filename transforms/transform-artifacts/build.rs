@@ -1,8 +1,13 @@
 //! Builds the transforms for wasm32-wasip1 with a nested cargo, so that the
 //! harness, its tests and its benchmarks always run the current `.wasm`
-//! files. The nested build has a target directory of its own: the outer
-//! build holds the lock on the usual one. It is one per checkout, so that
-//! checkouts sharing a target directory never embed each other's modules.
+//! files. Two packages run this script: `transform-artifacts` builds the
+//! deployable transforms, `testdata-artifacts` Redpanda's test transforms,
+//! which only the tests need (a newcomer's first build skips them). The
+//! nested build has a target directory of its own: the outer build holds
+//! the lock on the usual one. It is one per checkout, so that checkouts
+//! sharing a target directory never embed each other's modules; both
+//! packages share it (the second waits for the first's lock, then reuses
+//! what it compiled).
 //!
 //! The modules are copied into `OUT_DIR` and embedded from there. Cargo
 //! reruns a build script when a `rerun-if-changed` path is newer than its
@@ -55,7 +60,7 @@ fn main() {
     let workspace = manifest
         .ancestors()
         .nth(2)
-        .expect("transforms/transform-artifacts is two levels deep");
+        .expect("transforms/*-artifacts are two levels deep");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     // OUT_DIR is <target>/<profile>/build/<package>/out.
     let target_dir = out_dir
@@ -74,24 +79,29 @@ fn main() {
         );
     }
     ensure_target();
-    build(workspace, &target_dir);
     let built = |bin: &str| {
         target_dir
             .join(TARGET)
             .join("transform")
             .join(format!("{bin}.wasm"))
     };
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("testdata-artifacts") {
+        build(workspace, &target_dir, &["testdata"]);
+        let testdata = out_dir.join("testdata");
+        std::fs::create_dir_all(&testdata).expect("creating OUT_DIR/testdata");
+        for bin in TESTDATA {
+            copy_if_changed(&built(bin), &testdata.join(format!("{bin}.wasm")));
+        }
+        println!("cargo:rustc-env=TESTDATA_DIR={}", testdata.display());
+        return;
+    }
+    let packages: Vec<&str> = TRANSFORMS.iter().map(|(_, package, _)| *package).collect();
+    build(workspace, &target_dir, &packages);
     for (var, _, bin) in TRANSFORMS {
         let embedded = out_dir.join(format!("{bin}.wasm"));
         copy_if_changed(&built(bin), &embedded);
         println!("cargo:rustc-env={var}={}", embedded.display());
     }
-    let testdata = out_dir.join("testdata");
-    std::fs::create_dir_all(&testdata).expect("creating OUT_DIR/testdata");
-    for bin in TESTDATA {
-        copy_if_changed(&built(bin), &testdata.join(format!("{bin}.wasm")));
-    }
-    println!("cargo:rustc-env=TESTDATA_DIR={}", testdata.display());
 }
 
 /// Leaves an unchanged file alone, so that its embedder is not rebuilt.
@@ -151,17 +161,16 @@ fn ensure_target() {
     }
 }
 
-fn build(workspace: &Path, target_dir: &Path) {
+fn build(workspace: &Path, target_dir: &Path, packages: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
         .args(["build", "--profile", "transform", "--target", TARGET])
         .arg("--target-dir")
         .arg(target_dir);
-    for (_, package, _) in TRANSFORMS {
+    for package in packages {
         cmd.args(["-p", package]);
     }
-    cmd.args(["-p", "testdata"]);
     // The outer build's flags and wrappers (clippy, coverage) are for the host.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",

@@ -308,7 +308,7 @@ fn a_case_gives_a_registry_with_its_schemas() {
     let dir = scratch("schemas");
     std::fs::write(
         dir.join("sr.wasm"),
-        transform_artifacts::testdata("schema-registry").unwrap(),
+        testdata_artifacts::testdata("schema-registry").unwrap(),
     )
     .unwrap();
     std::fs::write(

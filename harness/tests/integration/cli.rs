@@ -206,7 +206,7 @@ fn the_cli_names_the_input_line_that_killed_the_transform() {
 fn validate_starts_the_module_and_reports_a_failing_main() {
     let validate = |name: &str| {
         let wasm = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.wasm"));
-        std::fs::write(&wasm, transform_artifacts::testdata(name).unwrap()).unwrap();
+        std::fs::write(&wasm, testdata_artifacts::testdata(name).unwrap()).unwrap();
         Command::new(env!("CARGO_BIN_EXE_harness"))
             .arg("validate")
             .arg(&wasm)

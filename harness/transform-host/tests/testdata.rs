@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use record_payload::{decode_record, encode_record, BorrowedHeader, BorrowedRecord};
 use registry::{LocalRegistry, SchemaRegistry};
-use transform_artifacts::testdata;
+use testdata_artifacts::testdata;
 use transform_host::{
     Batch, Failure, Host, Limits, LogEvent, LogStream, Logger, Output, Record, TransformSpec, Vm,
 };

@@ -9,12 +9,3 @@ pub const ENRICH: &[u8] = include_bytes!(env!("ENRICH_WASM"));
 pub const AGGREGATE: &[u8] = include_bytes!(env!("AGGREGATE_WASM"));
 /// The SDK alone: every record to every output topic, untouched.
 pub const TEE: &[u8] = include_bytes!(env!("TEE_WASM"));
-
-/// Redpanda's own test transforms (`transforms/testdata`), built beside
-/// the others for the conformance suite: not embedded, read from here.
-pub const TESTDATA_DIR: &str = env!("TESTDATA_DIR");
-
-/// One of them by name (`identity`, `dynamic`, `schema-registry`, …).
-pub fn testdata(name: &str) -> std::io::Result<Vec<u8>> {
-    std::fs::read(std::path::Path::new(TESTDATA_DIR).join(format!("{name}.wasm")))
-}
