@@ -22,10 +22,12 @@ use topic_io::Record;
 /// How often fjall syncs its journal to the disk.
 const FSYNC_MS: u16 = 1000;
 
-/// The journals kept before memtables are flushed: small, because the
-/// journal holds every record a second time until then, and the `meta`
-/// partition's few writes would otherwise keep up to 512 MiB of it.
-const MAX_JOURNALING: u64 = 64 << 20;
+/// The journals kept before memtables are flushed. Below fjall's 512 MiB,
+/// because the journal holds every record a second time until then, and
+/// the `meta` partition's few writes would keep that much of it; not as
+/// low as 64 MiB, where fjall stalled every write for 500 ms at 90% of it
+/// (`check_journal_size`) and a back-fill on disk ran 15% slower.
+const MAX_JOURNALING: u64 = 256 << 20;
 
 /// The block size of the records' segments.
 const RECORD_BLOCK: u32 = 32 << 10;
