@@ -87,10 +87,9 @@ impl std::fmt::Display for UpReport {
         )?;
         writeln!(
             f,
-            "disk:                   {:>9.0} bytes an event ({:.0} MiB for these events; a day at 15 events/s: {:.0} MiB)",
+            "disk:                   {:>9.0} bytes an event ({:.0} MiB for these events, back-filled in large batches; at the seed's rate each event is a batch of its own and takes more)",
             self.bytes_per_event(),
             mib(self.disk_bytes),
-            mib((self.bytes_per_event() * 15.0 * 86_400.0) as u64)
         )?;
         writeln!(
             f,
