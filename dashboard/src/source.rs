@@ -564,14 +564,14 @@ impl Source for TopicSource {
                     dlq_pending = None;
                 }
             }
-            // Wait for the panes only when no topic had a record last round:
-            // a busy dead-letter topic is then read at full speed.
             // While a writer waits for its commit, what it waits for is the
             // merge's checkpoint, not a record: look again soon.
             let wanted = topics.iter().any(|t| t.offsets.commit_wanted());
             if wanted {
                 start.checkpoint_wanted.store(true, Ordering::Relaxed);
             }
+            // Wait for the panes only when no topic had a record last round:
+            // a busy dead-letter topic is then read at full speed.
             let waited = idle;
             idle = true;
             for (i, topic) in topics.iter_mut().enumerate() {

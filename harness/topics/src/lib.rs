@@ -208,9 +208,9 @@ impl Topics {
         let mut offsets = Vec::with_capacity(records.len());
         for (partition, timestamp_ms, payload) in records {
             let index = partition as usize;
-            // Once it waits: the flag that asks readers to commit, if theirs
-            // are what it waits for.
-            let mut waiting: Option<Option<Arc<AtomicBool>>> = None;
+            // Set once it waits for readers: the flag that asks them to
+            // commit.
+            let mut asked: Option<Arc<AtomicBool>> = None;
             loop {
                 storage.trim(&mut state, topic, index, share);
                 let p = &state.topics[topic].partitions[index];
@@ -223,20 +223,15 @@ impl Topics {
                 }
                 // Readers commit at an interval; a writer waiting for them
                 // would wait out the rest of it.
-                let wanted = waiting
-                    .get_or_insert_with(|| {
-                        storage
-                            .readers_make_room()
-                            .then(|| state.commit_wanted(topic))
-                    })
-                    .as_ref();
-                if let Some(wanted) = wanted {
-                    wanted.store(true, Ordering::Relaxed);
+                if storage.readers_make_room() {
+                    asked
+                        .get_or_insert_with(|| state.commit_wanted(topic))
+                        .store(true, Ordering::Relaxed);
                 }
                 self.wait(&mut state, Duration::from_millis(100));
             }
-            if let Some(Some(wanted)) = waiting {
-                wanted.store(false, Ordering::Relaxed);
+            if let Some(asked) = asked {
+                asked.store(false, Ordering::Relaxed);
             }
             let payload = Arc::new(payload);
             let p = &mut state.topics.get_mut(topic).expect("checked").partitions[index];
