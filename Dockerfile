@@ -2,7 +2,7 @@
 #   app     the native generator and dashboard
 #   deploy  rpk with the pipeline transform (.wasm) and transform.yaml: a
 #           one-shot job that creates the topics and deploys the transform
-ARG RUST_VERSION=1.95.0
+ARG RUST_VERSION=1.96.0
 ARG REDPANDA_VERSION=v26.1.9
 
 FROM rust:${RUST_VERSION}-bookworm AS build

@@ -15,6 +15,7 @@ mod common;
 mod durable;
 mod history;
 mod hostile;
+mod kafka_listener;
 mod logs_offsets;
 mod properties;
 mod schema_registry;

@@ -43,26 +43,13 @@ fn lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// Python with Confluent's client, or `None` (with `REQUIRE_REGISTRY_CLIENT`
-/// set, as `.ci/run` sets it, its absence fails).
+/// Python with Confluent's registry client.
 fn python_with_confluent_kafka() -> Option<String> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&python)
-        .args(["-c", "import confluent_kafka.schema_registry.avro"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(python);
-    }
-    let message = format!(
-        "{python} cannot import confluent_kafka: `pip install 'confluent-kafka[avro,schemaregistry]'`"
-    );
-    if std::env::var_os("REQUIRE_REGISTRY_CLIENT").is_some() {
-        panic!("{message} (REQUIRE_REGISTRY_CLIENT is set)");
-    }
-    eprintln!("skipped: {message}");
-    None
+    common::python_with(
+        "confluent_kafka.schema_registry.avro",
+        "'confluent-kafka[avro,schemaregistry]'",
+        "REQUIRE_REGISTRY_CLIENT",
+    )
 }
 
 /// Confluent's client reads what the generator registered in `up`'s

@@ -194,6 +194,30 @@ impl Topics {
     /// and readers lag; on disk, while too much waits to be written (all
     /// of it then goes to the store in order with everything else).
     pub fn append_all(&self, topic: &str, records: Vec<Append>) -> Result<Vec<i64>> {
+        self.append_with(topic, records, None::<(&str, fn(i64) -> Vec<u8>)>)
+    }
+
+    /// Appends records as [`Topics::append_all`] does and keeps under `key`
+    /// what `value` makes of the first one's offset: on disk they reach the
+    /// store in one write, so a kill leaves both or neither (a producer's
+    /// sequence beside the records it numbers). Only the first record
+    /// waits for room.
+    pub fn append_all_with_meta(
+        &self,
+        topic: &str,
+        records: Vec<Append>,
+        key: &str,
+        value: impl FnOnce(i64) -> Vec<u8>,
+    ) -> Result<Vec<i64>> {
+        self.append_with(topic, records, Some((key, value)))
+    }
+
+    fn append_with(
+        &self,
+        topic: &str,
+        records: Vec<Append>,
+        meta: Option<(&str, impl FnOnce(i64) -> Vec<u8>)>,
+    ) -> Result<Vec<i64>> {
         let storage = &self.inner.storage;
         let mut state = self.lock();
         let t = state.topic(topic)?;
@@ -206,12 +230,14 @@ impl Topics {
         }
         let share = self.share(partitions);
         let mut offsets = Vec::with_capacity(records.len());
-        for (partition, timestamp_ms, payload) in records {
+        for (i, (partition, timestamp_ms, payload)) in records.into_iter().enumerate() {
             let index = partition as usize;
             // Set once it waits for readers: the flag that asks them to
             // commit.
             let mut asked: Option<Arc<AtomicBool>> = None;
-            loop {
+            // A wait lets the writer take what is pending: records kept
+            // with meta must not be split from it.
+            while i == 0 || meta.is_none() {
                 storage.trim(&mut state, topic, index, share);
                 let p = &state.topics[topic].partitions[index];
                 if storage.has_room(&state, p, share) {
@@ -252,6 +278,9 @@ impl Topics {
                     payload,
                 },
             );
+        }
+        if let (Some((key, value)), Some(&first)) = (meta, offsets.first()) {
+            self.keep_meta(&mut state, key, value(first));
         }
         self.notify(state);
         Ok(offsets)
@@ -441,8 +470,12 @@ impl Topics {
     /// Keeps `value` under `key`, written in order with the records.
     pub fn set_meta(&self, key: &str, value: Vec<u8>) {
         let mut state = self.lock();
+        self.keep_meta(&mut state, key, value);
+    }
+
+    fn keep_meta(&self, state: &mut State, key: &str, value: Vec<u8>) {
         self.inner.storage.keep(
-            &mut state,
+            state,
             Pending::Meta {
                 key: format!("harness/{key}"),
                 value: value.clone(),

@@ -23,6 +23,7 @@ use kafka_client::{check, KafkaArgs};
 use shutdown::stop_on_ctrl_c;
 use topics::Retention;
 
+use crate::kafka::KafkaListen;
 use crate::{dashboard_listen, Endpoints, RegistryChoice, Stack, Storage, UpOptions};
 
 #[derive(Args)]
@@ -103,6 +104,11 @@ pub struct UpArgs {
     /// The admin endpoint: Redpanda's admin API for transforms (loopback only by default).
     #[arg(long, default_value = DEFAULT_ADMIN)]
     admin_listen: SocketAddr,
+    /// Where Kafka clients (kcat, rpk, confluent-kafka) reach the embedded topics [default:
+    /// Redpanda's 127.0.0.1:9092, or a free port if it is taken], or `off`. In a harness built with
+    /// `--features kafka-listener`.
+    #[arg(long, value_name = "HOST:PORT|off")]
+    kafka_listen: Option<KafkaListen>,
     /// Where up serves its own schema registry (Confluent's REST API, Redpanda's port).
     #[arg(long, default_value = registry::DEFAULT_REGISTRY)]
     schema_registry_listen: SocketAddr,
@@ -206,6 +212,7 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
             alert_webhook,
             spans,
             hot_ms,
+            kafka_listen: args.kafka_listen.unwrap_or(KafkaListen::Default),
             schema_registry: match args.schema_registry {
                 Some(client) => RegistryChoice::Use(client),
                 None => RegistryChoice::Serve(args.schema_registry_listen),
@@ -258,6 +265,9 @@ fn announce(at: &Endpoints, access: &http_access::Access, topics: &str, registry
     match at.schema_registry {
         Some(address) => eprintln!("schema registry on {scheme}://{address} (Confluent's REST API; rpk -X registry.hosts={address})"),
         None => eprintln!("schema registry: {registry_url}"),
+    }
+    if let Some(address) = at.kafka {
+        eprintln!("Kafka API on {address} (kcat -b {address}, rpk -X brokers={address})");
     }
     eprintln!("open {scheme}://{}/   (Ctrl-C to stop)", at.dashboard);
 }

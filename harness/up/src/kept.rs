@@ -68,6 +68,10 @@ pub trait Kept: Send + Sync {
     fn same_command_line(&self, version: &str, env: &[(String, String)]) -> bool;
     /// What the topics hold in memory and on disk, and why writes wait.
     fn upkeep(&self) -> Upkeep;
+    /// The embedded topics, if these are they.
+    fn embedded(&self) -> Option<&Topics> {
+        None
+    }
     /// The process stops: writers waiting for readers give up.
     fn close(&self);
     /// Writes what is left; the last step before the process ends.
@@ -129,6 +133,10 @@ impl Kept for Embedded {
             disk_bytes: self.0.disk_bytes(),
             trouble: self.0.trouble(),
         }
+    }
+
+    fn embedded(&self) -> Option<&Topics> {
+        Some(&self.0)
     }
 
     fn close(&self) {

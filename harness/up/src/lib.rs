@@ -12,6 +12,7 @@
 //! its stream (see [`kept`]).
 
 pub mod cli;
+pub mod kafka;
 pub mod kept;
 mod panes;
 mod stack;
@@ -97,6 +98,8 @@ pub struct UpOptions {
     /// How long the dashboard's history keeps each tier, and its hot set.
     pub spans: history::Spans,
     pub hot_ms: i64,
+    /// Where Kafka clients reach the embedded topics.
+    pub kafka_listen: kafka::KafkaListen,
 }
 
 /// Where `up` keeps its topics.
@@ -159,6 +162,8 @@ pub struct Endpoints {
     pub admin: SocketAddr,
     /// The schema registry `up` serves, if it serves one.
     pub schema_registry: Option<SocketAddr>,
+    /// The Kafka listener on the embedded topics, if it serves one.
+    pub kafka: Option<SocketAddr>,
 }
 
 /// What a status line shows.

@@ -22,6 +22,7 @@ use topic_io::{BorrowedHeader, BorrowedRecord, Sink, StartOffset};
 use topics::Closed;
 use transform_host::{Host, Logger, Transform, TransformSpec};
 
+use crate::kafka;
 use crate::kept::{self, Kept};
 use crate::{dashboard_listen, Endpoints, RegistryChoice, Status, UpOptions};
 
@@ -37,6 +38,7 @@ pub struct Stack {
     dashboard: Served,
     admin: Server,
     registry: Option<Server>,
+    kafka: Option<kafka::Served>,
     generator: Generator,
 }
 
@@ -51,8 +53,8 @@ struct Generator {
 impl Stack {
     /// Starts every part, each on the topics `options.storage` names, until
     /// `stop` is set: the topics, the schema registry, the transform (and
-    /// those the data folder kept), the dashboard, the admin endpoint, and
-    /// last the generator.
+    /// those the data folder kept), the dashboard, the admin endpoint, the
+    /// Kafka listener, and last the generator.
     /// The stream's and the transform's settings are checked before
     /// anything starts; a part that fails to start stops those started.
     pub fn start(
@@ -121,6 +123,7 @@ impl Stack {
             hosting.clone() as Arc<dyn Control>,
             until_set(stop.clone()),
         )?;
+        let kafka = kafka::start(kept.as_ref(), options.kafka_listen)?;
         let generator = start_generator(
             kept.as_ref(),
             stream,
@@ -139,6 +142,7 @@ impl Stack {
             dashboard,
             admin,
             registry,
+            kafka,
             generator,
         })
     }
@@ -148,6 +152,7 @@ impl Stack {
             dashboard: self.dashboard.address,
             admin: self.admin.0,
             schema_registry: self.registry.as_ref().map(|(address, _)| *address),
+            kafka: self.kafka.as_ref().map(kafka::Served::local_addr),
         }
     }
 
@@ -180,6 +185,9 @@ impl Stack {
         let _ = self.runtime.block_on(self.admin.1);
         if let Some((_, server)) = self.registry {
             let _ = self.runtime.block_on(server);
+        }
+        if let Some(kafka) = self.kafka {
+            kafka.stop();
         }
         self.kept.shut_down()?;
         // A writer cut short by the stop is the stop, not a failure.

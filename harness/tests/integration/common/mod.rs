@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,17 +298,40 @@ pub fn harness_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
 
 /// `harness ARGS`, which must succeed: its stdout.
 pub fn harness(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = succeed(Command::new(env!("CARGO_BIN_EXE_harness")).args(args));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `command` without stdin; it must succeed.
+pub fn succeed(command: &mut Command) -> Output {
+    let out = command.stdin(Stdio::null()).output().unwrap();
     assert!(
         out.status.success(),
-        "{args:?}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
+}
+
+/// `$PYTHON` (else `python3`) if it imports `module`; else `None`, or a
+/// failure when the environment variable `required` is set, as `.ci/run`
+/// sets it.
+pub fn python_with(module: &str, install: &str, required: &str) -> Option<String> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some(python);
+    }
+    let message = format!("{python} cannot import {module}: `pip install {install}`");
+    if std::env::var_os(required).is_some() {
+        panic!("{message} ({required} is set)");
+    }
+    eprintln!("skipped: {message}");
+    None
 }
 
 /// `harness ARGS --admin ADMIN`, which must succeed: its stdout.
@@ -325,6 +348,8 @@ pub struct Up {
     pub admin: String,
     /// The schema registry `up` serves, as `http://HOST:PORT`.
     pub registry: String,
+    /// Its Kafka listener, as HOST:PORT (empty on a broker's topics).
+    pub kafka: String,
     /// The data folder made for this run alone, deleted with it.
     scratch: Option<PathBuf>,
     /// What it said on stderr until it served.
@@ -399,6 +424,12 @@ impl Up {
         if let Some(dir) = data_dir {
             command.arg("--data-dir").arg(dir);
         }
+        if !args
+            .iter()
+            .any(|a| ["--brokers", "--kafka-listen"].contains(a))
+        {
+            command.args(["--kafka-listen", "127.0.0.1:0"]);
+        }
         let mut child = command
             .args(args)
             .stdin(Stdio::null())
@@ -410,6 +441,7 @@ impl Up {
         let mut said = String::new();
         let mut admin = String::new();
         let mut registry = String::new();
+        let mut kafka = String::new();
         let address = loop {
             let mut line = String::new();
             assert!(
@@ -422,6 +454,9 @@ impl Up {
             }
             if let Some(rest) = line.strip_prefix("schema registry on ") {
                 registry = rest.split(' ').next().unwrap().to_string();
+            }
+            if let Some(rest) = line.strip_prefix("Kafka API on ") {
+                kafka = rest.split(' ').next().unwrap().to_string();
             }
             if let Some(rest) = line
                 .strip_prefix("open http://")
@@ -437,6 +472,7 @@ impl Up {
             address,
             admin,
             registry,
+            kafka,
             scratch: None,
             said,
         }

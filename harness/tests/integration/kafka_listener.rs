@@ -1,0 +1,345 @@
+//! `harness up`'s Kafka listener as data engineers use it, with real
+//! clients: confluent-kafka (on librdkafka) and kafka-python (a protocol
+//! implementation of its own) produce a seeded stream into `logs`, and the
+//! dashboard equals its truth; a consumer group reads `results`, whose
+//! panes, kept once by identity, equal the truth too, and resumes from its
+//! commits after a restart. A kill -9 while a client produces with
+//! acks=all loses no acknowledged record and duplicates none; hostile
+//! bytes never take the host down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use analytics::merge::{Merger, Retention};
+use analytics::Pane;
+use generator::{generate, Clock, FileSink, Plan, Profile, Stream, Truth, TruthFile};
+use serde_json::Value;
+
+use crate::common::{self, scratch_data_dir, Up};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kafka_clients.py");
+
+/// Python with `module`, a Kafka client.
+fn python_with(module: &str) -> Option<String> {
+    common::python_with(
+        module,
+        "confluent-kafka kafka-python",
+        "REQUIRE_KAFKA_CLIENTS",
+    )
+}
+
+fn client(python: &str, args: &[&str]) -> Output {
+    common::succeed(Command::new(python).arg(SCRIPT).args(args))
+}
+
+/// A seeded stream of `count` events (2% malformed) in the harness's input format, over
+/// the 3 partitions of `up`'s `logs`, and its truth.
+fn seeded_events(dir: &Path, count: u64, seed: u64) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let clock = Clock::Simulated {
+        next_ms: 1_755_439_200_000,
+    };
+    // Malformed events too: they go to logs.dlq, whatever client sent them.
+    let profile = Profile {
+        invalid_ratio: 0.02,
+        ..Profile::default()
+    };
+    let mut stream = Stream::new(profile.clone(), seed, clock);
+    let plan = Plan {
+        rate: None,
+        count: Some(count),
+        duration: None,
+        partitions: 3,
+    };
+    let mut sink = FileSink::new(Vec::new());
+    let mut truth = Truth::new(60_000);
+    generate(
+        &mut stream,
+        &plan,
+        "logs",
+        &mut sink,
+        &mut truth,
+        &|| false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (events, truth_path) = (dir.join("events.jsonl"), dir.join("truth.json"));
+    std::fs::write(&events, sink.into_inner()).unwrap();
+    std::fs::write(
+        &truth_path,
+        serde_json::to_vec(&truth.file(&profile)).unwrap(),
+    )
+    .unwrap();
+    (events, truth_path)
+}
+
+/// Records read by `group`, as the script prints them.
+fn consume(python: &str, kind: &str, up: &Up, topic: &str, group: &str, count: u64) -> Vec<Value> {
+    let out = client(
+        python,
+        &[kind, "consume", &up.kafka, topic, group, &count.to_string()],
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The sum of `topic`'s end offsets, from the admin API.
+fn end_offsets(up: &Up, topic: &str) -> u64 {
+    let response = test_kit::get(&format!("http://{}/v1/harness/topics/{topic}", up.admin));
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_u64().unwrap())
+        .sum()
+}
+
+/// The panes of `results`, kept once by identity and summed per window,
+/// against the truth.
+fn assert_panes_equal_truth(records: &[Value], truth: &Path) {
+    let mut merger = Merger::new(
+        0,
+        Retention {
+            span_ms: i64::MAX,
+            max_windows: usize::MAX,
+        },
+    );
+    for r in records {
+        let pane: Pane = serde_json::from_str(r["value"].as_str().unwrap()).unwrap();
+        merger.add(r["partition"].as_i64().unwrap() as i32, &pane);
+    }
+    let truth: TruthFile = serde_json::from_slice(&std::fs::read(truth).unwrap()).unwrap();
+    let want = truth.by_window();
+    let got: BTreeMap<(String, String, i64), [i64; 4]> = merger
+        .windows()
+        .map(|w| {
+            (
+                (
+                    w.campaign.to_string(),
+                    w.channel.to_string(),
+                    w.window_start,
+                ),
+                [
+                    w.counters.impressions as i64,
+                    w.counters.clicks as i64,
+                    w.counters.conversions as i64,
+                    w.counters.spend_micros,
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "windows");
+    for (key, t) in want {
+        assert_eq!(
+            got.get(&key),
+            Some(&[t.impressions, t.clicks, t.conversions, t.spend_micros]),
+            "{key:?}"
+        );
+    }
+}
+
+/// `kind` produces `count` events into `logs`; the dashboard and a
+/// consumer group's panes equal their truth; the group resumes from its
+/// commits after a restart.
+fn feed_and_read(kind: &str, module: &str, count: u64) {
+    let Some(python) = python_with(module) else {
+        return;
+    };
+    let dir = scratch_data_dir(&format!("kafka-{kind}"));
+    let data = dir.join("data");
+    let (events, truth) = seeded_events(&dir, count, 7);
+    let up = Up::start_in(&data, &["--count", "0"]);
+    assert!(!up.kafka.is_empty(), "no Kafka listener: {}", up.said);
+
+    let out = client(
+        &python,
+        &[kind, "produce", &up.kafka, "logs", events.to_str().unwrap()],
+    );
+    let produced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(produced["produced"], count);
+    up.assert_equals_truth(&truth);
+
+    let results = end_offsets(&up, "results");
+    let read = consume(&python, kind, &up, "results", "analysts", results);
+    assert_eq!(read.len() as u64, results, "each record of results once");
+    let offsets: BTreeSet<(i64, i64)> = read
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(offsets.len() as u64, results);
+    assert_panes_equal_truth(&read, &truth);
+    up.interrupt();
+
+    // After a restart the group goes on from its commits: nothing of what
+    // it read comes again, what the new events made does.
+    let up = Up::start_in(&data, &["--count", "0"]);
+    let (more, _) = seeded_events(&dir, 500, 8);
+    client(
+        &python,
+        &[kind, "produce", &up.kafka, "logs", more.to_str().unwrap()],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while end_offsets(&up, "results") == results {
+        assert!(std::time::Instant::now() < deadline, "no new panes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let now = end_offsets(&up, "results");
+    let resumed = consume(&python, kind, &up, "results", "analysts", now - results);
+    assert_eq!(resumed.len() as u64, now - results);
+    assert!(resumed.iter().all(|r| !offsets.contains(&(
+        r["partition"].as_i64().unwrap(),
+        r["offset"].as_i64().unwrap()
+    ))));
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn confluent_kafka_feeds_the_pipeline_and_a_group_reads_its_results() {
+    feed_and_read("confluent", "confluent_kafka", 100_000);
+}
+
+#[test]
+fn kafka_python_feeds_the_pipeline_and_a_group_reads_its_results() {
+    feed_and_read("kafka-python", "kafka", 100_000);
+}
+
+/// kill -9 of `harness up` while confluent-kafka produces with acks=all
+/// and the idempotent producer: after the restart every acknowledged
+/// record is there exactly once, and nothing else is.
+#[test]
+fn a_kill_9_while_a_client_produces_loses_no_acknowledged_record_and_duplicates_none() {
+    let Some(python) = python_with("confluent_kafka") else {
+        return;
+    };
+    let data = scratch_data_dir("kafka-kill");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--count", "0", "--kafka-listen", &listen];
+    let up = Up::start_in(&data, &args);
+    const COUNT: u64 = 100_000;
+    let mut producer = Command::new(&python)
+        .arg(SCRIPT)
+        .args([
+            "confluent",
+            "numbered",
+            &listen,
+            "ingest",
+            &COUNT.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acked = BufReader::new(producer.stdout.take().unwrap());
+    let mut keys = BTreeSet::new();
+    let mut line = String::new();
+    while keys.len() < 20_000 {
+        line.clear();
+        assert!(
+            acked.read_line(&mut line).unwrap() > 0,
+            "the producer ended early"
+        );
+        keys.insert(line.trim().trim_start_matches("acked ").to_string());
+    }
+    up.kill_9();
+    let up = Up::start_in(&data, &args);
+    for line in acked.lines() {
+        keys.insert(line.unwrap().trim_start_matches("acked ").to_string());
+    }
+    let status = producer.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut producer.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "the producer failed: {stderr}");
+    assert_eq!(keys.len() as u64, COUNT, "every record acknowledged");
+
+    let read = consume(&python, "confluent", &up, "ingest", "check", COUNT + 1);
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for r in &read {
+        *seen
+            .entry(r["key"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).take(5).collect();
+    assert!(twice.is_empty(), "written twice: {twice:?}");
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), keys);
+    drop(up);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Garbage, a frame claiming 2 GiB, and a client gone mid-request: the
+/// host serves the next client as before.
+#[test]
+fn hostile_bytes_never_take_the_listener_down() {
+    let Some(python) = python_with("confluent_kafka") else {
+        return;
+    };
+    let up = Up::start(&["--count", "0"]);
+    let hostile: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0x7f, 0xff, 0xff, 0xff, 0, 18, 0, 3],
+        // ApiVersions v3 cut short: a length of 64, then 10 bytes and gone.
+        &[0, 0, 0, 64, 0, 18, 0, 3, 0, 0, 0, 1, 0, 1],
+        &[0xff; 4096],
+    ];
+    for bytes in hostile {
+        let mut conn = TcpStream::connect(&up.kafka).unwrap();
+        let _ = conn.write_all(bytes);
+        drop(conn);
+    }
+    let dir = scratch_data_dir("kafka-hostile");
+    let (events, truth) = seeded_events(&dir, 1_000, 9);
+    client(
+        &python,
+        &[
+            "confluent",
+            "produce",
+            &up.kafka,
+            "logs",
+            events.to_str().unwrap(),
+        ],
+    );
+    up.assert_equals_truth(&truth);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Beyond loopback the listener would serve anyone: refused, naming the
+/// flag.
+#[test]
+fn a_listener_beyond_loopback_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "up",
+            "--in-memory",
+            "--count",
+            "0",
+            "--kafka-listen",
+            "0.0.0.0:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--kafka-listen 0.0.0.0:0"), "{said}");
+    assert!(said.contains("loopback"), "{said}");
+}

@@ -1,0 +1,226 @@
+"""Kafka clients against `harness up`'s Kafka listener, as a data engineer's
+notebook or script would use them.
+
+    kafka_clients.py CLIENT produce BOOTSTRAP TOPIC FILE
+        Produces each line of FILE (the harness's input format: partition,
+        key, value, headers, timestamp) with the idempotent producer and
+        acks=all; prints {"produced": N} once every record is acknowledged.
+
+    kafka_clients.py CLIENT consume BOOTSTRAP TOPIC GROUP COUNT
+        Reads TOPIC in consumer group GROUP until COUNT records came (or
+        none for 20 s), commits, and prints one JSON line per record:
+        partition, offset, key, value.
+
+    kafka_clients.py confluent numbered BOOTSTRAP TOPIC COUNT
+        Creates TOPIC (one partition), then produces records keyed k0, k1,
+        ... with the idempotent producer and acks=all, printing "acked KEY"
+        as each is acknowledged; it keeps retrying through a broker's
+        restart (librdkafka's message.timeout.ms, 5 minutes).
+
+CLIENT is `confluent` (confluent-kafka, on librdkafka) or `kafka-python`
+(an implementation of its own, in Python).
+"""
+
+import json
+import sys
+import time
+
+IDLE_SECONDS = 20
+
+
+def lines(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def headers_of(record):
+    return [(k, None if v is None else v.encode()) for k, v in record.get("headers", {}).items()]
+
+
+def produce_confluent(bootstrap, topic, path):
+    from confluent_kafka import Producer
+
+    failed = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
+
+    def delivered(err, _msg):
+        if err is not None:
+            failed.append(str(err))
+
+    n = 0
+    for record in lines(path):
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    key=record.get("key"),
+                    value=record.get("value"),
+                    headers=headers_of(record),
+                    partition=record["partition"],
+                    timestamp=record.get("timestamp", 0),
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        n += 1
+    left = producer.flush(120)
+    if failed or left:
+        sys.exit(f"{len(failed)} failed ({failed[:3]}), {left} unacknowledged")
+    return n
+
+
+def produce_kafka_python(bootstrap, topic, path):
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+    )
+    futures = []
+    for record in lines(path):
+        futures.append(
+            producer.send(
+                topic,
+                key=None if record.get("key") is None else record["key"].encode(),
+                value=None if record.get("value") is None else record["value"].encode(),
+                headers=headers_of(record),
+                partition=record["partition"],
+                timestamp_ms=record.get("timestamp"),
+            )
+        )
+    producer.flush(120)
+    for f in futures:
+        f.get(timeout=60)
+    producer.close()
+    return len(futures)
+
+
+def numbered(bootstrap, topic, count):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(30)
+    failed = []
+
+    def delivered(err, msg):
+        if err is None:
+            print(f"acked {msg.key().decode()}", flush=True)
+        else:
+            failed.append(str(err))
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "reconnect.backoff.max.ms": 200,
+        }
+    )
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, key=f"k{i}", value=f"v{i}", on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        # Spread over a few seconds, so that a kill lands mid-stream.
+        if i % 500 == 0:
+            time.sleep(0.05)
+    left = producer.flush(300)
+    if failed or left:
+        sys.exit(f"{len(failed)} failed ({failed[:3]}), {left} unacknowledged")
+
+
+def consume_confluent(bootstrap, topic, group, count):
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got, quiet = [], time.monotonic()
+    while len(got) < count and time.monotonic() - quiet < IDLE_SECONDS:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            sys.exit(f"consume: {msg.error()}")
+        got.append(msg)
+        quiet = time.monotonic()
+    if got:
+        consumer.commit(asynchronous=False)
+    consumer.close()
+    return [(m.partition(), m.offset(), m.key(), m.value()) for m in got]
+
+
+def consume_kafka_python(bootstrap, topic, group, count):
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    got, quiet = [], time.monotonic()
+    while len(got) < count and time.monotonic() - quiet < IDLE_SECONDS:
+        for records in consumer.poll(timeout_ms=500).values():
+            got.extend(records)
+            quiet = time.monotonic()
+    if got:
+        consumer.commit()
+    consumer.close()
+    return [(m.partition, m.offset, m.key, m.value) for m in got]
+
+
+def text(b):
+    return None if b is None else b.decode("utf-8", "replace")
+
+
+def main():
+    client, command, bootstrap, topic = sys.argv[1:5]
+    if client not in ("confluent", "kafka-python"):
+        sys.exit(f"unknown client {client}")
+    suffix = client.replace("-", "_")
+    if command == "numbered":
+        numbered(bootstrap, topic, int(sys.argv[5]))
+    elif command == "produce":
+        n = globals()[f"produce_{suffix}"](bootstrap, topic, sys.argv[5])
+        print(json.dumps({"produced": n}))
+    elif command == "consume":
+        group, count = sys.argv[5], int(sys.argv[6])
+        for partition, offset, key, value in globals()[f"consume_{suffix}"](
+            bootstrap, topic, group, count
+        ):
+            print(
+                json.dumps(
+                    {"partition": partition, "offset": offset, "key": text(key), "value": text(value)}
+                )
+            )
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
