@@ -199,17 +199,7 @@ fn run_generator(
 /// to another topic with the same producer settings as the bridge.
 fn copy_topic(kafka: &KafkaConfig, from: &str, to: &str, bench: &BrokerBench) -> Result<Duration> {
     ensure_topic(kafka, to, bench.partitions)?;
-    let consumer: BaseConsumer = kafka
-        .client()
-        .set("group.id", format!("{from}.copy"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("creating a Kafka consumer")?;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..bench.partitions {
-        assignment.add_partition_offset(from, p, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    let consumer = assigned(kafka, from, bench.partitions, &[])?;
     let producer = producer(kafka)?;
     let start = Instant::now();
     let mut copied = 0;
@@ -341,18 +331,7 @@ fn read_pane_latencies(
     partitions: i32,
     finished: &AtomicBool,
 ) -> Result<Vec<i64>> {
-    let consumer: BaseConsumer = kafka
-        .client()
-        .set("group.id", format!("{topic}.latency"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .context("creating a Kafka consumer")?;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    let consumer = assigned(kafka, topic, partitions, &[("fetch.wait.max.ms", "5")])?;
     let mut latencies = Vec::new();
     while !finished.load(Ordering::Relaxed) {
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
@@ -368,4 +347,28 @@ fn read_pane_latencies(
         }
     }
     Ok(latencies)
+}
+
+/// A consumer of every partition of `topic` from its start, with
+/// `settings` over the configuration's.
+pub fn assigned(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+) -> Result<BaseConsumer> {
+    let mut config = kafka.client();
+    config
+        .set("group.id", format!("{topic}.bench"))
+        .set("enable.auto.commit", "false");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().context("creating a Kafka consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
 }

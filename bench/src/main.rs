@@ -1,16 +1,18 @@
 //! `bench`: the project's benchmarks, each against its baseline in the
 //! same run, reported as ratios: the transform in WASM against the same
 //! library natively, the host on a broker against the broker alone, hot
-//! swaps, `harness test`, `harness up` on disk against in memory, and the
-//! dashboard's merge. One call per bench:
+//! swaps, `harness test`, `harness up` on disk against in memory, the
+//! dashboard's merge, and the Kafka listener against a broker alone. One
+//! call per bench:
 //!
-//!     cargo run --release -p bench -- <pipeline|broker|swap|test|up|dashboard|history>
+//!     cargo run --release -p bench -- <pipeline|broker|swap|test|up|dashboard|history|listener>
 
 mod broker;
 mod cases;
 mod dashboard;
 mod end_to_end;
 mod history;
+mod listener;
 mod pipeline;
 mod swap;
 
@@ -57,13 +59,17 @@ enum Command {
     Dashboard(BenchDashboardArgs),
     /// The dashboard with its history on disk against today's in-memory merge: ingest, memory, queries over a month, restart, bytes per row.
     History(BenchHistoryArgs),
+    /// Kafka clients on `harness up`'s Kafka listener against a broker alone (--brokers): produce, consume, fetch latency.
+    Listener(BenchListenerArgs),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,rdkafka=off,fjall=warn,lsm_tree=warn")
+                tracing_subscriber::EnvFilter::new(
+                    "info,rdkafka=off,fjall=warn,lsm_tree=warn,nisshi=warn,rama=warn",
+                )
             }),
         )
         .with_writer(std::io::stderr)
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test_bench(args),
         Command::Up(args) => up_bench(args),
         Command::Dashboard(args) => dashboard::run(&args.clients, args.samples),
+        Command::Listener(args) => listener_bench(args),
         Command::History(args) => {
             history::bench(args.keys, args.days, args.per_window).map(|r| print!("{r}"))
         }
@@ -366,5 +373,48 @@ fn up_bench(args: BenchUpArgs) -> Result<()> {
         &|line| eprintln!("{line}"),
     )?;
     print!("{report}");
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "The broker alone is the baseline: start one first, for example Tansu, \
+`tansu --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
+--storage-engine memory://tansu/`, and give it with --brokers. The listener runs in this process over \
+topics on disk, as `harness up --kafka-listen` serves them."
+)]
+struct BenchListenerArgs {
+    /// The broker alone.
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long, default_value_t = 200_000, value_parser = at_least_one)]
+    records: usize,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 300)]
+    value_bytes: usize,
+    #[arg(long, default_value_t = 3, value_parser = partition_count)]
+    partitions: i32,
+    /// Records a second of the latency run.
+    #[arg(long, default_value_t = 1000.0)]
+    latency_rate: f64,
+    /// Seconds the latency run lasts.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// Where the listener keeps its topics (created, then deleted).
+    #[arg(long, default_value = "target/bench-listener")]
+    data_dir: PathBuf,
+}
+
+fn listener_bench(args: BenchListenerArgs) -> Result<()> {
+    let bench = listener::ListenerBench {
+        baseline: args.kafka.required()?,
+        records: args.records as u64,
+        value_bytes: args.value_bytes,
+        partitions: args.partitions,
+        latency_rate: args.latency_rate,
+        latency_seconds: args.latency_seconds,
+        data_dir: args.data_dir,
+    };
+    print!("{}", listener::run(&bench, &|line| eprintln!("{line}"))?);
     Ok(())
 }

@@ -59,9 +59,12 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // librdkafka reports a partition's end as a "global error";
-                // the store says each step of opening it.
+                // the store says each step of opening it; Nisshi each
+                // request's size.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,rdkafka=off,fjall=warn,lsm_tree=warn")
+                    tracing_subscriber::EnvFilter::new(
+                        "info,rdkafka=off,fjall=warn,lsm_tree=warn,nisshi=warn,rama=warn",
+                    )
                 }),
         )
         .with_writer(std::io::stderr)

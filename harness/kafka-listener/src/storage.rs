@@ -27,7 +27,7 @@ use nisshi_sans_io::{
     metadata_response::{MetadataResponseBroker, MetadataResponseTopic},
     record::{deflated, header, inflated, Record as KafkaRecord},
     txn_offset_commit_response::TxnOffsetCommitResponseTopic,
-    ConfigResource, ErrorCode, IsolationLevel, ListOffset, ScramMechanism,
+    ConfigResource, ErrorCode, IsolationLevel, ListOffset, ScramMechanism, NULL_TOPIC_ID,
 };
 use nisshi_storage::{
     inflate_produced, BrokerRegistrationRequest, Error, GroupDetail, GroupDetailResponse,
@@ -169,11 +169,15 @@ impl TopicStorage {
 
     fn topic_response(&self, name: &str) -> Result<MetadataResponseTopic> {
         let Some(partitions) = self.topics.partition_count(name) else {
+            // Every field the version has must be there, or the client
+            // reads past the end of the response.
             return Ok(MetadataResponseTopic::default()
                 .error_code(ErrorCode::UnknownTopicOrPartition.into())
                 .name(Some(name.to_string()))
+                .topic_id(Some(NULL_TOPIC_ID))
                 .is_internal(Some(false))
-                .partitions(Some(vec![])));
+                .partitions(Some(vec![]))
+                .topic_authorized_operations(Some(i32::MIN)));
         };
         let partitions = nisshi_storage::assign_replicas(
             &[self.node],

@@ -249,24 +249,12 @@ fn deployments_and_schemas_outlive_a_kill_9() {
             "{topic}: {listed}"
         );
     }
-    let mut produce = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
+    let said = common::harness_with_input(
+        &[
             "topic", "produce", "mirror", "--admin", &up.admin, "-k", "who", "-H", "src:test",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    produce
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"first\nsecond\n")
-        .unwrap();
-    let produced = produce.wait_with_output().unwrap();
-    assert!(produced.status.success());
-    let said = String::from_utf8(produced.stdout).unwrap();
+        ],
+        b"first\nsecond\n",
+    );
     assert_eq!(said.lines().count(), 2, "{said}");
     // "Produced to partition P at offset O."
     let first: Vec<&str> = said.lines().next().unwrap().split(' ').collect();

@@ -19,7 +19,7 @@ use analytics::Pane;
 use generator::{generate, Clock, FileSink, Plan, Profile, Stream, Truth, TruthFile};
 use serde_json::Value;
 
-use crate::common::{self, scratch_data_dir, Up};
+use crate::common::{self, counted_stream, scratch_data_dir, Up};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kafka_clients.py");
 
@@ -342,4 +342,45 @@ fn a_listener_beyond_loopback_is_refused() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("--kafka-listen 0.0.0.0:0"), "{said}");
     assert!(said.contains("loopback"), "{said}");
+}
+
+/// `harness topic --brokers` reaches `up`'s topics as a Kafka client: it
+/// lists what the admin endpoint lists, and a record it produces into
+/// `logs` goes through the transform to `logs.dlq`, with the reason.
+#[test]
+fn harness_topic_reads_and_writes_through_the_listener() {
+    let dir = scratch_data_dir("kafka-topic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let truth = dir.join("truth.json");
+    let args = counted_stream(5, 300, "max", 0.05, &truth);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let up = Up::start(&args);
+    up.assert_equals_truth(&truth);
+    let listed = common::harness(&["topic", "list", "--brokers", &up.kafka]);
+    assert_eq!(
+        listed,
+        common::harness(&["topic", "list", "--admin", &up.admin])
+    );
+    let dead = end_offsets(&up, "logs.dlq");
+
+    common::harness_with_input(
+        &["topic", "produce", "logs", "--brokers", &up.kafka],
+        b"{\"not\":\"an event\"}\n",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while end_offsets(&up, "logs.dlq") == dead {
+        assert!(std::time::Instant::now() < deadline, "no dead letter");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let letters = common::harness(&[
+        "topic",
+        "consume",
+        "logs.dlq",
+        "--brokers",
+        &up.kafka,
+        "--offset",
+        "-1",
+    ]);
+    assert!(letters.contains("an event"), "{letters}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,11 @@
 //! `harness topic list|consume|produce`: the topics of a running host
-//! (through its admin endpoint) or of a stopped `harness up`'s data folder,
-//! as `rpk topic` shows them.
+//! (through its admin endpoint), of a stopped `harness up`'s data folder,
+//! or of a Kafka-protocol broker (`harness up`'s Kafka listener among
+//! them), as `rpk topic` shows them.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::AdminArgs;
@@ -11,13 +13,15 @@ use crate::topic_access;
 use admin::{ApiError, Client, NewRecord, Produced, TopicInfo, TopicRecord};
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
+use kafka_client::{check, KafkaArgs, KafkaTransport};
+use topic_io::Transport;
 use topics::{DataFolder, Retention, Topics};
 
 #[derive(Args)]
 #[command(
     after_help = "Against a running `harness up` or `harness bridge`, through its admin \
-endpoint (--admin); against a stopped `harness up`'s data folder, directly (--data-dir). Against Redpanda \
-or any Kafka broker, use rpk or kcat.\n\nExamples:\n  harness topic list\n  harness topic consume \
+endpoint (--admin); against a stopped `harness up`'s data folder, directly (--data-dir); against Redpanda \
+or any Kafka broker, `harness up`'s Kafka listener included, as a Kafka client (--brokers).\n\nExamples:\n  harness topic list\n  harness topic consume \
 results --offset -5\n  echo '{\"hello\":1}' | harness topic produce logs --key spring_sale|email"
 )]
 pub struct TopicArgs {
@@ -43,6 +47,10 @@ struct Where {
     /// A stopped `harness up`'s data folder, read and written directly.
     #[arg(long, conflicts_with = "admin")]
     data_dir: Option<PathBuf>,
+    /// With --brokers: a Kafka-protocol broker's topics, through a Kafka client configured as
+    /// the bridge's.
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(Args)]
@@ -90,10 +98,11 @@ fn header(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not KEY:VALUE"))
 }
 
-/// A running host, or the topics of a stopped one.
+/// A running host, the topics of a stopped one, or a broker's.
 enum Target {
     Admin(Client),
     Folder(Topics),
+    Broker(Arc<KafkaTransport>),
 }
 
 fn api(e: ApiError) -> anyhow::Error {
@@ -102,6 +111,15 @@ fn api(e: ApiError) -> anyhow::Error {
 
 impl Target {
     fn open(at: &Where) -> Result<Target> {
+        // Only --brokers names a broker: KAFKA_BOOTSTRAP_SERVERS alone does not.
+        if at.kafka.brokers.is_some() {
+            if at.data_dir.is_some() {
+                bail!("--brokers and --data-dir name two places: give one");
+            }
+            let kafka = at.kafka.required()?;
+            check(&kafka)?;
+            return Ok(Target::Broker(Arc::new(KafkaTransport { kafka })));
+        }
         let Some(dir) = &at.data_dir else {
             return Ok(Target::Admin(at.admin.client()?));
         };
@@ -114,43 +132,50 @@ impl Target {
         Ok(Target::Folder(Topics::open(folder, Retention::default())?))
     }
 
-    fn topics(&self) -> Result<Vec<TopicInfo>> {
+    /// The topics read directly: everything but a host's admin endpoint.
+    fn transport(&self) -> Result<&dyn Transport, &Client> {
         match self {
-            Target::Admin(client) => client.topics(),
-            Target::Folder(topics) => topic_access::topics(topics).map_err(api),
+            Target::Admin(client) => Err(client),
+            Target::Folder(topics) => Ok(topics),
+            Target::Broker(kafka) => Ok(kafka.as_ref()),
+        }
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>> {
+        match self.transport() {
+            Err(client) => client.topics(),
+            Ok(transport) => topic_access::topics(transport).map_err(api),
         }
     }
 
     fn topic(&self, name: &str) -> Result<TopicInfo> {
-        let found = match self {
-            Target::Admin(client) => client.topic(name)?,
-            Target::Folder(topics) => topic_access::topic(topics, name).map_err(api)?,
+        let found = match self.transport() {
+            Err(client) => client.topic(name)?,
+            Ok(transport) => topic_access::topic(transport, name).map_err(api)?,
         };
         found.ok_or_else(|| anyhow!("topic {name} does not exist"))
     }
 
     fn read(&self, topic: &str, partition: i32, offset: i64) -> Result<Vec<TopicRecord>> {
         const MAX: usize = 1000;
-        match self {
-            Target::Admin(client) => client.read(topic, partition, offset, MAX),
-            Target::Folder(topics) => {
-                topic_access::read(topics, topic, partition, offset, MAX).map_err(api)
+        match self.transport() {
+            Err(client) => client.read(topic, partition, offset, MAX),
+            Ok(transport) => {
+                topic_access::read(transport, topic, partition, offset, MAX).map_err(api)
             }
         }
     }
 
     fn produce(&self, topic: &str, records: &[NewRecord]) -> Result<Vec<Produced>> {
-        match self {
-            Target::Admin(client) => client.produce(topic, records),
-            Target::Folder(topics) => {
-                topic_access::produce(topics, topic, records.to_vec()).map_err(api)
-            }
+        match self.transport() {
+            Err(client) => client.produce(topic, records),
+            Ok(transport) => topic_access::produce(transport, topic, records.to_vec()).map_err(api),
         }
     }
 
     fn close(self) -> Result<()> {
         match self {
-            Target::Admin(_) => Ok(()),
+            Target::Admin(_) | Target::Broker(_) => Ok(()),
             Target::Folder(topics) => topics.shut_down(),
         }
     }

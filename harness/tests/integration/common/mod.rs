@@ -302,6 +302,21 @@ pub fn harness(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `harness ARGS` with `input` on its stdin, which must succeed: its
+/// stdout.
+pub fn harness_with_input(args: &[&str], input: &[u8]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs `command` without stdin; it must succeed.
 pub fn succeed(command: &mut Command) -> Output {
     let out = command.stdin(Stdio::null()).output().unwrap();
