@@ -218,15 +218,24 @@ fn kafka_python_feeds_the_pipeline_and_a_group_reads_its_results() {
     feed_and_read("kafka-python", "kafka", 100_000);
 }
 
-/// kill -9 of `harness up` while confluent-kafka produces with acks=all
-/// and the idempotent producer: after the restart every acknowledged
-/// record is there exactly once, and nothing else is.
 #[test]
-fn a_kill_9_while_a_client_produces_loses_no_acknowledged_record_and_duplicates_none() {
-    let Some(python) = python_with("confluent_kafka") else {
+fn a_kill_9_while_confluent_kafka_produces_loses_no_acknowledged_record_and_duplicates_none() {
+    kill_9_while_producing("confluent", "confluent_kafka");
+}
+
+#[test]
+fn a_kill_9_while_kafka_python_produces_loses_no_acknowledged_record_and_duplicates_none() {
+    kill_9_while_producing("kafka-python", "kafka");
+}
+
+/// kill -9 of `harness up` while `kind` produces with acks=all and the
+/// idempotent producer: after the restart every acknowledged record is
+/// there exactly once, and nothing else is.
+fn kill_9_while_producing(kind: &str, module: &str) {
+    let Some(python) = python_with(module) else {
         return;
     };
-    let data = scratch_data_dir("kafka-kill");
+    let data = scratch_data_dir(&format!("kafka-kill-{kind}"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -272,7 +281,7 @@ fn a_kill_9_while_a_client_produces_loses_no_acknowledged_record_and_duplicates_
     assert!(status.success(), "the producer failed: {stderr}");
     assert_eq!(keys.len() as u64, COUNT, "every record acknowledged");
 
-    let read = consume(&python, "confluent", &up, "ingest", "check", COUNT + 1);
+    let read = consume(&python, kind, &up, "ingest", "check", COUNT + 1);
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for r in &read {
         *seen

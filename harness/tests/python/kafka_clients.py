@@ -11,11 +11,11 @@ notebook or script would use them.
         none for 20 s), commits, and prints one JSON line per record:
         partition, offset, key, value.
 
-    kafka_clients.py confluent numbered BOOTSTRAP TOPIC COUNT
+    kafka_clients.py CLIENT numbered BOOTSTRAP TOPIC COUNT
         Creates TOPIC (one partition), then produces records keyed k0, k1,
         ... with the idempotent producer and acks=all, printing "acked KEY"
         as each is acknowledged; it keeps retrying through a broker's
-        restart (librdkafka's message.timeout.ms, 5 minutes).
+        restart for up to 5 minutes.
 
 CLIENT is `confluent` (confluent-kafka, on librdkafka) or `kafka-python`
 (an implementation of its own, in Python).
@@ -107,7 +107,7 @@ def produce_kafka_python(bootstrap, topic, path):
     return len(futures)
 
 
-def numbered(bootstrap, topic, count):
+def numbered_confluent(bootstrap, topic, count):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -144,6 +144,36 @@ def numbered(bootstrap, topic, count):
     left = producer.flush(300)
     if failed or left:
         sys.exit(f"{len(failed)} failed ({failed[:3]}), {left} unacknowledged")
+
+
+def numbered_kafka_python(bootstrap, topic, count):
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 1, 1)])
+    failed = []
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        reconnect_backoff_max_ms=200,
+        delivery_timeout_ms=300_000,
+    )
+
+    def acked(key):
+        return lambda _metadata: print(f"acked {key}", flush=True)
+
+    for i in range(count):
+        future = producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
+        future.add_callback(acked(f"k{i}"))
+        future.add_errback(lambda e: failed.append(str(e)))
+        if i % 500 == 0:
+            time.sleep(0.05)
+    producer.flush(300)
+    producer.close()
+    if failed:
+        sys.exit(f"{len(failed)} failed ({failed[:3]})")
 
 
 def consume_confluent(bootstrap, topic, group, count):
@@ -204,7 +234,7 @@ def main():
         sys.exit(f"unknown client {client}")
     suffix = client.replace("-", "_")
     if command == "numbered":
-        numbered(bootstrap, topic, int(sys.argv[5]))
+        globals()[f"numbered_{suffix}"](bootstrap, topic, int(sys.argv[5]))
     elif command == "produce":
         n = globals()[f"produce_{suffix}"](bootstrap, topic, sys.argv[5])
         print(json.dumps({"produced": n}))
