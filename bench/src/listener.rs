@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
+use hosting::quantile;
 use kafka_client::{ensure_topic, flush, producer, send, KafkaConfig};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::BaseRecord;
@@ -208,7 +209,6 @@ fn latency(
             bail!("{} of {total} records came back", latencies.len());
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let at = |q| quantile(&latencies, q).unwrap_or(0.0);
     Ok((at(0.5), at(0.99), at(1.0)))
 }

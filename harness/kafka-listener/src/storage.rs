@@ -58,7 +58,8 @@ pub struct TopicStorage {
     node: i32,
     advertised: Url,
     /// Held from a produce's sequence check to its append, so two requests
-    /// of one producer cannot both pass the check.
+    /// of one producer cannot both pass the check; and over the producer
+    /// id counter's read and increment.
     producing: Arc<Mutex<()>>,
     /// Held from a group's read to its conditional update.
     groups: Arc<Mutex<()>>,
@@ -401,7 +402,7 @@ impl Storage for TopicStorage {
         let mut next = offset;
         // At least one record even past `max_bytes`, so a consumer gets
         // past a large one (KIP-74).
-        while records.is_empty() || bytes < max_bytes as usize {
+        'fill: while records.is_empty() || bytes < max_bytes as usize {
             let chunk = self
                 .topics
                 .read(topition.topic(), topition.partition(), next, READ_CHUNK)
@@ -410,7 +411,7 @@ impl Storage for TopicStorage {
             next = last.offset + 1;
             for r in chunk {
                 if !records.is_empty() && bytes + r.payload.len() > max_bytes as usize {
-                    return Ok(vec![batch(&records)?]);
+                    break 'fill;
                 }
                 bytes += r.payload.len();
                 records.push(r);

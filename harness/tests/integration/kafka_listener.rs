@@ -7,15 +7,13 @@
 //! acks=all loses no acknowledged record and duplicates none; hostile
 //! bytes never take the host down.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use analytics::merge::{Merger, Retention};
-use analytics::Pane;
 use generator::{generate, Clock, FileSink, Plan, Profile, Stream, Truth, TruthFile};
 use serde_json::Value;
 
@@ -102,48 +100,30 @@ fn end_offsets(up: &Up, topic: &str) -> u64 {
         .sum()
 }
 
-/// The panes of `results`, kept once by identity and summed per window,
-/// against the truth.
+/// The panes of `results`, kept once by identity (docs/architecture.md:
+/// results partition, campaign, channel, window, first and last input
+/// offset) and summed per window, against the truth.
 fn assert_panes_equal_truth(records: &[Value], truth: &Path) {
-    let mut merger = Merger::new(
-        0,
-        Retention {
-            span_ms: i64::MAX,
-            max_windows: usize::MAX,
-        },
-    );
-    for r in records {
-        let pane: Pane = serde_json::from_str(r["value"].as_str().unwrap()).unwrap();
-        merger.add(r["partition"].as_i64().unwrap() as i32, &pane);
-    }
-    let truth: TruthFile = serde_json::from_slice(&std::fs::read(truth).unwrap()).unwrap();
-    let want = truth.by_window();
-    let got: BTreeMap<(String, String, i64), [i64; 4]> = merger
-        .windows()
-        .map(|w| {
-            (
-                (
-                    w.campaign.to_string(),
-                    w.channel.to_string(),
-                    w.window_start,
-                ),
-                [
-                    w.counters.impressions as i64,
-                    w.counters.clicks as i64,
-                    w.counters.conversions as i64,
-                    w.counters.spend_micros,
-                ],
-            )
+    let mut seen = HashSet::new();
+    let panes: Vec<Value> = records
+        .iter()
+        .map(|r| serde_json::from_str(r["value"].as_str().unwrap()).unwrap())
+        .zip(records)
+        .filter(|(pane, r): &(Value, &Value)| {
+            seen.insert(format!(
+                "{}|{}|{}|{}|{}|{}",
+                r["partition"],
+                pane["campaign"],
+                pane["channel"],
+                pane["window_start"],
+                pane["first_offset"],
+                pane["last_offset"]
+            ))
         })
+        .map(|(pane, _)| pane)
         .collect();
-    assert_eq!(got.len(), want.len(), "windows");
-    for (key, t) in want {
-        assert_eq!(
-            got.get(&key),
-            Some(&[t.impressions, t.clicks, t.conversions, t.spend_micros]),
-            "{key:?}"
-        );
-    }
+    let truth: TruthFile = serde_json::from_slice(&std::fs::read(truth).unwrap()).unwrap();
+    assert_eq!(common::pane_totals(&panes), truth.by_window());
 }
 
 /// `kind` produces `count` events into `logs`; the dashboard and a
