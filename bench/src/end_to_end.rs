@@ -129,7 +129,7 @@ fn options(bench: &UpBench, stream: StreamArgs, storage: Storage) -> UpOptions {
         alert_webhook: None,
         spans: history::Spans::default(),
         hot_ms: dashboard::service::Settings::default().hot_ms,
-        kafka_listen: up::kafka::KafkaListen::Off,
+        kafka: up::kafka::KafkaOptions::off(),
     }
 }
 

@@ -112,7 +112,7 @@ fn measure(topics: &Topics, bench: &ListenerBench, say: &dyn Fn(&str)) -> Result
         0,
         format!("tcp://{address}").parse()?,
     );
-    let _listener = kafka_listener::serve(bound, storage)?;
+    let _listener = kafka_listener::serve(bound, storage, Default::default())?;
     say(&format!(
         "the listener on {address}, the broker alone on {}",
         bench.baseline.brokers()

@@ -148,7 +148,7 @@ pub fn bench_swap(
         alert_webhook: None,
         spans: history::Spans::default(),
         hot_ms: dashboard::service::Settings::default().hot_ms,
-        kafka_listen: up::kafka::KafkaListen::Off,
+        kafka: up::kafka::KafkaOptions::off(),
     };
     let request = DeployRequest {
         name: spec.name.clone(),

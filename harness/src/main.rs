@@ -52,6 +52,8 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// List, read and write the topics of a running host or a stopped data folder, as `rpk topic` does.
     Topic(cli::topic::TopicArgs),
+    /// Manage the SASL users of up's Kafka listener, as `rpk security user` does.
+    User(cli::user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => cli::meta::resume(args),
         Command::Logs(args) => cli::logs::run(args),
         Command::Topic(args) => cli::topic::run(args),
+        Command::User(args) => cli::user::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,8 +140,14 @@ impl Access {
         !self.inner.users.is_empty()
     }
 
-    pub(crate) fn tls(&self) -> Option<&SslAcceptor> {
+    /// The TLS every listener serves with, from --tls-cert and --tls-key.
+    pub fn tls(&self) -> Option<&SslAcceptor> {
         self.inner.tls.as_ref()
+    }
+
+    /// Whether --allow-unauthenticated says the network is trusted.
+    pub fn allows_unauthenticated(&self) -> bool {
+        self.inner.allow_unauthenticated
     }
 
     /// `http` or `https`, for the addresses a command prints.

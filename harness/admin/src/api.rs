@@ -228,3 +228,26 @@ pub struct Produced {
     pub partition: i32,
     pub offset: i64,
 }
+
+/// A user's credential, as `POST /v1/security/users` and `PUT
+/// /v1/security/users/{user}` take it (`redpanda/admin/security.cc`,
+/// `parse_scram_credential`; rpk's `rpadmin/api_user.go`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    /// Only in a create: an update names the user in its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub password: String,
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub algorithm: String,
+}
+
+/// Never the password.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
+}

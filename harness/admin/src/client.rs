@@ -8,8 +8,8 @@ use anyhow::{anyhow, Context, Result};
 use http_access::client::{agent, path_segment, split_url};
 
 use crate::api::{
-    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
-    TransformMetadata,
+    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, NewUser, Produced, TopicInfo,
+    TopicRecord, TransformMetadata,
 };
 
 pub struct Client {
@@ -179,5 +179,34 @@ impl Client {
             &path,
             Vec::new(),
         )?)?)
+    }
+}
+
+/// The Kafka listener's SASL users, through the routes `rpk security user`
+/// calls (`rpadmin/api_user.go`).
+impl Client {
+    pub fn users(&self) -> Result<Vec<String>> {
+        Ok(serde_json::from_str(&self.send(
+            "GET",
+            "/v1/security/users",
+            Vec::new(),
+        )?)?)
+    }
+
+    pub fn create_user(&self, user: &NewUser) -> Result<()> {
+        self.send("POST", "/v1/security/users", serde_json::to_vec(user)?)?;
+        Ok(())
+    }
+
+    pub fn update_user(&self, name: &str, user: &NewUser) -> Result<()> {
+        let path = format!("/v1/security/users/{}", path_segment(name));
+        self.send("PUT", &path, serde_json::to_vec(user)?)?;
+        Ok(())
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        let path = format!("/v1/security/users/{}", path_segment(name));
+        self.send("DELETE", &path, Vec::new())?;
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! host and a client for the harness's own commands.
 //!
 //! The server knows nothing of how transforms run: a host gives it a
-//! [`Control`].
+//! [`Control`], and, if it has a Kafka listener, its [`Users`]
+//! (`rpk security user`'s routes, `src/v/redpanda/admin/security.cc`).
 
 mod api;
 mod client;
@@ -15,10 +16,10 @@ mod server;
 
 pub use api::{
     ApiError, Compression, DeployRequest, Deployed, EnvVar, HarnessStatus, MetaPatch, NewRecord,
-    OffsetFormat, OffsetSpec, PartitionStatus, Produced, SwapTiming, TopicInfo, TopicRecord,
-    TransformMetadata,
+    NewUser, OffsetFormat, OffsetSpec, PartitionStatus, Produced, SwapTiming, TopicInfo,
+    TopicRecord, TransformMetadata,
 };
 pub use client::{Client, ClientOptions};
 pub use offset::parse_from_offset;
 pub use rules::{check_environment, check_name, check_topics, MAX_ENV_VARS, MAX_NAME_BYTES};
-pub use server::{listen, routes, serve, Control, DEFAULT_ADMIN, MAX_BODY_BYTES};
+pub use server::{listen, routes, serve, Control, Users, DEFAULT_ADMIN, MAX_BODY_BYTES};

@@ -15,8 +15,8 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::api::{
-    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, Produced, TopicInfo, TopicRecord,
-    TransformMetadata,
+    ApiError, DeployRequest, Deployed, MetaPatch, NewRecord, NewUser, Produced, TopicInfo,
+    TopicRecord, TransformMetadata,
 };
 
 /// Redpanda's admin port, on loopback.
@@ -52,6 +52,19 @@ pub trait Control: Send + Sync + 'static {
         offset: i64,
         max: usize,
     ) -> Result<Vec<TopicRecord>, ApiError>;
+}
+
+/// What a host with a Kafka listener does for `/v1/security/users`: its
+/// SASL users, as `rpk security user` manages Redpanda's.
+pub trait Users: Send + Sync + 'static {
+    /// Every user's name.
+    fn list(&self) -> Result<Vec<String>, ApiError>;
+    /// Creates a user; again with the same credential, nothing changes.
+    fn create(&self, name: &str, user: NewUser) -> Result<(), ApiError>;
+    /// A new credential for an existing user.
+    fn update(&self, name: &str, user: NewUser) -> Result<(), ApiError>;
+    /// Removes a user; an unknown one is no error.
+    fn delete(&self, name: &str) -> Result<(), ApiError>;
 }
 
 /// The query of the read route.
@@ -133,6 +146,41 @@ pub(crate) fn parse_patch(body: &[u8]) -> Result<MetaPatch, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid JSON request body: {e}")))
 }
 
+/// A user's credential: one JSON object with the strings Redpanda requires
+/// (`security.cc`, `parse_scram_credential` and `create_user_handler`).
+pub(crate) fn parse_user(body: &[u8], needs_name: bool) -> Result<NewUser, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("JSON parse error: {e}")))?;
+    let string = |field: &str| value.get(field).and_then(serde_json::Value::as_str);
+    if !value.is_object() {
+        return Err(ApiError::bad_request("Not an object"));
+    }
+    let algorithm =
+        string("algorithm").ok_or_else(|| ApiError::bad_request("String algo missing"))?;
+    let password =
+        string("password").ok_or_else(|| ApiError::bad_request("String password missing"))?;
+    let username = string("username");
+    if needs_name && username.is_none() {
+        return Err(ApiError::bad_request("String username missing"));
+    }
+    Ok(NewUser {
+        username: username.map(str::to_string),
+        password: password.to_string(),
+        algorithm: algorithm.to_string(),
+    })
+}
+
+/// The users of `users`, or why a host has none.
+fn users_of(users: Option<Arc<dyn Users>>) -> Result<Arc<dyn Users>, ApiError> {
+    users.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "this host keeps no Kafka users: `harness up`'s Kafka listener (a harness built with \
+             --features kafka-listener, topics embedded) has them",
+        )
+    })
+}
+
 /// A path segment as sent: rpk escapes names (`url.PathEscape`).
 fn unescape(segment: &str) -> String {
     percent_encoding::percent_decode_str(segment)
@@ -152,10 +200,15 @@ async fn blocking<T: Send + 'static>(
 /// Every route of the API.
 pub fn routes(
     control: Arc<dyn Control>,
+    users: Option<Arc<dyn Users>>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with = move || {
         let control = control.clone();
         warp::any().map(move || control.clone())
+    };
+    let with_users = move || {
+        let users = users.clone();
+        warp::any().map(move || users.clone())
     };
     let deploy = warp::path!("v1" / "transform" / "deploy")
         .and(warp::post())
@@ -241,8 +294,67 @@ pub fn routes(
                 answer(blocking(move || control.read(&name, partition, q.offset, max)).await)
             },
         );
+    // Redpanda's `security.cc`: rpk security user list, create, update, delete.
+    let list_users = warp::path!("v1" / "security" / "users")
+        .and(warp::get())
+        .and(with_users())
+        .then(|users: Option<Arc<dyn Users>>| async move {
+            answer(blocking(move || users_of(users)?.list()).await)
+        });
+    let create_user = warp::path!("v1" / "security" / "users")
+        .and(warp::post())
+        .and(warp::body::stream())
+        .and(with_users())
+        .then(|body, users: Option<Arc<dyn Users>>| async move {
+            let result = async {
+                let user = parse_user(&read_body(Box::pin(body)).await?, true)?;
+                let users = users_of(users)?;
+                let name = user.username.clone().unwrap_or_default();
+                blocking(move || users.create(&name, user).map(|()| serde_json::json!({}))).await
+            };
+            answer(result.await)
+        });
+    let update_user = warp::path!("v1" / "security" / "users" / String)
+        .and(warp::put())
+        .and(warp::body::stream())
+        .and(with_users())
+        .then(
+            |name: String, body, users: Option<Arc<dyn Users>>| async move {
+                let name = unescape(&name);
+                let result = async {
+                    let user = parse_user(&read_body(Box::pin(body)).await?, false)?;
+                    let users = users_of(users)?;
+                    blocking(move || users.update(&name, user).map(|()| serde_json::json!({})))
+                        .await
+                };
+                answer(result.await)
+            },
+        );
+    let delete_user = warp::path!("v1" / "security" / "users" / String)
+        .and(warp::delete())
+        .and(with_users())
+        .then(|name: String, users: Option<Arc<dyn Users>>| async move {
+            let name = unescape(&name);
+            answer(
+                blocking(move || {
+                    users_of(users)?
+                        .delete(&name)
+                        .map(|()| serde_json::json!({}))
+                })
+                .await,
+            )
+        });
+    let users = list_users
+        .or(create_user)
+        .unify()
+        .or(update_user)
+        .unify()
+        .or(delete_user)
+        .unify();
     deploy
         .or(list)
+        .unify()
+        .or(users)
         .unify()
         .or(topics)
         .unify()
@@ -272,13 +384,14 @@ pub fn serve(
     listen: SocketAddr,
     access: &Access,
     control: Arc<dyn Control>,
+    users: Option<Arc<dyn Users>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     http_access::serve(
         runtime,
         self::listen(listen),
         access,
-        warp::service(routes(control)),
+        warp::service(routes(control, users)),
         stop,
     )
 }
@@ -324,6 +437,43 @@ mod tests {
         );
         assert!(message(br#"{"name":"n","input_topic":"i","output_topics":["o"],"offset":{"format":"sideways","value":1}}"#)
             .starts_with("invalid JSON request body"));
+    }
+
+    /// rpk's bodies (`rpadmin/api_user.go`): a create names the user, an
+    /// update names it in the path; Redpanda's messages for what is missing
+    /// (`security.cc`, `parse_scram_credential`).
+    #[test]
+    fn user_bodies_carry_a_password_and_an_algorithm() {
+        let user = parse_user(
+            br#"{"username":"alice","password":"p","algorithm":"SCRAM-SHA-256"}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(user.username.as_deref(), Some("alice"));
+        assert_eq!(
+            (user.password.as_str(), user.algorithm.as_str()),
+            ("p", "SCRAM-SHA-256")
+        );
+        assert!(parse_user(br#"{"password":"p","algorithm":"SCRAM-SHA-512"}"#, false).is_ok());
+        let message = |body: &[u8], needs_name| {
+            let e = parse_user(body, needs_name).unwrap_err();
+            assert_eq!(e.status, 400);
+            e.message
+        };
+        assert_eq!(message(b"[]", true), "Not an object");
+        assert_eq!(message(br#"{"password":"p"}"#, true), "String algo missing");
+        assert_eq!(
+            message(br#"{"algorithm":"SCRAM-SHA-256"}"#, true),
+            "String password missing"
+        );
+        assert_eq!(
+            message(br#"{"password":"p","algorithm":"SCRAM-SHA-256"}"#, true),
+            "String username missing"
+        );
+        assert!(message(b"{", true).starts_with("JSON parse error"));
+        // Never the password in a log.
+        assert!(!format!("{user:?}").contains("\"p\""));
+        assert_eq!(users_of(None).err().map(|e| e.status), Some(404));
     }
 
     #[test]

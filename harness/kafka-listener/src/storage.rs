@@ -44,6 +44,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::producers::{Check, Sequences};
+use crate::users::Users;
 
 const ENGINE: &str = "harness topics";
 
@@ -63,6 +64,7 @@ pub struct TopicStorage {
     producing: Arc<Mutex<()>>,
     /// Held from a group's read to its conditional update.
     groups: Arc<Mutex<()>>,
+    users: Users,
 }
 
 impl std::fmt::Debug for TopicStorage {
@@ -82,12 +84,13 @@ struct StoredGroup {
 impl TopicStorage {
     pub fn new(topics: Topics, cluster: &str, node: i32, advertised: Url) -> Self {
         TopicStorage {
-            topics,
             cluster: cluster.to_string(),
             node,
             advertised,
             producing: Arc::default(),
             groups: Arc::default(),
+            users: Users::new(topics.clone()),
+            topics,
         }
     }
 
@@ -565,6 +568,9 @@ impl Storage for TopicStorage {
         })
     }
 
+    /// Users are managed through the admin API (`harness user`, `rpk
+    /// security user`), which has its own access rules: over the Kafka
+    /// protocol, any authenticated client could otherwise make more.
     async fn upsert_user_scram_credential(
         &self,
         _: &str,
@@ -584,10 +590,10 @@ impl Storage for TopicStorage {
 
     async fn user_scram_credential(
         &self,
-        _: &str,
-        _: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
-        Ok(None)
+        Ok(self.users.credential(user, mechanism))
     }
 
     async fn describe_config(

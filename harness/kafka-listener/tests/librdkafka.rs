@@ -1,14 +1,15 @@
 //! librdkafka (rdkafka) against the listener on topics kept on disk: the
 //! idempotent producer, a consumer group that commits and resumes after a
 //! restart, list offsets, and records written by either side read by the
-//! other.
+//! other; and behind SASL SCRAM, a user's login and a wrong password's
+//! refusal.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use kafka_client::{flush, producer, send, KafkaConfig};
-use kafka_listener::{bind, serve, Listener, TopicStorage};
+use kafka_client::{flush, probe, producer, send, KafkaConfig, Unusable};
+use kafka_listener::{bind, serve, Listener, Mechanism, Security, TopicStorage, Users};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -20,13 +21,17 @@ const TOPIC: &str = "logs";
 const FROM_TOPICS: &str = "k-from-topics";
 
 fn start(folder: &Path) -> (Topics, Listener) {
+    start_with(folder, Security::default())
+}
+
+fn start_with(folder: &Path, security: Security) -> (Topics, Listener) {
     let topics = Topics::open(DataFolder::open(folder).unwrap(), Retention::default()).unwrap();
     topics.ensure_topic(TOPIC, 2).unwrap();
     let bound = bind("127.0.0.1:0".parse().unwrap()).unwrap();
     // Metadata sends clients to the advertised address: the one bound.
     let advertised = format!("tcp://{}", bound.local_addr().unwrap());
     let storage = TopicStorage::new(topics.clone(), "harness", 0, advertised.parse().unwrap());
-    (topics, serve(bound, storage).unwrap())
+    (topics, serve(bound, storage, security).unwrap())
 }
 
 fn stop(topics: Topics, listener: Listener) {
@@ -67,7 +72,11 @@ fn key(m: &OwnedMessage) -> String {
 /// Records keyed k`i` for each `i` of `keys`, through the idempotent
 /// producer the pipeline's Kafka parts use; every one acknowledged.
 fn produce(addr: &str, keys: std::ops::Range<usize>) {
-    let producer = producer(&KafkaConfig::new(addr)).unwrap();
+    produce_with(&KafkaConfig::new(addr), keys)
+}
+
+fn produce_with(config: &KafkaConfig, keys: std::ops::Range<usize>) {
+    let producer = producer(config).unwrap();
     for i in keys {
         let (key, value) = (format!("k{i}"), format!("{{\"n\":{i}}}"));
         let headers = OwnedHeaders::new().insert(Header {
@@ -175,5 +184,55 @@ fn consumed_headers_and_values_are_the_produced_ones() {
         assert_eq!(headers.get(0).value, Some(&b"rdkafka"[..]));
     }
     drop(group);
+    stop(topics, listener);
+}
+
+/// librdkafka's properties for `user` over SASL_PLAINTEXT.
+fn scram(addr: &str, user: &str, password: &str, mechanism: &str) -> KafkaConfig {
+    let mut config = KafkaConfig::new(addr);
+    config
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    config
+}
+
+#[test]
+fn behind_sasl_a_user_produces_and_a_wrong_password_is_refused_with_kafkas_error() {
+    let folder = tempfile::tempdir().unwrap();
+    let security = Security {
+        sasl: true,
+        tls: None,
+    };
+    let (topics, listener) = start_with(folder.path(), security);
+    let users = Users::new(topics.clone());
+    users
+        .create("analyst", "s3cret", Mechanism::ScramSha512)
+        .unwrap();
+    let addr = listener.local_addr().to_string();
+
+    produce_with(&scram(&addr, "analyst", "s3cret", "SCRAM-SHA-512"), 0..100);
+    assert_eq!(stored_keys(&topics).len(), 100);
+
+    // A wrong password, or the user's password with another mechanism:
+    // refused at once with Kafka's SASL_AUTHENTICATION_FAILED, which
+    // librdkafka reports as lasting, not a timeout.
+    for (password, mechanism) in [("wrong", "SCRAM-SHA-512"), ("s3cret", "SCRAM-SHA-256")] {
+        let config = scram(&addr, "analyst", password, mechanism);
+        match probe(&config, Duration::from_secs(10)) {
+            Err(Unusable::Refused(reason)) => assert!(
+                reason.contains(
+                    "Authentication failed during authentication due to invalid credentials"
+                ),
+                "{reason}"
+            ),
+            other => panic!("{password}, {mechanism}: {other:?}"),
+        }
+    }
+    // Without SASL at all: every request before authentication is refused.
+    assert!(probe(&KafkaConfig::new(&addr), Duration::from_secs(3)).is_err());
+    assert_eq!(stored_keys(&topics).len(), 100);
+    drop(users);
     stop(topics, listener);
 }

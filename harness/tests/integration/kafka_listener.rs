@@ -311,10 +311,10 @@ fn hostile_bytes_never_take_the_listener_down() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Beyond loopback the listener would serve anyone: refused, naming the
-/// flag.
+/// Beyond loopback without SASL the listener would serve anyone: refused
+/// before anything starts, naming the flags that would let it.
 #[test]
-fn a_listener_beyond_loopback_is_refused() {
+fn a_listener_beyond_loopback_without_sasl_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args([
             "up",
@@ -329,8 +329,182 @@ fn a_listener_beyond_loopback_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("--kafka-listen 0.0.0.0:0"), "{said}");
-    assert!(said.contains("loopback"), "{said}");
+    assert!(
+        said.contains("on 0.0.0.0:0 (from --kafka-listen)"),
+        "{said}"
+    );
+    assert!(said.contains("--kafka-sasl"), "{said}");
+    assert!(said.contains("harness user create"), "{said}");
+    // Refused before anything started: nothing was served.
+    assert!(!said.contains("admin endpoint on"), "{said}");
+}
+
+/// The script as `sasl` (USER:PASSWORD:MECHANISM, or none), over TLS
+/// trusting `ca`.
+fn client_as(python: &str, ca: &Path, sasl: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(python);
+    command.arg(SCRIPT).args(args).env("KAFKA_CA", ca);
+    if let Some(sasl) = sasl {
+        command.env("KAFKA_SASL", sasl);
+    }
+    common::succeed(&mut command)
+}
+
+/// What the script's `login` found.
+fn login(python: &str, kind: &str, up: &Up, ca: &Path, sasl: Option<&str>) -> Value {
+    let out = client_as(python, ca, sasl, &[kind, "login", &up.kafka]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Beyond loopback, as a data engineer opens the listener to a team: SASL
+/// SCRAM over TLS, with a user from RP_BOOTSTRAP_USER and one made by
+/// `harness user create` through the admin API. Both clients log in with
+/// either mechanism; a wrong password fails at once with Kafka's
+/// SASL_AUTHENTICATION_FAILED (librdkafka's `_AUTHENTICATION`, kafka-python's
+/// `[Error 58]`), not a timeout; a client without SASL is refused; records
+/// produced by one user are read by the other; a deleted user is out.
+#[test]
+fn beyond_loopback_clients_log_in_with_scram_over_tls() {
+    let (Some(python), Some(_)) = (python_with("confluent_kafka"), python_with("kafka")) else {
+        return;
+    };
+    let dir = scratch_data_dir("kafka-sasl");
+    std::fs::create_dir_all(&dir).unwrap();
+    common::make_certificates(&dir);
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("server.pem"), path("server.key"));
+    let up = Up::start_with_env(
+        &[
+            "--count",
+            "0",
+            "--kafka-listen",
+            "0.0.0.0:0",
+            "--kafka-sasl",
+            "--advertise-kafka-addr",
+            "127.0.0.1",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+        &[("RP_BOOTSTRAP_USER", "alice:wonder-land")],
+    );
+    assert!(
+        up.said
+            .contains("created the Kafka user alice (RP_BOOTSTRAP_USER)"),
+        "{}",
+        up.said
+    );
+    assert!(
+        up.said.contains("(SASL_SSL: kcat -b 127.0.0.1:"),
+        "{}",
+        up.said
+    );
+    let admin = ["--admin", up.admin.as_str(), "--admin-ca", ca.as_str()];
+    let created = common::harness(
+        &[
+            &["user", "create", "bob", "--password", "hunter2"][..],
+            &["--mechanism", "scram-sha-512"],
+            &admin,
+        ]
+        .concat(),
+    );
+    assert!(
+        created.contains("Created user \"bob\" (SCRAM-SHA-512)"),
+        "{created}"
+    );
+    let listed = common::harness(&[&["user", "list"][..], &admin].concat());
+    assert_eq!(listed, "USERNAME\nalice\nbob\n");
+
+    let ca = Path::new(&ca);
+    let alice = "alice:wonder-land:SCRAM-SHA-256";
+    let bob = "bob:hunter2:SCRAM-SHA-512";
+    for kind in ["confluent", "kafka-python"] {
+        for user in [alice, bob] {
+            let topics = login(&python, kind, &up, ca, Some(user));
+            assert!(
+                topics["topics"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&"logs".into())),
+                "{kind} as {user}: {topics}"
+            );
+        }
+        let none = login(&python, kind, &up, ca, None);
+        assert!(none.get("topics").is_none(), "{kind} without SASL: {none}");
+        // The wrong mechanism is a wrong credential too.
+        for wrong in [
+            "alice:wonder-lamp:SCRAM-SHA-256",
+            "bob:hunter2:SCRAM-SHA-256",
+        ] {
+            let refused = login(&python, kind, &up, ca, Some(wrong));
+            let error = refused["error"].as_str().unwrap_or_default();
+            match kind {
+                "confluent" => {
+                    assert_eq!(refused["code"], "_AUTHENTICATION", "{refused}");
+                    assert!(error.contains("Authentication failed"), "{refused}");
+                }
+                _ => assert!(
+                    error.contains("[Error 58] SaslAuthenticationFailedError"),
+                    "{refused}"
+                ),
+            }
+            eprintln!("{kind}, {wrong}: refused in {} s", refused["seconds"]);
+        }
+    }
+
+    // Records flow between users: alice produces with confluent-kafka,
+    // bob reads them in a group with kafka-python.
+    let (events, _) = seeded_events(&dir.join("stream"), 500, 21);
+    let produced = client_as(
+        &python,
+        ca,
+        Some(alice),
+        &[
+            "confluent",
+            "produce",
+            &up.kafka,
+            "logs",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&produced.stdout).contains("{\"produced\": 500}"),
+        "{produced:?}"
+    );
+    let read = client_as(
+        &python,
+        ca,
+        Some(bob),
+        &[
+            "kafka-python",
+            "consume",
+            &up.kafka,
+            "logs",
+            "bob-group",
+            "500",
+        ],
+    );
+    let sent: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let values = |records: &mut dyn Iterator<Item = Value>| -> BTreeSet<String> {
+        records
+            .map(|r| r["value"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let got = values(
+        &mut String::from_utf8_lossy(&read.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap()),
+    );
+    assert_eq!(got, values(&mut sent.into_iter()));
+
+    common::harness(&[&["user", "delete", "bob"][..], &admin].concat());
+    let gone = login(&python, "confluent", &up, ca, Some(bob));
+    assert_eq!(gone["code"], "_AUTHENTICATION", "{gone}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `harness topic --brokers` reaches `up`'s topics as a Kafka client: it

@@ -17,15 +17,55 @@ notebook or script would use them.
         as each is acknowledged; it keeps retrying through a broker's
         restart for up to 5 minutes.
 
+    kafka_clients.py CLIENT login BOOTSTRAP
+        Connects and lists the topics; prints {"topics": [...]} or, when the
+        client reports an error first, {"error": ..., "code": ...,
+        "seconds": time to the first error}.
+
 CLIENT is `confluent` (confluent-kafka, on librdkafka) or `kafka-python`
 (an implementation of its own, in Python).
+
+KAFKA_SASL=USER:PASSWORD:MECHANISM logs in with SASL SCRAM; KAFKA_CA=FILE
+speaks TLS, trusting that CA.
 """
 
 import json
+import logging
+import os
 import sys
 import time
 
 IDLE_SECONDS = 20
+
+
+def security_confluent():
+    """librdkafka's properties for KAFKA_SASL and KAFKA_CA."""
+    conf = {}
+    sasl, ca = os.environ.get("KAFKA_SASL"), os.environ.get("KAFKA_CA")
+    if sasl:
+        user, password, mechanism = sasl.split(":")
+        conf.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+    if ca:
+        conf["ssl.ca.location"] = ca
+    if sasl or ca:
+        conf["security.protocol"] = ("SASL_" if sasl else "") + ("SSL" if ca else "PLAINTEXT")
+    return conf
+
+
+def security_kafka_python():
+    """kafka-python's arguments for KAFKA_SASL and KAFKA_CA."""
+    kwargs = {}
+    sasl, ca = os.environ.get("KAFKA_SASL"), os.environ.get("KAFKA_CA")
+    if sasl:
+        user, password, mechanism = sasl.split(":")
+        kwargs.update(
+            {"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password}
+        )
+    if ca:
+        kwargs["ssl_cafile"] = ca
+    if sasl or ca:
+        kwargs["security_protocol"] = ("SASL_" if sasl else "") + ("SSL" if ca else "PLAINTEXT")
+    return kwargs
 
 
 def lines(path):
@@ -48,6 +88,7 @@ def produce_confluent(bootstrap, topic, path):
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
+            **security_confluent(),
         }
     )
 
@@ -87,6 +128,7 @@ def produce_kafka_python(bootstrap, topic, path):
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
+        **security_kafka_python(),
     )
     futures = []
     for record in lines(path):
@@ -111,7 +153,7 @@ def numbered_confluent(bootstrap, topic, count):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **security_confluent()})
     admin.create_topics([NewTopic(topic, 1)])[topic].result(30)
     failed = []
 
@@ -128,6 +170,7 @@ def numbered_confluent(bootstrap, topic, count):
             "acks": "all",
             "linger.ms": 5,
             "reconnect.backoff.max.ms": 200,
+            **security_confluent(),
         }
     )
     for i in range(count):
@@ -150,7 +193,9 @@ def numbered_kafka_python(bootstrap, topic, count):
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 1, 1)])
+    KafkaAdminClient(bootstrap_servers=bootstrap, **security_kafka_python()).create_topics(
+        [NewTopic(topic, 1, 1)]
+    )
     failed = []
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
@@ -159,6 +204,7 @@ def numbered_kafka_python(bootstrap, topic, count):
         linger_ms=5,
         reconnect_backoff_max_ms=200,
         delivery_timeout_ms=300_000,
+        **security_kafka_python(),
     )
 
     def acked(key):
@@ -185,6 +231,7 @@ def consume_confluent(bootstrap, topic, group, count):
             "group.id": group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            **security_confluent(),
         }
     )
     consumer.subscribe([topic])
@@ -212,6 +259,7 @@ def consume_kafka_python(bootstrap, topic, group, count):
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **security_kafka_python(),
     )
     got, quiet = [], time.monotonic()
     while len(got) < count and time.monotonic() - quiet < IDLE_SECONDS:
@@ -224,15 +272,70 @@ def consume_kafka_python(bootstrap, topic, group, count):
     return [(m.partition, m.offset, m.key, m.value) for m in got]
 
 
+def login_confluent(bootstrap):
+    from confluent_kafka import KafkaException, Producer
+
+    started, errors = time.monotonic(), []
+
+    def error(e):
+        if not errors:
+            errors.append({"error": e.str(), "code": e.name(), "seconds": time.monotonic() - started})
+
+    producer = Producer({"bootstrap.servers": bootstrap, "error_cb": error, **security_confluent()})
+    # Short tries, serving the error callback between them.
+    while time.monotonic() - started < 10:
+        try:
+            return {"topics": sorted(producer.list_topics(timeout=0.5).topics)}
+        except KafkaException as e:
+            last = {"error": str(e), "code": e.args[0].name()}
+        producer.poll(0.1)
+        if errors:
+            return errors[0]
+    return last
+
+
+class FirstError(logging.Handler):
+    """kafka-python reports a failed connection in its log, then retries
+    until its timeout: the first report, and when it came."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.started, self.first = time.monotonic(), None
+
+    def emit(self, record):
+        if self.first is None and "Error" in record.getMessage():
+            self.first = {"error": record.getMessage(), "seconds": time.monotonic() - self.started}
+
+
+def login_kafka_python(bootstrap):
+    from kafka import KafkaConsumer
+
+    first = FirstError()
+    logging.getLogger("kafka").addHandler(first)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, bootstrap_timeout_ms=5_000, **security_kafka_python()
+        )
+        return {"topics": sorted(consumer.topics())}
+    except Exception as e:  # the timeout that ends its retries
+        found = first.first or {"error": str(e)}
+        found["code"] = type(e).__name__
+        return found
+
+
 def text(b):
     return None if b is None else b.decode("utf-8", "replace")
 
 
 def main():
-    client, command, bootstrap, topic = sys.argv[1:5]
+    client, command, bootstrap = sys.argv[1:4]
     if client not in ("confluent", "kafka-python"):
         sys.exit(f"unknown client {client}")
     suffix = client.replace("-", "_")
+    if command == "login":
+        print(json.dumps(globals()[f"login_{suffix}"](bootstrap)))
+        return
+    topic = sys.argv[4]
     if command == "numbered":
         globals()[f"numbered_{suffix}"](bootstrap, topic, int(sys.argv[5]))
     elif command == "produce":

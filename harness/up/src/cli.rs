@@ -23,7 +23,7 @@ use kafka_client::{check, KafkaArgs};
 use shutdown::stop_on_ctrl_c;
 use topics::Retention;
 
-use crate::kafka::KafkaListen;
+use crate::kafka::{BootstrapUser, KafkaListen, KafkaOptions};
 use crate::{dashboard_listen, Endpoints, RegistryChoice, Stack, Storage, UpOptions};
 
 #[derive(Args)]
@@ -107,8 +107,19 @@ pub struct UpArgs {
     /// Where Kafka clients (kcat, rpk, confluent-kafka) reach the embedded topics [default:
     /// Redpanda's 127.0.0.1:9092, or a free port if it is taken], or `off`. In a harness built with
     /// `--features kafka-listener`.
+    /// Beyond loopback, it needs --kafka-sasl (or --allow-unauthenticated); with --tls-cert it
+    /// speaks TLS.
     #[arg(long, value_name = "HOST:PORT|off")]
     kafka_listen: Option<KafkaListen>,
+    /// Kafka clients authenticate with SASL SCRAM-SHA-256 or -512 as a user kept in the data
+    /// folder: `harness user create NAME` (or rpk security user create) while up runs, or
+    /// RP_BOOTSTRAP_USER=NAME:PASSWORD[:MECHANISM] at start.
+    #[arg(long)]
+    kafka_sasl: bool,
+    /// The address the Kafka listener gives clients in Metadata, HOST or HOST:PORT [default: the
+    /// one it listens on; the port bound when none is given].
+    #[arg(long, value_name = "HOST[:PORT]")]
+    advertise_kafka_addr: Option<String>,
     /// Where up serves its own schema registry (Confluent's REST API, Redpanda's port).
     #[arg(long, default_value = registry::DEFAULT_REGISTRY)]
     schema_registry_listen: SocketAddr,
@@ -137,6 +148,13 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
     if args.schema_registry.is_none() {
         access.check_listen(&registry::listen(args.schema_registry_listen))?;
     }
+    let kafka = KafkaOptions {
+        listen: args.kafka_listen.unwrap_or(KafkaListen::Default),
+        advertise: args.advertise_kafka_addr.take(),
+        sasl: args.kafka_sasl,
+        bootstrap_user: BootstrapUser::from_env()?,
+    };
+    kafka.check(&access, args.kafka.brokers.is_none())?;
     let (thresholds, alert_webhook) = args.alerts.settings()?;
     let (spans, hot_ms) = (args.keep.spans()?, args.keep.hot_ms()?);
     let memory_reservation = args.limits.reservation()?;
@@ -212,7 +230,7 @@ pub fn run(mut args: UpArgs, extensions: &Extensions) -> Result<()> {
             alert_webhook,
             spans,
             hot_ms,
-            kafka_listen: args.kafka_listen.unwrap_or(KafkaListen::Default),
+            kafka,
             schema_registry: match args.schema_registry {
                 Some(client) => RegistryChoice::Use(client),
                 None => RegistryChoice::Serve(args.schema_registry_listen),
@@ -266,8 +284,8 @@ fn announce(at: &Endpoints, access: &http_access::Access, topics: &str, registry
         Some(address) => eprintln!("schema registry on {scheme}://{address} (Confluent's REST API; rpk -X registry.hosts={address})"),
         None => eprintln!("schema registry: {registry_url}"),
     }
-    if let Some(address) = at.kafka {
-        eprintln!("Kafka API on {address} (kcat -b {address}, rpk -X brokers={address})");
+    if let Some(kafka) = &at.kafka {
+        eprintln!("Kafka API on {kafka}");
     }
     eprintln!("open {scheme}://{}/   (Ctrl-C to stop)", at.dashboard);
 }

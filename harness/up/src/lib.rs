@@ -98,8 +98,8 @@ pub struct UpOptions {
     /// How long the dashboard's history keeps each tier, and its hot set.
     pub spans: history::Spans,
     pub hot_ms: i64,
-    /// Where Kafka clients reach the embedded topics.
-    pub kafka_listen: kafka::KafkaListen,
+    /// Where and how Kafka clients reach the embedded topics.
+    pub kafka: kafka::KafkaOptions,
 }
 
 /// Where `up` keeps its topics.
@@ -163,7 +163,7 @@ pub struct Endpoints {
     /// The schema registry `up` serves, if it serves one.
     pub schema_registry: Option<SocketAddr>,
     /// The Kafka listener on the embedded topics, if it serves one.
-    pub kafka: Option<SocketAddr>,
+    pub kafka: Option<kafka::KafkaEndpoint>,
 }
 
 /// What a status line shows.

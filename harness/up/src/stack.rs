@@ -116,14 +116,15 @@ impl Stack {
             let (hosting, name) = (hosting.clone(), spec.name.clone());
             Box::new(move || hosting.version(&name))
         });
+        let kafka = kafka::start(kept.as_ref(), &options.kafka, &options.access)?;
         let admin = admin::serve(
             &runtime,
             options.admin_listen,
             &options.access,
             hosting.clone() as Arc<dyn Control>,
+            kafka::users(kept.as_ref()),
             until_set(stop.clone()),
         )?;
-        let kafka = kafka::start(kept.as_ref(), options.kafka_listen)?;
         let generator = start_generator(
             kept.as_ref(),
             stream,
@@ -152,7 +153,7 @@ impl Stack {
             dashboard: self.dashboard.address,
             admin: self.admin.0,
             schema_registry: self.registry.as_ref().map(|(address, _)| *address),
-            kafka: self.kafka.as_ref().map(kafka::Served::local_addr),
+            kafka: self.kafka.as_ref().map(kafka::Served::endpoint),
         }
     }
 

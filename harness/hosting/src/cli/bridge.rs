@@ -109,6 +109,7 @@ pub fn run(args: BridgeArgs, extensions: &Extensions) -> Result<()> {
         args.admin_listen,
         &access,
         hosting.clone() as Arc<dyn Control>,
+        None,
         until_set(stop.clone()),
     )?;
     let name = spec.name.clone();

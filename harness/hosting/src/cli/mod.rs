@@ -10,4 +10,5 @@ pub mod meta;
 pub mod run;
 pub mod test;
 pub mod topic;
+pub mod user;
 pub mod validate;

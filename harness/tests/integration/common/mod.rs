@@ -417,22 +417,28 @@ impl Up {
     /// unless `args` name one (or keep the topics elsewhere), and waits until it says where the dashboard
     /// is.
     pub fn start(args: &[&str]) -> Up {
+        Up::start_with_env(args, &[])
+    }
+
+    /// [`Up::start`], with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Up {
         let own = !args
             .iter()
             .any(|a| ["--data-dir", "--in-memory", "--brokers"].contains(a));
         let scratch = own.then(|| scratch_data_dir("up"));
-        let mut up = Up::spawn(args, scratch.as_deref());
+        let mut up = Up::spawn(args, scratch.as_deref(), env);
         up.scratch = scratch;
         up
     }
 
     /// Starts `harness up` on free ports with `data_dir`, which outlives it.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Up {
-        Up::spawn(args, Some(data_dir))
+        Up::spawn(args, Some(data_dir), &[])
     }
 
-    fn spawn(args: &[&str], data_dir: Option<&Path>) -> Up {
+    fn spawn(args: &[&str], data_dir: Option<&Path>, env: &[(&str, &str)]) -> Up {
         let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+        command.envs(env.iter().copied());
         command
             .args(["up", "--port", "0", "--admin-listen", "127.0.0.1:0"])
             .args(["--schema-registry-listen", "127.0.0.1:0"]);
