@@ -6,6 +6,7 @@
 //! asks, with the [`Users`] kept beside the topics.
 
 mod listener;
+mod long_poll;
 mod producers;
 mod storage;
 mod users;

@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio_openssl::SslStream;
 
+use crate::long_poll::LongPoll;
 use crate::TopicStorage;
 
 /// What a client must do before it is served.
@@ -189,12 +190,14 @@ async fn accept(
     }
 }
 
-type Services =
-    TcpContextService<TcpBytesService<BytesFrameService<FrameRouteService<nisshi_broker::Error>>>>;
+type Services = TcpContextService<
+    TcpBytesService<BytesFrameService<LongPoll<FrameRouteService<nisshi_broker::Error>>>>,
+>;
 
 /// One connection's services: `nisshi_broker::service::services`, built
 /// from the same public parts, with SaslAuthenticate answering as Kafka's
-/// brokers do (see [`KafkaAuthenticate`]).
+/// brokers do (see [`KafkaAuthenticate`]) and Fetch waiting for records
+/// ([`LongPoll`]).
 fn services(
     cluster: &str,
     groups: Controller<TopicStorage>,
@@ -225,7 +228,7 @@ fn services(
         TcpBytesLayer,
         BytesFrameLayer::default().with_sasl_config(sasl),
     )
-        .into_layer(route))
+        .into_layer(LongPoll(route)))
 }
 
 /// Nisshi's SaslAuthenticate, with a failed SCRAM exchange answered as

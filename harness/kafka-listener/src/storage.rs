@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -43,10 +43,15 @@ use topics::Topics;
 use url::Url;
 use uuid::Uuid;
 
+use crate::long_poll;
 use crate::producers::{Check, Sequences};
 use crate::users::Users;
 
 const ENGINE: &str = "harness topics";
+
+/// How often a long poll looks for records appended: at most this long
+/// after they are, the fetch answers.
+const LONG_POLL_LOOK: Duration = Duration::from_millis(2);
 
 /// Records read from a partition at a time while a fetch fills.
 const READ_CHUNK: usize = 256;
@@ -131,6 +136,59 @@ impl TopicStorage {
         match self.topics.partition_count(topition.topic()) {
             Some(n) if (0..n).contains(&topition.partition()) => Ok(()),
             _ => Err(Error::Api(ErrorCode::UnknownTopicOrPartition)),
+        }
+    }
+
+    /// Records of a partition from `offset` on, up to `max_bytes`, but at
+    /// least one even past it, so a consumer gets past a large one (KIP-74).
+    fn read(
+        &self,
+        topition: &Topition,
+        offset: i64,
+        max_bytes: u32,
+    ) -> Result<Vec<topics::Record>> {
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut next = offset;
+        'fill: while records.is_empty() || bytes < max_bytes as usize {
+            let chunk = self
+                .topics
+                .read(topition.topic(), topition.partition(), next, READ_CHUNK)
+                .map_err(failed)?;
+            let Some(last) = chunk.last() else { break };
+            next = last.offset + 1;
+            for r in chunk {
+                if !records.is_empty() && bytes + r.payload.len() > max_bytes as usize {
+                    break 'fill;
+                }
+                bytes += r.payload.len();
+                records.push(r);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Returns once a partition of `wanted` has a record at its offset,
+    /// or at `until`, looking every [`LONG_POLL_LOOK`]. Looks rather than
+    /// waits on the topics' condition variable: a future dropped with the
+    /// listener leaves no thread behind holding the data folder.
+    async fn until_any_has_records(&self, wanted: &[long_poll::Wanted], until: Instant) {
+        let wanted: Vec<(String, i32, i64)> = wanted
+            .iter()
+            .filter_map(|(topic, p, offset)| Some((self.name_of(topic)?, *p, *offset)))
+            .collect();
+        loop {
+            let has_records = wanted.iter().any(|(topic, p, offset)| {
+                self.topics
+                    .bounds(topic, *p)
+                    .is_ok_and(|(_, end)| end > *offset)
+            });
+            let now = Instant::now();
+            if has_records || now >= until {
+                tracing::debug!(has_records, ?wanted, "long poll ends");
+                return;
+            }
+            tokio::time::sleep(LONG_POLL_LOOK.min(until - now)).await;
         }
     }
 
@@ -397,29 +455,15 @@ impl Storage for TopicStorage {
         _min_bytes: u32,
         max_bytes: u32,
         _isolation: IsolationLevel,
-        _max_wait: Duration,
+        budget: Duration,
     ) -> Result<Vec<deflated::Batch>> {
         self.partitions(topition)?;
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        let mut next = offset;
-        // At least one record even past `max_bytes`, so a consumer gets
-        // past a large one (KIP-74).
-        'fill: while records.is_empty() || bytes < max_bytes as usize {
-            let chunk = self
-                .topics
-                .read(topition.topic(), topition.partition(), next, READ_CHUNK)
-                .map_err(failed)?;
-            let Some(last) = chunk.last() else { break };
-            next = last.offset + 1;
-            for r in chunk {
-                if !records.is_empty() && bytes + r.payload.len() > max_bytes as usize {
-                    break 'fill;
-                }
-                bytes += r.payload.len();
-                records.push(r);
-            }
+        if let Some((wanted, until)) = long_poll::first_look() {
+            // Within the read budget too, or Nisshi abandons the read.
+            self.until_any_has_records(&wanted, until.min(Instant::now() + budget))
+                .await;
         }
+        let records = self.read(topition, offset, max_bytes)?;
         if records.is_empty() {
             Ok(vec![])
         } else {

@@ -236,3 +236,36 @@ fn behind_sasl_a_user_produces_and_a_wrong_password_is_refused_with_kafkas_error
     drop(users);
     stop(topics, listener);
 }
+
+/// A consumer at the end of a partition, its fetches waiting up to 20 s
+/// (`fetch.wait.max.ms`): a record produced while one waits comes back in
+/// that fetch's answer, long before its wait is over. A broker that looked
+/// again only after a sleep, as Nisshi's fetch does, would answer it after
+/// 10 s at the soonest, past the poll below.
+#[test]
+fn a_long_poll_answers_as_soon_as_a_record_is_appended() {
+    let folder = tempfile::tempdir().unwrap();
+    let (topics, listener) = start(folder.path());
+    let addr = listener.local_addr().to_string();
+    produce(&addr, 0..4);
+    let consumer: BaseConsumer = KafkaConfig::new(&addr)
+        .client()
+        .set("group.id", "long-poll")
+        .set("fetch.wait.max.ms", "20000")
+        .create()
+        .unwrap();
+    let mut at_end = rdkafka::TopicPartitionList::new();
+    at_end
+        .add_partition_offset(TOPIC, 0, rdkafka::Offset::End)
+        .unwrap();
+    consumer.assign(&at_end).unwrap();
+    // Its first fetch goes out, and waits.
+    assert!(consumer.poll(Duration::from_secs(1)).is_none());
+    produce(&addr, 4..6);
+    let got = consumer
+        .poll(Duration::from_secs(8))
+        .expect("answered before its wait ended");
+    assert_eq!(key(&got.unwrap().detach()), "k4");
+    drop(consumer);
+    stop(topics, listener);
+}
