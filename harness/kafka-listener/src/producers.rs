@@ -1,6 +1,7 @@
 //! The idempotent producer's sequence numbers, per producer and partition,
 //! as Kafka's `ProducerStateManager` keeps them: a retried batch gets the
-//! offset it was written at, a gap or an old epoch an error.
+//! offset it was written at, a gap or an old epoch an error; a producer
+//! idle for a day is forgotten.
 
 use nisshi_sans_io::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -9,12 +10,20 @@ use serde::{Deserialize, Serialize};
 /// and the Java client keep at most 5 requests in flight.
 const REMEMBERED: usize = 5;
 
+/// How long a producer's state outlives its last batch: Kafka's
+/// `producer.id.expiration.ms` default, a day.
+pub const EXPIRY_MS: i64 = 86_400_000;
+
 /// A producer's state on one partition, kept beside its records.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequences {
     pub epoch: i16,
     /// Its last batches: first sequence, last sequence, first offset.
     pub batches: Vec<(i32, i32, i64)>,
+    /// When its last batch was written (ms since the epoch); 0 in state
+    /// kept before it was, which is not expired until it writes again.
+    #[serde(default)]
+    pub last_ms: i64,
 }
 
 /// What a batch is to a partition's producer state.
@@ -66,12 +75,21 @@ impl Sequences {
     }
 
     /// The state after a batch checked [`Check::Append`] is written at
-    /// `offset`.
-    pub fn appended(state: Option<Self>, epoch: i16, first: i32, count: i32, offset: i64) -> Self {
+    /// `offset`, at `now_ms`.
+    pub fn appended(
+        state: Option<Self>,
+        epoch: i16,
+        first: i32,
+        count: i32,
+        offset: i64,
+        now_ms: i64,
+    ) -> Self {
         let mut state = state.filter(|s| s.epoch == epoch).unwrap_or(Sequences {
             epoch,
             batches: Vec::new(),
+            last_ms: now_ms,
         });
+        state.last_ms = now_ms;
         if state.batches.len() == REMEMBERED {
             state.batches.remove(0);
         }
@@ -79,6 +97,11 @@ impl Sequences {
             .batches
             .push((first, last_sequence(first, count), offset));
         state
+    }
+
+    /// Whether its last batch is more than [`EXPIRY_MS`] before `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.last_ms > 0 && now_ms - self.last_ms > EXPIRY_MS
     }
 }
 
@@ -103,7 +126,7 @@ mod tests {
         let mut state = None;
         let mut offset = 0;
         for &(first, count) in batches {
-            state = Some(Sequences::appended(state, 0, first, count, offset));
+            state = Some(Sequences::appended(state, 0, first, count, offset, 1_000));
             offset += i64::from(count);
         }
         state.expect("a batch")
@@ -159,7 +182,7 @@ mod tests {
     fn a_new_epoch_starts_over_and_fences_the_old_one() {
         let state = written(&[(0, 3)]);
         assert_eq!(Sequences::check(Some(&state), 1, 0, 1), Ok(Check::Append));
-        let bumped = Sequences::appended(Some(state), 1, 0, 1, 3);
+        let bumped = Sequences::appended(Some(state), 1, 0, 1, 3, 2_000);
         assert_eq!(bumped.batches, vec![(0, 0, 3)]);
         assert_eq!(
             Sequences::check(Some(&bumped), 0, 3, 1),
@@ -169,8 +192,22 @@ mod tests {
 
     #[test]
     fn sequences_wrap_at_the_largest_int() {
-        let state = Sequences::appended(None, 0, i32::MAX - 1, 2, 0);
+        let state = Sequences::appended(None, 0, i32::MAX - 1, 2, 0, 1_000);
         assert_eq!(state.batches, vec![(i32::MAX - 1, i32::MAX, 0)]);
         assert_eq!(Sequences::check(Some(&state), 0, 0, 1), Ok(Check::Append));
+    }
+
+    #[test]
+    fn a_producer_idle_for_a_day_is_expired() {
+        let state = written(&[(0, 3)]);
+        assert_eq!(state.last_ms, 1_000);
+        assert!(!state.expired(1_000 + EXPIRY_MS));
+        assert!(state.expired(1_001 + EXPIRY_MS));
+        // Each batch renews it.
+        let renewed = Sequences::appended(Some(state), 0, 3, 1, 3, 50_000);
+        assert!(!renewed.expired(1_001 + EXPIRY_MS));
+        // State kept before the time was: not expired until it writes.
+        let old: Sequences = serde_json::from_str(r#"{"epoch":0,"batches":[[0,2,0]]}"#).unwrap();
+        assert!(!old.expired(i64::MAX));
     }
 }

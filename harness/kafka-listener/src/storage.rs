@@ -192,6 +192,18 @@ impl TopicStorage {
         }
     }
 
+    /// Forgets producers idle for longer than Kafka's
+    /// `producer.id.expiration.ms`. Run as a new producer comes, under the
+    /// producing lock: producers come far less often than batches.
+    fn expire_producers(&self) {
+        let now = now_ms();
+        for (key, value) in self.topics.meta_prefixed(PRODUCER_PREFIX) {
+            if serde_json::from_slice::<Sequences>(&value).is_ok_and(|s| s.expired(now)) {
+                self.topics.remove_meta(&key);
+            }
+        }
+    }
+
     fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
         self.topics
             .meta(key)
@@ -268,15 +280,26 @@ fn offsets_key(group: &str) -> String {
     format!("kafka/offsets/{group}")
 }
 
+const PRODUCER_PREFIX: &str = "kafka/producer/";
+
 fn producer_key(id: i64, topition: &Topition) -> String {
     format!(
-        "kafka/producer/{id}/{}/{}",
+        "{PRODUCER_PREFIX}{id}/{}/{}",
         topition.topic(),
         topition.partition()
     )
 }
 
 const NEXT_PRODUCER: &str = "kafka/next-producer-id";
+
+fn epoch_ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn now_ms() -> i64 {
+    epoch_ms(SystemTime::now())
+}
 
 fn failed(e: anyhow::Error) -> Error {
     Error::Message(format!("{e:#}"))
@@ -434,7 +457,8 @@ impl Storage for TopicStorage {
                     let offsets = this
                         .topics
                         .append_all_with_meta(topic, records, &key, |offset| {
-                            let next = Sequences::appended(state, epoch, first, count, offset);
+                            let next =
+                                Sequences::appended(state, epoch, first, count, offset, now_ms());
                             serde_json::to_vec(&next).expect("plain data serializes")
                         })
                         .map_err(failed)?;
@@ -501,14 +525,14 @@ impl Storage for TopicStorage {
                         let offset = match wanted {
                             ListOffset::Earliest => Some(low),
                             ListOffset::Latest => Some(end),
-                            ListOffset::Timestamp(at) => {
-                                let ms = at
-                                    .duration_since(SystemTime::UNIX_EPOCH)
-                                    .map_or(0, |d| d.as_millis() as i64);
-                                self.topics
-                                    .offset_for_time(topition.topic(), topition.partition(), ms)
-                                    .map_err(failed)?
-                            }
+                            ListOffset::Timestamp(at) => self
+                                .topics
+                                .offset_for_time(
+                                    topition.topic(),
+                                    topition.partition(),
+                                    epoch_ms(*at),
+                                )
+                                .map_err(failed)?,
                         };
                         ListOffsetResponse {
                             error_code: ErrorCode::None,
@@ -792,6 +816,7 @@ impl Storage for TopicStorage {
             (Some(id), Some(epoch)) if id >= 0 && (0..i16::MAX).contains(&epoch) => (id, epoch + 1),
             _ => {
                 let _held = self.producing.lock();
+                self.expire_producers();
                 let id: i64 = self.get_json(NEXT_PRODUCER)?.unwrap_or(0);
                 self.set_json(NEXT_PRODUCER, &(id + 1))?;
                 (id, 0)
@@ -891,5 +916,42 @@ fn version(n: u64) -> Version {
     Version {
         e_tag: Some(n.to_string()),
         version: Some(n.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new producer's InitProducerId forgets the producers idle for over
+    /// a day, and keeps the others.
+    #[test]
+    fn producers_idle_for_a_day_go_when_a_new_one_comes() {
+        let topics = Topics::in_memory(1 << 20);
+        let storage = TopicStorage::new(
+            topics.clone(),
+            "test",
+            0,
+            "tcp://127.0.0.1:9092".parse().unwrap(),
+        );
+        let at = |id: i64| producer_key(id, &Topition::new("logs", 0));
+        let idle =
+            Sequences::appended(None, 0, 0, 1, 0, now_ms() - crate::producers::EXPIRY_MS - 1);
+        let recent = Sequences::appended(None, 0, 0, 1, 1, now_ms() - 60_000);
+        storage.set_json(&at(1), &idle).unwrap();
+        storage.set_json(&at(2), &recent).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let given = runtime
+            .block_on(storage.init_producer(None, 0, None, None))
+            .unwrap();
+        assert_eq!(
+            (given.error, given.id, given.epoch),
+            (ErrorCode::None, 0, 0)
+        );
+        assert_eq!(topics.meta(&at(1)), None);
+        assert!(topics.meta(&at(2)).is_some());
     }
 }

@@ -260,7 +260,7 @@ fn write_loop(inner: Weak<Inner>, disk: Arc<DiskCore>) {
 fn changes(state: &mut State, pending: &[Pending]) -> Changes {
     let append_ms = now_ms();
     let mut runs: Vec<((u32, u32), Vec<ChunkRecord>)> = Vec::new();
-    let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut meta: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     for op in pending {
         match op {
             Pending::Record {
@@ -313,7 +313,7 @@ fn changes(state: &mut State, pending: &[Pending]) -> Changes {
         };
         meta.push((
             format!("partition/{topic}/{partition}"),
-            serde_json::to_vec(&kept).expect("serialisable"),
+            Some(serde_json::to_vec(&kept).expect("serialisable")),
         ));
     }
     changes.meta = meta;
@@ -431,10 +431,10 @@ fn apply_retention(inner: &Inner, disk: &DiskCore) -> Result<()> {
         let bytes = disk_bytes.saturating_sub(removed);
         changes.meta.push((
             format!("partition/{id}/{partition}"),
-            serde_json::to_vec(&PartitionMeta {
+            Some(serde_json::to_vec(&PartitionMeta {
                 low: next_low,
                 bytes,
-            })?,
+            })?),
         ));
         disk.store.write(&changes)?;
         let mut state = inner.state.lock();

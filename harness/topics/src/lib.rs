@@ -388,7 +388,7 @@ impl Topics {
             &mut state,
             Pending::Meta {
                 key: format!("topic/{topic}"),
-                value,
+                value: Some(value),
             },
         );
         Ok(partitions)
@@ -442,7 +442,7 @@ impl Topics {
             &mut state,
             Pending::Meta {
                 key: format!("commit/{group}/{topic}"),
-                value,
+                value: Some(value),
             },
         );
         self.notify(state);
@@ -478,10 +478,24 @@ impl Topics {
             state,
             Pending::Meta {
                 key: format!("harness/{key}"),
-                value: value.clone(),
+                value: Some(value.clone()),
             },
         );
         state.meta.insert(key.to_string(), value);
+    }
+
+    /// Removes what is kept under `key`, in order with the records.
+    pub fn remove_meta(&self, key: &str) {
+        let mut state = self.lock();
+        if state.meta.remove(key).is_some() {
+            self.inner.storage.keep(
+                &mut state,
+                Pending::Meta {
+                    key: format!("harness/{key}"),
+                    value: None,
+                },
+            );
+        }
     }
 
     /// The first offset of a partition whose record is stamped at or after

@@ -22,10 +22,8 @@ pub(crate) enum Pending {
         timestamp_ms: i64,
         payload: Arc<Vec<u8>>,
     },
-    Meta {
-        key: String,
-        value: Vec<u8>,
-    },
+    /// A meta entry's new value; `None` removes it.
+    Meta { key: String, value: Option<Vec<u8>> },
 }
 
 impl Pending {
@@ -33,7 +31,7 @@ impl Pending {
     pub(crate) fn size(&self) -> usize {
         match self {
             Pending::Record { payload, .. } => payload.len() + 12,
-            Pending::Meta { key, value } => key.len() + value.len(),
+            Pending::Meta { key, value } => key.len() + value.as_ref().map_or(0, Vec::len),
         }
     }
 }

@@ -68,7 +68,8 @@ pub struct Changes {
     pub chunks: Vec<Chunk>,
     /// Chunks to drop: topic, partition, first offset.
     pub removed: Vec<(u32, u32, i64)>,
-    pub meta: Vec<(String, Vec<u8>)>,
+    /// Meta entries' new values; `None` removes one.
+    pub meta: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// A chunk's value: when it was written and how many records, then each
@@ -199,7 +200,10 @@ impl Store {
             batch.remove(&self.records, key(topic, partition, first));
         }
         for (key, value) in &changes.meta {
-            batch.insert(&self.meta, key.as_bytes(), value.as_slice());
+            match value {
+                Some(value) => batch.insert(&self.meta, key.as_bytes(), value.as_slice()),
+                None => batch.remove(&self.meta, key.as_bytes()),
+            }
         }
         batch.commit().context("writing to the store")
     }

@@ -416,3 +416,28 @@ fn a_full_disk_makes_writers_wait_and_loses_nothing() {
     topics.shut_down().unwrap();
     std::fs::remove_dir_all(&path).unwrap();
 }
+
+#[test]
+fn a_removed_meta_entry_stays_removed_after_a_restart() {
+    let path = scratch("remove-meta");
+    let topics = open(&path, Retention::default());
+    topics.set_meta("kept", b"1".to_vec());
+    topics.set_meta("gone", b"2".to_vec());
+    topics.set_meta("back", b"3".to_vec());
+    topics.flush().unwrap();
+    topics.remove_meta("gone");
+    // Removed, then set again before the writer takes either: set wins.
+    topics.remove_meta("back");
+    topics.set_meta("back", b"4".to_vec());
+    assert_eq!(topics.meta("gone"), None);
+    topics.shut_down().unwrap();
+    drop(topics);
+
+    let topics = open(&path, Retention::default());
+    assert_eq!(topics.meta("kept").as_deref(), Some(&b"1"[..]));
+    assert_eq!(topics.meta("gone"), None);
+    assert_eq!(topics.meta("back").as_deref(), Some(&b"4"[..]));
+    topics.shut_down().unwrap();
+    drop(topics);
+    let _ = std::fs::remove_dir_all(&path);
+}
