@@ -170,6 +170,16 @@ pub(crate) fn parse_user(body: &[u8], needs_name: bool) -> Result<NewUser, ApiEr
     })
 }
 
+/// A user's credential comes as JSON, as rpk sends it: a web page can post
+/// plain text to a loopback endpoint without the browser asking first, but
+/// not JSON, so no page a user visits can make Kafka users.
+fn json_only(content_type: Option<&str>) -> Result<(), ApiError> {
+    match content_type {
+        Some(kind) if kind.trim_start().starts_with("application/json") => Ok(()),
+        _ => Err(ApiError::new(415, "Content-Type must be application/json")),
+    }
+}
+
 /// The users of `users`, or why a host has none.
 fn users_of(users: Option<Arc<dyn Users>>) -> Result<Arc<dyn Users>, ApiError> {
     users.ok_or_else(|| {
@@ -303,25 +313,32 @@ pub fn routes(
         });
     let create_user = warp::path!("v1" / "security" / "users")
         .and(warp::post())
-        .and(warp::body::stream())
-        .and(with_users())
-        .then(|body, users: Option<Arc<dyn Users>>| async move {
-            let result = async {
-                let user = parse_user(&read_body(Box::pin(body)).await?, true)?;
-                let users = users_of(users)?;
-                let name = user.username.clone().unwrap_or_default();
-                blocking(move || users.create(&name, user).map(|()| serde_json::json!({}))).await
-            };
-            answer(result.await)
-        });
-    let update_user = warp::path!("v1" / "security" / "users" / String)
-        .and(warp::put())
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
         .and(with_users())
         .then(
-            |name: String, body, users: Option<Arc<dyn Users>>| async move {
+            |kind: Option<String>, body, users: Option<Arc<dyn Users>>| async move {
+                let result = async {
+                    json_only(kind.as_deref())?;
+                    let user = parse_user(&read_body(Box::pin(body)).await?, true)?;
+                    let users = users_of(users)?;
+                    let name = user.username.clone().unwrap_or_default();
+                    blocking(move || users.create(&name, user).map(|()| serde_json::json!({})))
+                        .await
+                };
+                answer(result.await)
+            },
+        );
+    let update_user = warp::path!("v1" / "security" / "users" / String)
+        .and(warp::put())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::stream())
+        .and(with_users())
+        .then(
+            |name: String, kind: Option<String>, body, users: Option<Arc<dyn Users>>| async move {
                 let name = unescape(&name);
                 let result = async {
+                    json_only(kind.as_deref())?;
                     let user = parse_user(&read_body(Box::pin(body)).await?, false)?;
                     let users = users_of(users)?;
                     blocking(move || users.update(&name, user).map(|()| serde_json::json!({})))
@@ -474,6 +491,14 @@ mod tests {
         // Never the password in a log.
         assert!(!format!("{user:?}").contains("\"p\""));
         assert_eq!(users_of(None).err().map(|e| e.status), Some(404));
+        assert!(json_only(Some("application/json; charset=utf-8")).is_ok());
+        for kind in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            assert_eq!(json_only(kind).unwrap_err().status, 415);
+        }
     }
 
     #[test]

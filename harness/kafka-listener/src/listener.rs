@@ -233,9 +233,10 @@ fn services(
 
 /// Nisshi's SaslAuthenticate, with a failed SCRAM exchange answered as
 /// Kafka's and Redpanda's brokers answer it: `SASL_AUTHENTICATION_FAILED`
-/// (`kafka/server/handlers/sasl_authenticate.cc`). Nisshi sends the
-/// server's RFC 5802 error (`e=invalid-proof`, `e=unknown-user`) with no
-/// error code, which librdkafka reports but kafka-python retries forever.
+/// (`kafka/server/handlers/sasl_authenticate.cc`), one message whatever
+/// failed, so that it does not tell who exists. Nisshi sends the server's
+/// RFC 5802 error (`e=invalid-proof`, `e=unknown-user`) with no error code,
+/// which librdkafka reports but kafka-python retries forever.
 #[derive(Clone)]
 struct KafkaAuthenticate(SaslAuthenticateService);
 
@@ -253,12 +254,14 @@ impl Service<RequestInput<SaslAuthenticateRequest>> for KafkaAuthenticate {
         {
             return Ok(response);
         }
-        let reason = String::from_utf8_lossy(&response.auth_bytes[2..]).into_owned();
+        // Without the server's `e=` reason, which says whether the user
+        // exists, as Kafka's answer carries no bytes.
         Ok(response
             .error_code(ErrorCode::SaslAuthenticationFailed.into())
-            .error_message(Some(format!(
-                "Authentication failed during authentication due to invalid credentials ({reason})"
-            ))))
+            .error_message(Some(
+                "Authentication failed during authentication due to invalid credentials".into(),
+            ))
+            .auth_bytes(bytes::Bytes::new()))
     }
 }
 

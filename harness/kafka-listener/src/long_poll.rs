@@ -46,8 +46,10 @@ where
 
     async fn serve(&self, input: FrameInput) -> Result<Frame, S::Error> {
         let window = match &input.frame.body {
-            // Kafka answers at once when the client asks for no bytes.
-            Body::FetchRequest(fetch) if fetch.min_bytes > 0 && fetch.max_wait_ms > 0 => Window {
+            // With `min_bytes` 0 too: Nisshi's fetch then still waits out
+            // `max_wait` when there is nothing, so it may as well wait for
+            // a record.
+            Body::FetchRequest(fetch) if fetch.max_wait_ms > 0 => Window {
                 until: Instant::now() + Duration::from_millis(fetch.max_wait_ms as u64),
                 wanted: fetch
                     .topics

@@ -43,12 +43,11 @@ impl Sequences {
         first: i32,
         count: i32,
     ) -> Result<Check, ErrorCode> {
+        // A producer with no state (new, or forgotten after a day idle) is
+        // accepted at any sequence, as Kafka's
+        // `ProducerAppendInfo.checkSequence` accepts it.
         let Some(state) = state else {
-            return if first == 0 {
-                Ok(Check::Append)
-            } else {
-                Err(ErrorCode::OutOfOrderSequenceNumber)
-            };
+            return Ok(Check::Append);
         };
         if epoch < state.epoch {
             return Err(ErrorCode::InvalidProducerEpoch);
@@ -133,12 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn a_new_producer_starts_at_sequence_zero() {
+    fn a_producer_with_no_state_is_accepted_at_any_sequence() {
         assert_eq!(Sequences::check(None, 0, 0, 3), Ok(Check::Append));
-        assert_eq!(
-            Sequences::check(None, 0, 3, 3),
-            Err(ErrorCode::OutOfOrderSequenceNumber)
-        );
+        // An expired producer's next batch goes on where it was.
+        assert_eq!(Sequences::check(None, 0, 3, 3), Ok(Check::Append));
     }
 
     #[test]
