@@ -252,8 +252,8 @@ fn serve(
 ) -> Result<Option<Served>> {
     use anyhow::Context;
     use std::net::Ipv4Addr;
+    let users = kafka_listener::Users::new(topics.clone());
     if let Some(user) = &options.bootstrap_user {
-        let users = kafka_listener::Users::new(topics.clone());
         if !users.list().contains(&user.name) {
             let mechanism = user.mechanism.parse().map_err(anyhow::Error::msg)?;
             users
@@ -281,7 +281,7 @@ fn serve(
     let url = format!("tcp://{address}")
         .parse()
         .with_context(|| format!("--advertise-kafka-addr {address}: not HOST[:PORT]"))?;
-    if options.sasl && kafka_listener::Users::new(topics.clone()).list().is_empty() {
+    if options.sasl && users.list().is_empty() {
         eprintln!(
             "the Kafka API requires SASL and has no users yet: create one with `harness user create NAME`"
         );
